@@ -1,0 +1,79 @@
+# sessionService -- plain Makefile; every library is found with pkg-config.
+#
+#   make            build/sessiond, build/createSession, build/readSession, build/closeSession
+#   make run        install what is missing, build, serve on 127.0.0.1:8080 (LMDB)
+#   make test       install what is missing, build, unit + black-box tests,
+#                   then the same tests again on an ASan+UBSan build
+#   make asan       the sanitizer build, in build/asan/
+
+PKGS     := libmicrohttpd jansson libjwt openssl lmdb
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+SAN      ?=
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Isrc \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+SRC      := $(wildcard src/*.c)
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libsessionservice.a
+BINS     := sessiond createSession readSession closeSession
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test unit api asan deps deps-test clean
+.DELETE_ON_ERROR:
+
+all: $(addprefix $(BUILD)/,$(BINS))
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%: bin/%.c $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+deps:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/env.sh
+	exec ./$(BUILD)/sessiond
+
+unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+api: all
+	SESSIOND_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/api
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" all $(UNITS:$(BUILD)/%=build/asan/%)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNITS)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory api
+	@echo "== sanitizer build (ASan + UBSan)"
+	@$(MAKE) --no-print-directory asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory BUILD=build/asan \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" unit api
+
+clean:
+	rm -rf build

@@ -1,0 +1,374 @@
+/* config.c -- the settings table, .env parsing and validation. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "log.h"
+
+typedef enum cfg_type {
+    CFG_INT,     /* decimal integer within [min, max] */
+    CFG_BOOL,    /* 0 or 1 */
+    CFG_STR,     /* non-empty, no control characters; NULL default = unset */
+    CFG_WORD,    /* CFG_STR without spaces, ';', ',' or '=' (cookie name, scope) */
+    CFG_SECRET,  /* at least min bytes, required */
+    CFG_HOST,    /* IPv4 or IPv6 literal */
+    CFG_URL,     /* scheme://rest */
+    CFG_LEVEL    /* debug | info | warn | error */
+} cfg_type;
+
+typedef struct cfg_entry {
+    const char *name;
+    cfg_type type;
+    size_t offset;
+    int64_t min, max;
+    const char *def; /* NULL: unset (CFG_STR) or required (CFG_SECRET) */
+} cfg_entry;
+
+#define F(field) offsetof(config, field)
+
+static const cfg_entry table[] = {
+    { "HOST", CFG_HOST, F(host), 0, 0, "127.0.0.1" },
+    { "PORT", CFG_INT, F(port), 1, 65535, "8080" },
+    { "JWT_SECRET", CFG_SECRET, F(jwt_secret), 32, 4096, NULL },
+    { "JWT_ISSUER", CFG_STR, F(jwt_issuer), 0, 0, NULL },
+    { "JWT_AUDIENCE", CFG_STR, F(jwt_audience), 0, 0, NULL },
+    { "JWT_LEEWAY", CFG_INT, F(jwt_leeway), 0, 3600, "30" },
+    { "SESSION_TTL", CFG_INT, F(session_ttl), 1, 31622400, "3600" },
+    { "SESSION_MAX_TTL", CFG_INT, F(session_max_ttl), 1, 31622400, "2592000" },
+    { "STORE_URL", CFG_URL, F(store_url), 0, 0, "lmdb://./data" },
+    { "ADMIN_SCOPE", CFG_WORD, F(admin_scope), 0, 0, "session:admin" },
+    { "SESSION_COOKIE", CFG_WORD, F(session_cookie), 0, 0, "session" },
+    { "TRUST_PROXY", CFG_BOOL, F(trust_proxy), 0, 1, "0" },
+    { "LOG_LEVEL", CFG_LEVEL, F(log_level), 0, 0, "info" },
+    { "THREADS", CFG_INT, F(threads), 0, 256, "0" },
+    { "CONNECTION_LIMIT", CFG_INT, F(connection_limit), 1, 65536, "1024" },
+    { "CONNECTION_TIMEOUT", CFG_INT, F(connection_timeout), 1, 3600, "10" },
+    { "LMDB_MAP_SIZE", CFG_INT, F(lmdb_map_size), 1048576, 1099511627776LL, "4294967296" },
+    { "PURGE_INTERVAL", CFG_INT, F(purge_interval), 1, 86400, "60" },
+};
+
+static int has_control(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+static rc_t parse_int(const char *s, int64_t *out)
+{
+    if (*s == '\0')
+        return RC_INVALID;
+    const char *p = s;
+    if (*p == '-' || *p == '+')
+        p++;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return RC_INVALID;
+    if (*p == '\0')
+        return RC_INVALID;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return RC_INVALID;
+    *out = v;
+    return RC_OK;
+}
+
+/* Validates one value; on success stores it into c. Error text must never
+ * quote the secret. */
+static rc_t set_value(config *c, const cfg_entry *e, const char *v,
+                      char *err, size_t errlen)
+{
+    void *slot = (char *)c + e->offset;
+    int64_t n;
+
+    switch (e->type) {
+    case CFG_INT:
+    case CFG_BOOL:
+        if (parse_int(v, &n) != RC_OK || n < e->min || n > e->max) {
+            snprintf(err, errlen, "%s: not an integer in %lld..%lld: \"%.40s\"",
+                     e->name, (long long)e->min, (long long)e->max, v);
+            return RC_INVALID;
+        }
+        *(int64_t *)slot = n;
+        return RC_OK;
+    case CFG_LEVEL: {
+        static const char *levels[] = { "debug", "info", "warn", "error" };
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(v, levels[i]) == 0) {
+                *(int64_t *)slot = i;
+                return RC_OK;
+            }
+        }
+        snprintf(err, errlen, "%s: must be debug, info, warn or error: \"%.40s\"",
+                 e->name, v);
+        return RC_INVALID;
+    }
+    case CFG_SECRET: {
+        size_t len = strlen(v);
+        if (len < (size_t)e->min || len > (size_t)e->max) {
+            snprintf(err, errlen, "%s: must be %lld to %lld bytes (got %zu)",
+                     e->name, (long long)e->min, (long long)e->max, len);
+            return RC_INVALID;
+        }
+        c->jwt_secret_len = len;
+        break;
+    }
+    case CFG_HOST: {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, v, addr) != 1 && inet_pton(AF_INET6, v, addr) != 1) {
+            snprintf(err, errlen, "%s: not an IPv4 or IPv6 address: \"%.60s\"",
+                     e->name, v);
+            return RC_INVALID;
+        }
+        break;
+    }
+    case CFG_URL: {
+        const char *sep = strstr(v, "://");
+        if (sep == NULL || sep == v || has_control(v)) {
+            snprintf(err, errlen, "%s: not a scheme://... URL: \"%.60s\"", e->name, v);
+            return RC_INVALID;
+        }
+        break;
+    }
+    case CFG_STR:
+    case CFG_WORD:
+        if (*v == '\0' || strlen(v) > 1024 || has_control(v) ||
+            (e->type == CFG_WORD && strpbrk(v, " \t;,=\"") != NULL)) {
+            snprintf(err, errlen, "%s: %s: \"%.60s\"", e->name,
+                     e->type == CFG_WORD ? "must be one non-empty word"
+                                         : "must be non-empty printable text",
+                     v);
+            return RC_INVALID;
+        }
+        break;
+    }
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        snprintf(err, errlen, "%s: out of memory", e->name);
+        return RC_NOMEM;
+    }
+    free(*(char **)slot);
+    *(char **)slot = copy;
+    return RC_OK;
+}
+
+rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
+                      char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const cfg_entry *e = &table[i];
+        const char *v = lookup(e->name, arg);
+        if (v == NULL)
+            v = e->def;
+        if (v == NULL) {
+            if (e->type == CFG_SECRET) {
+                snprintf(err, errlen, "%s: required (at least %lld bytes)",
+                         e->name, (long long)e->min);
+                return RC_INVALID;
+            }
+            continue; /* optional, unset */
+        }
+        rc_t rc = set_value(c, e, v, err, errlen);
+        if (rc != RC_OK)
+            return rc;
+    }
+    if (c->session_ttl > c->session_max_ttl) {
+        snprintf(err, errlen, "SESSION_TTL: %lld is above SESSION_MAX_TTL (%lld)",
+                 (long long)c->session_ttl, (long long)c->session_max_ttl);
+        return RC_INVALID;
+    }
+    return RC_OK;
+}
+
+void config_free(config *c)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        cfg_type t = table[i].type;
+        if (t != CFG_INT && t != CFG_BOOL && t != CFG_LEVEL) {
+            char **slot = (char **)((char *)c + table[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+static int is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+static int is_key_char(char ch, int first)
+{
+    return ch == '_' || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (!first && ch >= '0' && ch <= '9');
+}
+
+rc_t config_parse_env(const char *text, size_t len, config_pair_fn fn,
+                      void *arg, size_t *bad_line)
+{
+    size_t pos = 0, line = 0;
+    while (pos < len) {
+        line++;
+        size_t end = pos;
+        while (end < len && text[end] != '\n')
+            end++;
+        size_t a = pos, b = end;
+        pos = end + 1;
+        while (a < b && is_space(text[a]))
+            a++;
+        while (b > a && is_space(text[b - 1]))
+            b--;
+        if (a == b || text[a] == '#')
+            continue;
+        if (b - a > 7 && memcmp(text + a, "export", 6) == 0 && is_space(text[a + 6])) {
+            a += 7;
+            while (a < b && is_space(text[a]))
+                a++;
+        }
+        size_t k = a;
+        while (k < b && is_key_char(text[k], k == a))
+            k++;
+        size_t klen = k - a;
+        while (k < b && is_space(text[k]))
+            k++;
+        if (klen == 0 || k == b || text[k] != '=')
+            goto bad;
+        size_t v = k + 1;
+        while (v < b && is_space(text[v]))
+            v++;
+        size_t vend = b;
+        if (v < vend && (text[v] == '"' || text[v] == '\'')) {
+            if (vend - v < 2 || text[vend - 1] != text[v])
+                goto bad;
+            v++;
+            vend--;
+        }
+        for (size_t i = v; i < vend; i++) {
+            unsigned char ch = (unsigned char)text[i];
+            if (ch == '\0' || (ch < 0x20 && ch != '\t'))
+                goto bad;
+        }
+        if (fn(text + a, klen, text + v, vend - v, arg) != 0)
+            return RC_ERR;
+        continue;
+    bad:
+        if (bad_line)
+            *bad_line = line;
+        return RC_INVALID;
+    }
+    return RC_OK;
+}
+
+/* ---- loading from the process environment and a .env file ---- */
+
+typedef struct env_file {
+    char *names[64];
+    char *values[64];
+    size_t n;
+} env_file;
+
+static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
+                     void *arg)
+{
+    env_file *f = arg;
+    for (size_t i = 0; i < f->n; i++) {
+        if (strlen(f->names[i]) == klen && memcmp(f->names[i], key, klen) == 0) {
+            char *v = strndup(val, vlen);
+            if (v == NULL)
+                return 1;
+            free(f->values[i]);
+            f->values[i] = v; /* a later line wins */
+            return 0;
+        }
+    }
+    if (f->n == sizeof f->names / sizeof f->names[0])
+        return 0; /* unknown extra keys beyond the table are ignored */
+    f->names[f->n] = strndup(key, klen);
+    f->values[f->n] = strndup(val, vlen);
+    if (f->names[f->n] == NULL || f->values[f->n] == NULL)
+        return 1;
+    f->n++;
+    return 0;
+}
+
+static const char *lookup_env(const char *name, void *arg)
+{
+    env_file *f = arg;
+    const char *v = getenv(name);
+    if (v != NULL)
+        return v;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->names[i], name) == 0)
+            return f->values[i];
+    return NULL;
+}
+
+static rc_t read_env_file(const char *path, int must_exist, env_file *f,
+                          char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        if (!must_exist && errno == ENOENT)
+            return RC_OK;
+        snprintf(err, errlen, "ENV_FILE: cannot read %.200s: %s", path, strerror(errno));
+        return RC_INVALID;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    rc_t rc = RC_OK;
+    for (;;) {
+        if (cap - len < 4096) {
+            if (cap >= 1 << 20) {
+                snprintf(err, errlen, "ENV_FILE: %.200s is larger than 1 MiB", path);
+                rc = RC_INVALID;
+                goto out;
+            }
+            char *p = realloc(text, cap + 8192);
+            if (p == NULL) {
+                rc = RC_NOMEM;
+                snprintf(err, errlen, "ENV_FILE: out of memory");
+                goto out;
+            }
+            text = p;
+            cap += 8192;
+        }
+        size_t got = fread(text + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    size_t line = 0;
+    rc = config_parse_env(text, len, keep_pair, f, &line);
+    if (rc == RC_INVALID)
+        snprintf(err, errlen, "ENV_FILE: %.200s line %zu: not KEY=VALUE", path, line);
+    else if (rc != RC_OK)
+        snprintf(err, errlen, "ENV_FILE: out of memory");
+out:
+    free(text);
+    fclose(fp);
+    return rc;
+}
+
+rc_t config_load(config *c, char *err, size_t errlen)
+{
+    env_file f = { .n = 0 };
+    const char *path = getenv("ENV_FILE");
+    rc_t rc = read_env_file(path ? path : ".env", path != NULL, &f, err, errlen);
+    if (rc == RC_OK)
+        rc = config_load_from(c, lookup_env, &f, err, errlen);
+    else
+        memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < f.n; i++) {
+        free(f.names[i]);
+        free(f.values[i]);
+    }
+    return rc;
+}

@@ -1,0 +1,364 @@
+/* handlers.c -- one function per route of the contract, and the route
+ * table. Handlers answer RC_OK after filling r->status / r->out, or a core
+ * rc_t with a detail; http.c renders errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "handlers.h"
+#include "log.h"
+#include "metrics.h"
+#include "session.h"
+
+#define NOT_FOUND_DETAIL "no live session with this id"
+#define TOUCH_EVERY 60 /* seconds: last_seen_at may lag this much */
+
+/* Verifies the caller's token (Bearer, or the session cookie when
+ * cookie_too). A session token must name a live session of its sub; that
+ * session is then decoded into *live (views into r->rec) when live != NULL. */
+static rc_t authenticate(http_request *r, token_claims *who, int cookie_too,
+                         session_t *live)
+{
+    const http_service *svc = r->svc;
+    const char *h = http_header(r, "Authorization");
+    str_t tok;
+
+    if (h != NULL) {
+        r->token_presented = 1;
+        if (http_bearer(h, strlen(h), &tok) != RC_OK)
+            return http_fail(r, RC_UNAUTHORIZED, "the Authorization header is not a Bearer token");
+    } else {
+        const char *c = cookie_too ? http_header(r, "Cookie") : NULL;
+        const char *name = svc->cfg->session_cookie;
+        if (c == NULL || http_cookie_get(c, strlen(c), name, strlen(name), &tok) != RC_OK)
+            return http_fail(r, RC_UNAUTHORIZED, "a bearer token is required");
+        r->token_presented = 1;
+    }
+    rc_t rc = token_verify(&svc->policy, tok.p, tok.len, r->now, who);
+    if (rc == RC_NOMEM)
+        return rc;
+    if (rc != RC_OK)
+        return http_fail(r, RC_UNAUTHORIZED, "the token is invalid or expired");
+    if (!who->has_sid)
+        return RC_OK;
+
+    session_t s;
+    rc = store_get(svc->store, who->sid, r->now, &r->rec);
+    if (rc == RC_OK && session_decode(r->rec.p, r->rec.len, &s) != RC_OK)
+        rc = RC_ERR;
+    if (rc == RC_NOT_FOUND ||
+        (rc == RC_OK && !str_eq(s.user_id, (str_t){ who->sub, who->sub_len })))
+        return http_fail(r, RC_UNAUTHORIZED, "the session of this token is closed or expired");
+    if (rc != RC_OK)
+        return rc;
+    if (live != NULL)
+        *live = s;
+    return RC_OK;
+}
+
+static int is_json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof want - 1;
+    if (ct == NULL || strncasecmp(ct, want, n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
+}
+
+/* The User-Agent as kept: at most SESSION_UA_MAX bytes of valid text,
+ * other bytes replaced by '?'. */
+static str_t user_agent(http_request *r, char *out)
+{
+    const char *ua = http_header(r, "User-Agent");
+    if (ua == NULL)
+        return STR_NULL;
+    size_t n = strlen(ua);
+    if (n > SESSION_UA_MAX)
+        n = SESSION_UA_MAX;
+    memcpy(out, ua, n);
+    if (n && !session_text_valid(out, n, SESSION_UA_MAX))
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f)
+                out[i] = '?';
+    return (str_t){ out, n };
+}
+
+static int caller_may_act_for(const token_claims *who, str_t user)
+{
+    return who->is_admin || str_eq(user, (str_t){ who->sub, who->sub_len });
+}
+
+static rc_t reply_json(http_request *r, unsigned status)
+{
+    r->status = status;
+    r->content_type = "application/json";
+    return RC_OK;
+}
+
+static rc_t h_create(http_request *r)
+{
+    const http_service *svc = r->svc;
+    token_claims who;
+    session_request_t req;
+    char ip[SESSION_IP_MAX + 1], ua[SESSION_UA_MAX];
+    char *token = NULL;
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc != RC_OK)
+        return rc;
+    if (r->body.len > 0 && !is_json_type(http_header(r, "Content-Type")))
+        return http_fail(r, RC_UNSUPPORTED, "the body must be application/json");
+    rc = session_request_parse(r->body.p, r->body.len, svc->cfg->session_max_ttl, &req);
+    if (rc == RC_INVALID)
+        return http_fail(r, rc, req.detail);
+    if (rc != RC_OK)
+        return rc;
+
+    session_t s;
+    memset(&s, 0, sizeof s);
+    s.user_id = req.has_user_id ? (str_t){ req.user_id, req.user_id_len }
+                                : (str_t){ who.sub, who.sub_len };
+    if (!caller_may_act_for(&who, s.user_id)) {
+        rc = http_fail(r, RC_DENIED, "only an administrator may open a session for another user");
+        goto out;
+    }
+    s.created_at = s.last_seen_at = r->now;
+    s.expires_at = r->now + (req.has_ttl ? req.ttl : svc->cfg->session_ttl);
+    http_client_ip(r, ip, sizeof ip);
+    s.ip = (str_t){ ip, strlen(ip) };
+    s.user_agent = user_agent(r, ua);
+    s.data = (str_t){ req.data_json, req.data_len };
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if ((rc = session_id_generate(s.id)) != RC_OK)
+            goto out;
+        if ((rc = store_put(svc->store, &s)) != RC_EXISTS)
+            break;
+    }
+    if (rc != RC_OK) {
+        if (rc == RC_FULL)
+            rc = http_fail(r, RC_FULL, "the session store is full; retry later");
+        goto out;
+    }
+    metrics_sessions_created(1);
+
+    char user[SESSION_USER_MAX + 1];
+    memcpy(user, s.user_id.p, s.user_id.len);
+    user[s.user_id.len] = '\0';
+    if ((rc = token_sign_session(&svc->policy, user, s.id, s.created_at, s.expires_at,
+                                 &token)) != RC_OK)
+        goto out;
+    if ((rc = session_render(&s, token, &r->out)) != RC_OK)
+        goto out;
+    char loc[16 + SESSION_ID_MAX];
+    int n = snprintf(loc, sizeof loc, "/session/%s", s.id);
+    http_add_header(r, "Location", loc, (size_t)n);
+    rc = reply_json(r, 201);
+out:
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    session_request_free(&req);
+    return rc;
+}
+
+/* Finds the live session named by the path that the caller may see. */
+static rc_t visible_session(http_request *r, const token_claims *who, session_t *s)
+{
+    str_t id = r->params[0];
+    char idz[SESSION_ID_MAX + 1];
+    if (!session_id_valid(id.p, id.len))
+        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    memcpy(idz, id.p, id.len);
+    idz[id.len] = '\0';
+    rc_t rc = store_get(r->svc->store, idz, r->now, &r->rec);
+    if (rc == RC_OK && session_decode(r->rec.p, r->rec.len, s) != RC_OK)
+        rc = RC_ERR;
+    if (rc == RC_NOT_FOUND || (rc == RC_OK && !caller_may_act_for(who, s->user_id)))
+        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    return rc;
+}
+
+static rc_t h_read(http_request *r)
+{
+    token_claims who;
+    session_t s;
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc == RC_OK)
+        rc = visible_session(r, &who, &s);
+    if (rc == RC_OK)
+        rc = session_render(&s, NULL, &r->out);
+    return rc == RC_OK ? reply_json(r, 200) : rc;
+}
+
+static rc_t h_close(http_request *r)
+{
+    token_claims who;
+    char idz[SESSION_ID_MAX + 1];
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc != RC_OK)
+        return rc;
+    str_t id = r->params[0];
+    if (!session_id_valid(id.p, id.len))
+        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    memcpy(idz, id.p, id.len);
+    idz[id.len] = '\0';
+    str_t owner = who.is_admin ? STR_NULL : (str_t){ who.sub, who.sub_len };
+    rc = store_del(r->svc->store, idz, owner, r->now);
+    if (rc == RC_NOT_FOUND)
+        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    if (rc != RC_OK)
+        return rc;
+    metrics_sessions_closed(1);
+    r->status = 204;
+    return RC_OK;
+}
+
+typedef struct list_state {
+    buf_t *out;
+    int first;
+    rc_t rc;
+} list_state;
+
+static int render_one(const session_t *s, void *arg)
+{
+    list_state *ls = arg;
+    if (!ls->first && (ls->rc = buf_append_cstr(ls->out, ",")) != RC_OK)
+        return 1;
+    ls->first = 0;
+    ls->rc = session_render(s, NULL, ls->out);
+    return ls->rc != RC_OK;
+}
+
+/* The {user_id} of the path, if the caller may act for it. *valid is 0 for
+ * a string no user id can be (such a user has no sessions). */
+static rc_t user_param(http_request *r, const token_claims *who, str_t *user, int *valid)
+{
+    *user = r->params[0];
+    if (!caller_may_act_for(who, *user))
+        return http_fail(r, RC_DENIED, "only that user or an administrator may do this");
+    *valid = session_text_valid(user->p, user->len, SESSION_USER_MAX);
+    return RC_OK;
+}
+
+static rc_t h_list(http_request *r)
+{
+    token_claims who;
+    str_t user;
+    int valid = 0;
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc == RC_OK)
+        rc = user_param(r, &who, &user, &valid);
+    if (rc != RC_OK)
+        return rc;
+    list_state ls = { &r->out, 1, RC_OK };
+    if ((rc = buf_append_cstr(&r->out, "{\"sessions\":[")) != RC_OK)
+        return rc;
+    if (valid)
+        rc = store_list(r->svc->store, user, r->now, render_one, &ls);
+    if (rc == RC_OK)
+        rc = ls.rc;
+    if (rc == RC_OK)
+        rc = buf_append_cstr(&r->out, "]}");
+    return rc == RC_OK ? reply_json(r, 200) : rc;
+}
+
+static rc_t h_close_all(http_request *r)
+{
+    token_claims who;
+    str_t user;
+    char except[SESSION_ID_MAX + 2];
+    size_t closed = 0;
+    int valid = 0;
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc == RC_OK)
+        rc = user_param(r, &who, &user, &valid);
+    if (rc != RC_OK)
+        return rc;
+    rc_t q = http_query(r, "except", except, sizeof except);
+    if (q == RC_INVALID)
+        return http_fail(r, RC_INVALID, "except must be a session id");
+    if (valid)
+        rc = store_del_user(r->svc->store, user, q == RC_OK ? except : NULL, r->now, &closed);
+    if (rc != RC_OK)
+        return rc;
+    metrics_sessions_closed(closed);
+    if ((rc = buf_append_cstr(&r->out, "{\"closed\":")) != RC_OK ||
+        (rc = buf_append_i64(&r->out, (int64_t)closed)) != RC_OK ||
+        (rc = buf_append_cstr(&r->out, "}")) != RC_OK)
+        return rc;
+    return reply_json(r, 200);
+}
+
+static rc_t h_validate(http_request *r)
+{
+    token_claims who;
+    session_t s;
+    rc_t rc = authenticate(r, &who, 1, &s);
+    if (rc != RC_OK)
+        return rc;
+    if (!who.has_sid)
+        return http_fail(r, RC_UNAUTHORIZED, "not a session token");
+    http_add_header(r, "X-User-Id", s.user_id.p, s.user_id.len);
+    http_add_header(r, "X-Session-Id", s.id, strlen(s.id));
+    if ((rc = buf_append_cstr(&r->out, "{\"user_id\":")) != RC_OK ||
+        (rc = buf_append_json_str(&r->out, s.user_id.p, s.user_id.len)) != RC_OK ||
+        (rc = buf_append_cstr(&r->out, ",\"session_id\":")) != RC_OK ||
+        (rc = buf_append_json_str(&r->out, s.id, strlen(s.id))) != RC_OK ||
+        (rc = buf_append_cstr(&r->out, ",\"expires_at\":")) != RC_OK ||
+        (rc = buf_append_i64(&r->out, s.expires_at)) != RC_OK ||
+        (rc = buf_append_cstr(&r->out, "}")) != RC_OK)
+        return rc;
+    if (r->now - s.last_seen_at >= TOUCH_EVERY) {
+        rc_t t = store_touch(r->svc->store, who.sid, r->now, r->now);
+        if (t != RC_OK && t != RC_NOT_FOUND)
+            log_msg(LOG_WARN, "validate: last_seen_at not recorded: %s", rc_str(t));
+    }
+    return reply_json(r, 200);
+}
+
+static rc_t h_healthz(http_request *r)
+{
+    rc_t rc = buf_append_cstr(&r->out, "{\"status\":\"ok\"}");
+    return rc == RC_OK ? reply_json(r, 200) : rc;
+}
+
+static rc_t h_readyz(http_request *r)
+{
+    rc_t rc = store_ping(r->svc->store);
+    if (rc != RC_OK)
+        return http_fail(r, RC_UNAVAILABLE, "the session store does not answer");
+    rc = buf_append_cstr(&r->out, "{\"status\":\"ready\"}");
+    return rc == RC_OK ? reply_json(r, 200) : rc;
+}
+
+static rc_t h_metrics(http_request *r)
+{
+    rc_t rc = metrics_render(&r->out, handlers_metric_names, handlers_nmetrics);
+    if (rc != RC_OK)
+        return rc;
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4";
+    return RC_OK;
+}
+
+enum { M_SESSION, M_SESSION_ID, M_USER_SESSIONS, M_VALIDATE, M_HEALTHZ, M_READYZ,
+       M_METRICS, M_OTHER, M_COUNT };
+
+const char *const handlers_metric_names[M_COUNT] = {
+    "/session", "/session/{id}", "/users/{user_id}/sessions", "/validate",
+    "/healthz", "/readyz", "/metrics", "other",
+};
+const unsigned handlers_nmetrics = M_COUNT;
+const unsigned handlers_metric_other = M_OTHER;
+
+const http_route handlers_routes[] = {
+    { "POST", "/session", h_create, GROUP_CREATE, M_SESSION, 1 },
+    { "GET", "/session/{id}", h_read, GROUP_READ, M_SESSION_ID, 1 },
+    { "DELETE", "/session/{id}", h_close, GROUP_CLOSE, M_SESSION_ID, 1 },
+    { "GET", "/users/{user_id}/sessions", h_list, GROUP_READ, M_USER_SESSIONS, 1 },
+    { "DELETE", "/users/{user_id}/sessions", h_close_all, GROUP_CLOSE, M_USER_SESSIONS, 1 },
+    { "GET", "/validate", h_validate, GROUP_READ, M_VALIDATE, 1 },
+    { "GET", "/healthz", h_healthz, GROUP_ALWAYS, M_HEALTHZ, 0 },
+    { "GET", "/readyz", h_readyz, GROUP_ALWAYS, M_READYZ, 0 },
+    { "GET", "/metrics", h_metrics, GROUP_ALWAYS, M_METRICS, 0 },
+};
+const size_t handlers_nroutes = sizeof handlers_routes / sizeof handlers_routes[0];

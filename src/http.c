@@ -1,0 +1,551 @@
+/* http.c -- the HTTP edge on libmicrohttpd (see http.h). */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+
+/* ---- pure parsers ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+rc_t http_pct_decode(const char *in, size_t len, char *out, size_t *outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= len)
+            return RC_INVALID;
+        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+        if (hi < 0 || lo < 0)
+            return RC_INVALID;
+        out[o++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    *outlen = o;
+    return RC_OK;
+}
+
+int http_path_match(const char *pattern, const char *path, size_t len,
+                    char *space, size_t spacelen, str_t *params, size_t maxparams)
+{
+    size_t pi = 0, xi = 0, used = 0, np = 0, plen = strlen(pattern);
+    if (len == 0 || path[0] != '/' || plen == 0 || pattern[0] != '/')
+        return 0;
+    for (;;) {
+        /* both at a '/' */
+        pi++;
+        xi++;
+        size_t pe = pi, xe = xi;
+        while (pe < plen && pattern[pe] != '/')
+            pe++;
+        while (xe < len && path[xe] != '/')
+            xe++;
+        if (pattern[pi] == '{') {
+            if (xe == xi || np == maxparams || spacelen - used < xe - xi)
+                return 0;
+            size_t outlen;
+            if (http_pct_decode(path + xi, xe - xi, space + used, &outlen) != RC_OK)
+                return -1;
+            params[np++] = (str_t){ space + used, outlen };
+            used += outlen;
+        } else if (pe - pi != xe - xi || memcmp(pattern + pi, path + xi, pe - pi) != 0) {
+            return 0;
+        }
+        pi = pe;
+        xi = xe;
+        if (pi == plen || xi == len)
+            return pi == plen && xi == len;
+    }
+}
+
+rc_t http_bearer(const char *value, size_t len, str_t *token)
+{
+    static const char scheme[] = "bearer";
+    size_t n = sizeof scheme - 1, i;
+    if (len <= n || !str_starts_nocase((str_t){ value, len }, scheme) || value[n] != ' ')
+        return RC_INVALID;
+    for (i = n; i < len && value[i] == ' '; i++)
+        ;
+    size_t end = len;
+    while (end > i && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+        end--;
+    if (end == i)
+        return RC_INVALID;
+    for (size_t k = i; k < end; k++)
+        if (value[k] == ' ' || value[k] == '\t' || value[k] == ',')
+            return RC_INVALID;
+    *token = (str_t){ value + i, end - i };
+    return RC_OK;
+}
+
+rc_t http_cookie_get(const char *value, size_t len, const char *name, size_t nlen,
+                     str_t *out)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ';'))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ';')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        const char *eq = memchr(value + start, '=', end - start);
+        if (eq == NULL)
+            continue;
+        size_t klen = (size_t)(eq - (value + start));
+        while (klen > 0 && value[start + klen - 1] == ' ')
+            klen--;
+        if (klen != nlen || memcmp(value + start, name, nlen) != 0)
+            continue;
+        const char *v = eq + 1;
+        size_t vlen = (size_t)(value + end - v);
+        while (vlen > 0 && *v == ' ') {
+            v++;
+            vlen--;
+        }
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+            v++;
+            vlen -= 2;
+        }
+        *out = (str_t){ v, vlen };
+        return RC_OK;
+    }
+    return RC_NOT_FOUND;
+}
+
+/* ---- answers ---- */
+
+static const char *reason(unsigned status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+static unsigned status_of(rc_t rc)
+{
+    switch (rc) {
+    case RC_OK: return 200;
+    case RC_INVALID: return 400;
+    case RC_UNAUTHORIZED: return 401;
+    case RC_DENIED: return 403;
+    case RC_NOT_FOUND: return 404;
+    case RC_EXISTS: return 409;
+    case RC_TOO_LARGE: return 413;
+    case RC_UNSUPPORTED: return 415;
+    case RC_FULL:
+    case RC_UNAVAILABLE:
+    case RC_NOMEM: return 503;
+    case RC_ERR: return 500;
+    }
+    return 500;
+}
+
+static const char *default_detail(unsigned status)
+{
+    switch (status) {
+    case 400: return "the request is malformed";
+    case 401: return "a valid bearer token is required";
+    case 403: return "the caller may not act on this user's sessions";
+    case 404: return "no such resource";
+    case 405: return "method not allowed on this path";
+    case 413: return "request body larger than 16384 bytes";
+    case 415: return "the body must be application/json";
+    case 431: return "request headers larger than 8192 bytes";
+    case 503: return "the session store is unavailable or full; retry later";
+    default: return "internal error";
+    }
+}
+
+/* Replaces r's answer by an RFC 9457 problem. */
+static void problem(http_request *r, unsigned status, const char *detail)
+{
+    buf_reset(&r->out);
+    r->status = status;
+    r->content_type = "application/problem+json";
+    if (detail == NULL)
+        detail = default_detail(status);
+    if (buf_append_cstr(&r->out, "{\"type\":\"about:blank\",\"title\":") != RC_OK ||
+        buf_append_json_str(&r->out, reason(status), strlen(reason(status))) != RC_OK ||
+        buf_append_cstr(&r->out, ",\"status\":") != RC_OK ||
+        buf_append_i64(&r->out, status) != RC_OK ||
+        buf_append_cstr(&r->out, ",\"detail\":") != RC_OK ||
+        buf_append_json_str(&r->out, detail, strlen(detail)) != RC_OK ||
+        buf_append_cstr(&r->out, "}") != RC_OK)
+        buf_reset(&r->out); /* out of memory: an empty body still carries the status */
+    if (status == 503 && r->retry_after == 0)
+        r->retry_after = 1;
+}
+
+static enum MHD_Result send_answer(http_request *r)
+{
+    struct MHD_Connection *c = r->conn;
+    struct MHD_Response *resp;
+    size_t len = r->out.len;
+    if (len) {
+        resp = MHD_create_response_from_buffer(len, buf_steal(&r->out), MHD_RESPMEM_MUST_FREE);
+    } else {
+        buf_free(&r->out);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (resp == NULL)
+        return MHD_NO;
+    if (len && r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    if (r->route == NULL || r->route->no_store)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->status == 405 && r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                r->token_presented ? "Bearer error=\"invalid_token\""
+                                                   : "Bearer");
+    if (r->status == 503) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", r->retry_after > 0 ? r->retry_after : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    for (unsigned i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    if (r->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->final_status = r->status;
+    enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- request accessors ---- */
+
+const char *http_header(http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+rc_t http_query(http_request *r, const char *name, char *out, size_t outlen)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (v == NULL)
+        return RC_NOT_FOUND;
+    size_t len = strlen(v), n;
+    if (len >= outlen)
+        return RC_INVALID;
+    if (http_pct_decode(v, len, out, &n) != RC_OK)
+        return RC_INVALID;
+    out[n] = '\0';
+    return RC_OK;
+}
+
+void http_client_ip(http_request *r, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (r->svc->cfg->trust_proxy) {
+        const char *xff = http_header(r, "X-Forwarded-For");
+        if (xff != NULL) {
+            while (*xff == ' ' || *xff == '\t')
+                xff++;
+            size_t n = strcspn(xff, ", \t");
+            char tmp[INET6_ADDRSTRLEN];
+            unsigned char addr[16];
+            if (n > 0 && n < sizeof tmp) {
+                memcpy(tmp, xff, n);
+                tmp[n] = '\0';
+                if ((inet_pton(AF_INET, tmp, addr) == 1 || inet_pton(AF_INET6, tmp, addr) == 1) &&
+                    n < outlen) {
+                    memcpy(out, tmp, n + 1);
+                    return;
+                }
+            }
+        }
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outlen);
+}
+
+void http_add_header(http_request *r, const char *name, const char *value, size_t len)
+{
+    if (r->nheaders == HTTP_MAX_OUT_HEADERS)
+        return;
+    size_t cap = sizeof r->headers[0].value - 1;
+    if (len > cap)
+        len = cap;
+    r->headers[r->nheaders].name = name;
+    memcpy(r->headers[r->nheaders].value, value, len);
+    r->headers[r->nheaders].value[len] = '\0';
+    r->nheaders++;
+}
+
+rc_t http_fail(http_request *r, rc_t rc, const char *detail)
+{
+    snprintf(r->detail_buf, sizeof r->detail_buf, "%s", detail);
+    r->detail = r->detail_buf;
+    return rc;
+}
+
+/* ---- the request cycle ---- */
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static void route_request(http_request *r, const char *url)
+{
+    const http_service *svc = r->svc;
+    size_t len = strlen(url), alen = 0;
+    int known = 0;
+    unsigned metric = svc->metric_other;
+
+    for (size_t i = 0; i < svc->nroutes; i++) {
+        const http_route *rt = &svc->routes[i];
+        if (!(rt->groups & svc->groups))
+            continue;
+        int m = http_path_match(rt->pattern, url, len, r->param_space,
+                                sizeof r->param_space, r->params, HTTP_MAX_PARAMS);
+        if (m < 0) {
+            r->early_status = 400;
+            r->detail = "malformed percent-encoding in the path";
+            return;
+        }
+        if (m == 0)
+            continue;
+        if (strcmp(rt->method, r->method) == 0) {
+            r->route = rt;
+            r->metric = rt->metric;
+            return;
+        }
+        if (!known)
+            metric = rt->metric;
+        known = 1;
+        size_t ml = strlen(rt->method);
+        if (alen + ml + 2 < sizeof r->allow_buf) {
+            if (alen) {
+                memcpy(r->allow_buf + alen, ", ", 2);
+                alen += 2;
+            }
+            memcpy(r->allow_buf + alen, rt->method, ml);
+            alen += ml;
+            r->allow_buf[alen] = '\0';
+        }
+    }
+    r->route = NULL;
+    r->early_status = known ? 405 : 404;
+    r->allow = known ? r->allow_buf : NULL;
+    r->detail = known ? NULL : "no such route";
+    r->metric = metric;
+}
+
+/* Checks made once the headers are in: framing, header size, body size. */
+static void check_request(http_request *r)
+{
+    struct MHD_Connection *c = r->conn;
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    size_t hbytes = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hbytes);
+    if (hbytes > HTTP_HEADERS_MAX) {
+        r->early_status = 431;
+    } else if (te != NULL && cl != NULL) {
+        r->early_status = 400;
+        r->detail = "Content-Length together with Transfer-Encoding";
+    } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
+        r->early_status = 400;
+        r->detail = "unsupported Transfer-Encoding";
+    } else if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+        r->early_status = 413;
+    }
+    if (r->early_status)
+        r->close_after = 1;
+}
+
+static enum MHD_Result respond(http_request *r)
+{
+    r->responded = 1;
+    if (r->early_status) {
+        problem(r, r->early_status, r->detail);
+        return send_answer(r);
+    }
+    r->now = (int64_t)time(NULL);
+    r->status = 200;
+    r->detail = NULL;
+    rc_t rc = r->route->handler(r);
+    if (rc != RC_OK) {
+        unsigned status = status_of(rc);
+        if (status == 500)
+            log_msg(LOG_ERROR, "%s %s: %s", r->method, r->route->pattern, rc_str(rc));
+        problem(r, status, r->detail);
+    }
+    return send_answer(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    http_request *r = *con_cls;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        *con_cls = r;
+        r->svc = cls;
+        r->conn = c;
+        r->method = method;
+        r->t0_us = now_us();
+        r->metric = r->svc->metric_other;
+        check_request(r);
+        if (r->early_status)
+            return respond(r); /* framing errors: answer now and close */
+        route_request(r, url);
+        return MHD_YES; /* answer on a later call: keeps the connection alive */
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->responded || r->early_status)
+            return MHD_YES; /* discard the body of a request we refuse */
+        if (r->body.len + n > HTTP_BODY_MAX) {
+            r->early_status = 413;
+            r->close_after = 1;
+            return respond(r);
+        }
+        if (buf_append(&r->body, upload, n) != RC_OK)
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (r->responded)
+        return MHD_YES;
+    return respond(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_request *r = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (r == NULL)
+        return;
+    if (r->responded)
+        metrics_request(r->metric, metrics_method_of(r->method), r->final_status,
+                        now_us() - r->t0_us);
+    buf_free(&r->body);
+    buf_free(&r->rec);
+    buf_free(&r->out);
+    free(r);
+    *con_cls = NULL;
+}
+
+static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s); /* keep the path raw: segments are decoded after splitting */
+}
+
+rc_t http_start(http_service *svc, char *err, size_t errlen)
+{
+    const config *cfg = svc->cfg;
+    struct sockaddr_storage ss;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "HOST: not an address");
+        return RC_INVALID;
+    }
+    unsigned threads = (unsigned)cfg->threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    struct MHD_OptionItem ops[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &ss },
+        { MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, NULL },
+        { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->connection_limit, NULL },
+        { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32768, NULL },
+        { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
+        { MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, svc },
+        { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    svc->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, svc,
+                                   MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    if (svc->daemon == NULL) {
+        snprintf(err, errlen, "PORT: cannot listen on %s:%lld (in use, or not permitted)",
+                 cfg->host, (long long)cfg->port);
+        return RC_ERR;
+    }
+    log_msg(LOG_INFO, "listening on %s:%lld (store %s, %u threads)", cfg->host,
+            (long long)cfg->port, store_scheme(svc->store), threads);
+    return RC_OK;
+}
+
+void http_stop(http_service *svc)
+{
+    if (svc->daemon)
+        MHD_stop_daemon(svc->daemon);
+    svc->daemon = NULL;
+}

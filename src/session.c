@@ -1,0 +1,339 @@
+/* session.c -- session identity rules, binary record, JSON form, and the
+ * POST /session body decoder. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include "b64.h"
+#include "session.h"
+
+#define REC_VERSION 1
+#define REC_HEADER 36
+#define UA_ABSENT 0xFFFF
+
+int session_id_valid(const char *id, size_t len)
+{
+    if (len < SESSION_ID_MIN || len > SESSION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int session_text_valid(const char *s, size_t len, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 4;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + n > len)
+            return 0;
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF, C1 controls */
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+            (n == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
+            cp > 0x10FFFF || (cp >= 0x80 && cp <= 0x9F))
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
+{
+    unsigned char raw[16];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return RC_ERR;
+        }
+        got += (size_t)n;
+    }
+    b64url_encode(raw, sizeof raw, id);
+    return RC_OK;
+}
+
+int session_live(const session_t *s, int64_t now)
+{
+    return now < s->expires_at;
+}
+
+static void put_u16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_i64(unsigned char *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static unsigned get_u16(const unsigned char *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int64_t get_i64(const unsigned char *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = u << 8 | p[i];
+    return (int64_t)u;
+}
+
+rc_t session_encode(const session_t *s, buf_t *out)
+{
+    size_t idlen = strlen(s->id);
+    if (idlen > SESSION_ID_MAX || s->user_id.len > SESSION_USER_MAX ||
+        s->ip.len > SESSION_IP_MAX || s->user_agent.len > SESSION_UA_MAX ||
+        s->data.len > SESSION_DATA_MAX)
+        return RC_INVALID;
+    unsigned char h[REC_HEADER];
+    h[0] = REC_VERSION;
+    h[1] = (unsigned char)idlen;
+    put_u16(h + 2, (unsigned)s->user_id.len);
+    put_u16(h + 4, (unsigned)s->ip.len);
+    put_u16(h + 6, s->user_agent.p ? (unsigned)s->user_agent.len : UA_ABSENT);
+    put_u32(h + 8, (uint32_t)s->data.len);
+    put_i64(h + 12, s->created_at);
+    put_i64(h + SESSION_REC_LAST_SEEN_OFF, s->last_seen_at);
+    put_i64(h + 28, s->expires_at);
+    if (buf_reserve(out, sizeof h + idlen + s->user_id.len + s->ip.len +
+                             s->user_agent.len + s->data.len) != RC_OK)
+        return RC_NOMEM;
+    buf_append(out, h, sizeof h);
+    buf_append(out, s->id, idlen);
+    buf_append(out, s->user_id.p, s->user_id.len);
+    buf_append(out, s->ip.p, s->ip.len);
+    if (s->user_agent.p)
+        buf_append(out, s->user_agent.p, s->user_agent.len);
+    buf_append(out, s->data.p, s->data.len);
+    return RC_OK;
+}
+
+rc_t session_decode(const void *rec, size_t len, session_t *s)
+{
+    const unsigned char *p = rec;
+    if (len < REC_HEADER || p[0] != REC_VERSION)
+        return RC_INVALID;
+    size_t idlen = p[1], ulen = get_u16(p + 2), iplen = get_u16(p + 4);
+    unsigned ualen_raw = get_u16(p + 6);
+    size_t ualen = ualen_raw == UA_ABSENT ? 0 : ualen_raw;
+    size_t dlen = get_u32(p + 8);
+    if (idlen > SESSION_ID_MAX || ulen > SESSION_USER_MAX || iplen > SESSION_IP_MAX ||
+        ualen > SESSION_UA_MAX || dlen > SESSION_DATA_MAX ||
+        len != REC_HEADER + idlen + ulen + iplen + ualen + dlen)
+        return RC_INVALID;
+    const char *q = (const char *)p + REC_HEADER;
+    memcpy(s->id, q, idlen);
+    s->id[idlen] = '\0';
+    q += idlen;
+    s->user_id = (str_t){ q, ulen };
+    q += ulen;
+    s->ip = (str_t){ q, iplen };
+    q += iplen;
+    s->user_agent = ualen_raw == UA_ABSENT ? STR_NULL : (str_t){ q, ualen };
+    q += ualen;
+    s->data = (str_t){ q, dlen };
+    s->created_at = get_i64(p + 12);
+    s->last_seen_at = get_i64(p + SESSION_REC_LAST_SEEN_OFF);
+    s->expires_at = get_i64(p + 28);
+    return RC_OK;
+}
+
+rc_t session_render(const session_t *s, const char *token, buf_t *out)
+{
+    rc_t rc = RC_OK;
+#define A(x) do { if ((rc = (x)) != RC_OK) return rc; } while (0)
+    A(buf_append_cstr(out, "{\"id\":"));
+    A(buf_append_json_str(out, s->id, strlen(s->id)));
+    A(buf_append_cstr(out, ",\"user_id\":"));
+    A(buf_append_json_str(out, s->user_id.p, s->user_id.len));
+    A(buf_append_cstr(out, ",\"created_at\":"));
+    A(buf_append_i64(out, s->created_at));
+    A(buf_append_cstr(out, ",\"expires_at\":"));
+    A(buf_append_i64(out, s->expires_at));
+    A(buf_append_cstr(out, ",\"last_seen_at\":"));
+    A(buf_append_i64(out, s->last_seen_at));
+    A(buf_append_cstr(out, ",\"ip\":"));
+    A(buf_append_json_str(out, s->ip.p, s->ip.len));
+    A(buf_append_cstr(out, ",\"user_agent\":"));
+    if (s->user_agent.p)
+        A(buf_append_json_str(out, s->user_agent.p, s->user_agent.len));
+    else
+        A(buf_append_cstr(out, "null"));
+    A(buf_append_cstr(out, ",\"data\":"));
+    if (s->data.len)
+        A(buf_append(out, s->data.p, s->data.len));
+    else
+        A(buf_append_cstr(out, "{}"));
+    if (token) {
+        A(buf_append_cstr(out, ",\"token\":"));
+        A(buf_append_json_str(out, token, strlen(token)));
+    }
+    A(buf_append_cstr(out, "}"));
+#undef A
+    return rc;
+}
+
+size_t session_json_depth(const char *text, size_t len)
+{
+    size_t depth = 0, max = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+static rc_t refuse(session_request_t *req, const char *why)
+{
+    strncpy(req->detail, why, sizeof req->detail - 1);
+    req->detail[sizeof req->detail - 1] = '\0';
+    return RC_INVALID;
+}
+
+rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
+                           session_request_t *req)
+{
+    json_t *root = NULL;
+    rc_t rc = RC_OK;
+    const char *key;
+    json_t *val;
+
+    memset(req, 0, sizeof *req);
+    if (len == 0)
+        goto defaults;
+    if (session_json_depth(body, len) > 32)
+        return refuse(req, "JSON nesting deeper than 32 levels");
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return refuse(req, "body is not well-formed JSON (or has duplicate keys)");
+    if (!json_is_object(root)) {
+        rc = refuse(req, "body must be a JSON object");
+        goto out;
+    }
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "user_id") == 0) {
+            size_t ulen = json_is_string(val) ? json_string_length(val) : 0;
+            if (!json_is_string(val) ||
+                !session_text_valid(json_string_value(val), ulen, SESSION_USER_MAX)) {
+                rc = refuse(req, "user_id must be a string of 1 to 256 bytes without control characters");
+                goto out;
+            }
+            memcpy(req->user_id, json_string_value(val), ulen + 1);
+            req->user_id_len = ulen;
+            req->has_user_id = 1;
+        } else if (strcmp(key, "ttl") == 0) {
+            if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+                json_integer_value(val) > max_ttl) {
+                rc = refuse(req, "ttl must be an integer from 1 to SESSION_MAX_TTL");
+                goto out;
+            }
+            req->ttl = json_integer_value(val);
+            req->has_ttl = 1;
+        } else if (strcmp(key, "data") == 0) {
+            if (!json_is_object(val)) {
+                rc = refuse(req, "data must be a JSON object");
+                goto out;
+            }
+            req->data_json = json_dumps(val, JSON_COMPACT);
+            if (req->data_json == NULL) {
+                rc = RC_NOMEM;
+                goto out;
+            }
+            req->data_len = strlen(req->data_json);
+            if (req->data_len > SESSION_DATA_MAX) {
+                rc = refuse(req, "data is larger than 4096 bytes once serialized");
+                goto out;
+            }
+        } else {
+            rc = refuse(req, "unknown field in body");
+            goto out;
+        }
+    }
+defaults:
+    if (req->data_json == NULL) {
+        req->data_json = strdup("{}");
+        if (req->data_json == NULL) {
+            rc = RC_NOMEM;
+            goto out;
+        }
+        req->data_len = 2;
+    }
+out:
+    json_decref(root);
+    if (rc != RC_OK) {
+        free(req->data_json);
+        req->data_json = NULL;
+    }
+    return rc;
+}
+
+void session_request_free(session_request_t *req)
+{
+    free(req->data_json);
+    req->data_json = NULL;
+}

@@ -1,0 +1,79 @@
+/* session.h -- the session record: identity rules, id generation, the
+ * binary form kept in stores, the JSON form sent to clients, and the
+ * decoder of the POST /session body.
+ *
+ * A session_t is a view: its str_t fields point into memory owned by
+ * someone else (a decoded record buffer, a parsed request). */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stdint.h>
+#include "buf.h"
+#include "rc.h"
+
+#define SESSION_ID_LEN 22      /* 16 random bytes in base64url */
+#define SESSION_ID_MIN 22
+#define SESSION_ID_MAX 64
+#define SESSION_USER_MAX 256
+#define SESSION_DATA_MAX 4096
+#define SESSION_UA_MAX 512
+#define SESSION_IP_MAX 64
+
+typedef struct session {
+    char id[SESSION_ID_MAX + 1];
+    str_t user_id;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t last_seen_at;
+    str_t ip;
+    str_t user_agent;   /* p == NULL: absent (rendered as null) */
+    str_t data;         /* serialized JSON object, rendered verbatim */
+} session_t;
+
+/* [A-Za-z0-9_-]{22,64} */
+int session_id_valid(const char *id, size_t len);
+/* Non-empty UTF-8 of at most max bytes without C0, DEL or C1 controls. */
+int session_text_valid(const char *s, size_t len, size_t max);
+/* Fills id (SESSION_ID_LEN chars + NUL) from getrandom(2).
+ * RC_ERR only if the OS CSPRNG fails. */
+rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
+/* now >= expires_at means expired. */
+int session_live(const session_t *s, int64_t now);
+
+/* Binary record kept by stores: fixed little-endian header, then the
+ * variable fields. Appends to out. */
+rc_t session_encode(const session_t *s, buf_t *out);
+/* Pure decoder: s's views point into rec, which must outlive s.
+ * RC_INVALID on any inconsistency. */
+rc_t session_decode(const void *rec, size_t len, session_t *s);
+/* Offset of last_seen_at inside an encoded record (for in-place touch). */
+#define SESSION_REC_LAST_SEEN_OFF 20
+
+/* Appends the session's JSON object; adds "token" when token != NULL. */
+rc_t session_render(const session_t *s, const char *token, buf_t *out);
+
+/* The decoded body of POST /session. Views point into the owned buffer
+ * data_json (a compact serialization of "data"). */
+typedef struct session_request {
+    int has_user_id;
+    char user_id[SESSION_USER_MAX + 1];
+    size_t user_id_len;
+    int has_ttl;
+    int64_t ttl;
+    char *data_json; /* malloc'd, "{}" when absent; free with session_request_free */
+    size_t data_len;
+    char detail[128]; /* why the body was refused */
+} session_request_t;
+
+/* Parses the body of POST /session. Pure over (body, len): an empty body is
+ * all defaults. RC_INVALID with req->detail set on anything the contract
+ * refuses. max_ttl bounds "ttl". */
+rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
+                           session_request_t *req);
+void session_request_free(session_request_t *req);
+
+/* Maximum nesting depth of a JSON text, counted over its bytes (strings
+ * skipped). Used to refuse deep bodies before a recursive parser sees them. */
+size_t session_json_depth(const char *text, size_t len);
+
+#endif

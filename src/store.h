@@ -1,0 +1,82 @@
+/* store.h -- where sessions live: a small table of operations chosen by the
+ * scheme of STORE_URL (lmdb://PATH, later redis://...).
+ *
+ * Stores know sessions as records (session.h) and nothing of tokens or HTTP.
+ * Every call answers a core rc_t. All operations are safe to call from many
+ * threads at once. "now" is passed in so expiry is decided by one clock. */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "rc.h"
+#include "session.h"
+
+typedef struct store store_t;
+
+typedef struct store_options {
+    int64_t map_size;   /* lmdb: map size in bytes */
+} store_options;
+
+/* Called once per session by list; s is valid only during the call.
+ * Return non-zero to stop early. */
+typedef int (*store_each_fn)(const session_t *s, void *arg);
+
+typedef struct store_ops {
+    const char *scheme;
+    /* target: the URL after "scheme://". On failure writes a line to err. */
+    rc_t (*open)(const char *target, const store_options *opt, store_t **out,
+                 char *err, size_t errlen);
+    void (*close)(store_t *st);
+    /* Inserts a new session; RC_EXISTS if the id is taken, RC_FULL when the
+     * store has no room. Durable when it returns RC_OK. */
+    rc_t (*put)(store_t *st, const session_t *s);
+    /* Copies the live session's record into rec (reset first); decode it
+     * with session_decode. RC_NOT_FOUND for absent or expired. */
+    rc_t (*get)(store_t *st, const char *id, int64_t now, buf_t *rec);
+    /* Deletes a live session; when owner is not NULL only if it belongs to
+     * owner. Of two racing deletes exactly one answers RC_OK. */
+    rc_t (*del)(store_t *st, const char *id, str_t owner, int64_t now);
+    /* The user's live sessions, newest first. */
+    rc_t (*list)(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg);
+    /* Deletes every live session of user except the one with id except
+     * (may be NULL); *count is how many were deleted. */
+    rc_t (*del_user)(store_t *st, str_t user, const char *except, int64_t now,
+                     size_t *count);
+    /* Sets last_seen_at of a live session. */
+    rc_t (*touch)(store_t *st, const char *id, int64_t last_seen, int64_t now);
+    /* Removes expired sessions; *count is how many. */
+    rc_t (*purge)(store_t *st, int64_t now, size_t *count);
+    /* RC_OK when the store answers. */
+    rc_t (*ping)(store_t *st);
+} store_ops;
+
+struct store {
+    const store_ops *ops;
+};
+
+/* Opens the store named by url ("scheme://target"). RC_INVALID with err set
+ * for an unknown scheme or a bad target. The caller owns *out (store_close). */
+rc_t store_open(const char *url, const store_options *opt, store_t **out,
+                char *err, size_t errlen);
+
+static inline void store_close(store_t *st) { if (st) st->ops->close(st); }
+static inline rc_t store_put(store_t *st, const session_t *s) { return st->ops->put(st, s); }
+static inline rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec)
+{ return st->ops->get(st, id, now, rec); }
+static inline rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now)
+{ return st->ops->del(st, id, owner, now); }
+static inline rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg)
+{ return st->ops->list(st, user, now, fn, arg); }
+static inline rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now,
+                                  size_t *count)
+{ return st->ops->del_user(st, user, except, now, count); }
+static inline rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now)
+{ return st->ops->touch(st, id, last_seen, now); }
+static inline rc_t store_purge(store_t *st, int64_t now, size_t *count)
+{ return st->ops->purge(st, now, count); }
+static inline rc_t store_ping(store_t *st) { return st->ops->ping(st); }
+static inline const char *store_scheme(const store_t *st) { return st->ops->scheme; }
+
+#endif

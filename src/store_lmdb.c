@@ -1,0 +1,540 @@
+/* store_lmdb.c -- the embedded store on LMDB.
+ *
+ * Layout (one environment per STORE_URL path, three named databases):
+ *   sessions  id                      -> session record (session_encode)
+ *   by_user   user_id (dupsort)       -> created_at (8 bytes BE) + id
+ *   by_exp    expires_at (8 BE) + id  -> ""   (oldest first, for purge)
+ * Writes are one transaction each and committed with LMDB's default
+ * durability (fsync on commit) before the caller is answered. Readers reuse a
+ * per-thread read-only transaction (mdb_txn_reset/renew). */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "log.h"
+#include "store_lmdb.h"
+
+#define PURGE_BATCH 1000
+
+typedef struct lmdb_store {
+    store_t base;
+    MDB_env *env;
+    MDB_dbi sessions, by_user, by_exp;
+    pthread_key_t reader_key;
+} lmdb_store;
+
+static rc_t from_mdb(int rc, const char *what)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return RC_OK;
+    case MDB_NOTFOUND: return RC_NOT_FOUND;
+    case MDB_KEYEXIST: return RC_EXISTS;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL: return RC_FULL;
+    case ENOMEM: return RC_NOMEM;
+    case MDB_READERS_FULL: return RC_UNAVAILABLE;
+    default:
+        log_msg(LOG_ERROR, "lmdb: %s: %s", what, mdb_strerror(rc));
+        return RC_ERR;
+    }
+}
+
+static void be64(unsigned char *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 7; i >= 0; i--, u >>= 8)
+        p[i] = (unsigned char)u;
+}
+
+static int64_t from_be64(const unsigned char *p)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
+    return (int64_t)u;
+}
+
+static void reader_free(void *txn)
+{
+    mdb_txn_abort(txn);
+}
+
+/* The calling thread's read transaction, renewed; release with
+ * mdb_txn_reset. */
+static rc_t reader(lmdb_store *st, MDB_txn **out)
+{
+    MDB_txn *txn = pthread_getspecific(st->reader_key);
+    int rc;
+    if (txn == NULL) {
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+        if (rc != MDB_SUCCESS)
+            return from_mdb(rc, "begin read");
+        if (pthread_setspecific(st->reader_key, txn) != 0) {
+            mdb_txn_abort(txn);
+            return RC_NOMEM;
+        }
+    } else if ((rc = mdb_txn_renew(txn)) != MDB_SUCCESS) {
+        return from_mdb(rc, "renew read");
+    }
+    *out = txn;
+    return RC_OK;
+}
+
+static rc_t writer(lmdb_store *st, MDB_txn **out)
+{
+    return from_mdb(mdb_txn_begin(st->env, NULL, 0, out), "begin write");
+}
+
+static rc_t commit(MDB_txn *txn)
+{
+    return from_mdb(mdb_txn_commit(txn), "commit");
+}
+
+/* Looks id up in txn and decodes it; the views point into the map. */
+static rc_t fetch(lmdb_store *st, MDB_txn *txn, const char *id, session_t *s)
+{
+    MDB_val k = { strlen(id), (void *)id }, v;
+    int rc = mdb_get(txn, st->sessions, &k, &v);
+    if (rc != MDB_SUCCESS)
+        return from_mdb(rc, "get");
+    if (session_decode(v.mv_data, v.mv_size, s) != RC_OK) {
+        log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
+        return RC_ERR;
+    }
+    return RC_OK;
+}
+
+/* Removes a session and its index entries. Copies what it needs from s
+ * first: s points into pages this transaction may rewrite. */
+static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s)
+{
+    char id[SESSION_ID_MAX + 1], user[SESSION_USER_MAX];
+    size_t idlen = strlen(s->id), ulen = s->user_id.len;
+    unsigned char ukey[8 + SESSION_ID_MAX], ekey[8 + SESSION_ID_MAX];
+
+    memcpy(id, s->id, idlen + 1);
+    memcpy(user, s->user_id.p, ulen);
+    be64(ukey, s->created_at);
+    memcpy(ukey + 8, id, idlen);
+    be64(ekey, s->expires_at);
+    memcpy(ekey + 8, id, idlen);
+
+    MDB_val k = { idlen, id };
+    int rc = mdb_del(txn, st->sessions, &k, NULL);
+    if (rc != MDB_SUCCESS)
+        return from_mdb(rc, "del session");
+    MDB_val uk = { ulen, user }, uv = { 8 + idlen, ukey };
+    rc = mdb_del(txn, st->by_user, &uk, &uv);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return from_mdb(rc, "del by_user");
+    MDB_val ek = { 8 + idlen, ekey };
+    rc = mdb_del(txn, st->by_exp, &ek, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return from_mdb(rc, "del by_exp");
+    return RC_OK;
+}
+
+static rc_t lmdb_put(store_t *base, const session_t *s)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    buf_t rec = BUF_INIT;
+    MDB_txn *txn = NULL;
+    size_t idlen = strlen(s->id);
+    unsigned char ukey[8 + SESSION_ID_MAX], ekey[8 + SESSION_ID_MAX];
+    rc_t rc = session_encode(s, &rec);
+    if (rc != RC_OK)
+        goto out;
+    if ((rc = writer(st, &txn)) != RC_OK)
+        goto out;
+    MDB_val k = { idlen, (void *)s->id }, v = { rec.len, rec.p };
+    if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
+        goto out;
+    be64(ukey, s->created_at);
+    memcpy(ukey + 8, s->id, idlen);
+    MDB_val uk = { s->user_id.len, (void *)s->user_id.p }, uv = { 8 + idlen, ukey };
+    if ((rc = from_mdb(mdb_put(txn, st->by_user, &uk, &uv, 0), "put by_user")) != RC_OK)
+        goto out;
+    be64(ekey, s->expires_at);
+    memcpy(ekey + 8, s->id, idlen);
+    MDB_val ek = { 8 + idlen, ekey }, ev = { 0, "" };
+    if ((rc = from_mdb(mdb_put(txn, st->by_exp, &ek, &ev, 0), "put by_exp")) != RC_OK)
+        goto out;
+    rc = commit(txn);
+    txn = NULL;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    buf_free(&rec);
+    return rc;
+}
+
+static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    session_t s;
+    rc_t rc = reader(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    MDB_val k = { strlen(id), (void *)id }, v;
+    rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get");
+    if (rc == RC_OK && (session_decode(v.mv_data, v.mv_size, &s) != RC_OK ||
+                        !session_live(&s, now)))
+        rc = RC_NOT_FOUND;
+    if (rc == RC_OK) {
+        buf_reset(rec);
+        rc = buf_append(rec, v.mv_data, v.mv_size);
+    }
+    mdb_txn_reset(txn);
+    return rc;
+}
+
+static rc_t lmdb_del(store_t *base, const char *id, str_t owner, int64_t now)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    session_t s;
+    rc_t rc = writer(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = fetch(st, txn, id, &s)) != RC_OK)
+        goto abort;
+    if (!session_live(&s, now)) {
+        /* Expired: behaves as absent; drop it while we hold the lock. */
+        if (remove_session(st, txn, &s) == RC_OK) {
+            commit(txn);
+            return RC_NOT_FOUND;
+        }
+        rc = RC_NOT_FOUND;
+        goto abort;
+    }
+    if (owner.p != NULL && !str_eq(owner, s.user_id)) {
+        rc = RC_NOT_FOUND;
+        goto abort;
+    }
+    if ((rc = remove_session(st, txn, &s)) != RC_OK)
+        goto abort;
+    return commit(txn);
+abort:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    rc_t rc = reader(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+        goto out;
+    MDB_val k = { user.len, (void *)user.p }, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (mrc == MDB_NOTFOUND)
+        goto out; /* no sessions: rc stays RC_OK */
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST_DUP);
+    while (mrc == MDB_SUCCESS) {
+        char id[SESSION_ID_MAX + 1];
+        size_t idlen = v.mv_size - 8;
+        if (v.mv_size > 8 && idlen <= SESSION_ID_MAX) {
+            memcpy(id, (char *)v.mv_data + 8, idlen);
+            id[idlen] = '\0';
+            session_t s;
+            if (fetch(st, txn, id, &s) == RC_OK && session_live(&s, now) && fn(&s, arg))
+                break;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV_DUP);
+    }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        rc = from_mdb(mrc, "list");
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_reset(txn);
+    return rc;
+}
+
+static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t now,
+                          size_t *count)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    char (*ids)[SESSION_ID_MAX + 1] = NULL;
+    size_t n = 0;
+    size_t dups = 0;
+
+    *count = 0;
+    rc_t rc = writer(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+        goto abort;
+    MDB_val k = { user.len, (void *)user.p }, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (mrc == MDB_NOTFOUND) {
+        rc = RC_OK;
+        goto abort; /* nothing to close */
+    }
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_count(cur, &dups);
+    if (mrc != MDB_SUCCESS) {
+        rc = from_mdb(mrc, "del_user");
+        goto abort;
+    }
+    ids = calloc(dups, sizeof *ids);
+    if (ids == NULL) {
+        rc = RC_NOMEM;
+        goto abort;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP); mrc == MDB_SUCCESS && n < dups;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        size_t idlen = v.mv_size - 8;
+        if (v.mv_size <= 8 || idlen > SESSION_ID_MAX)
+            continue;
+        memcpy(ids[n], (char *)v.mv_data + 8, idlen);
+        ids[n++][idlen] = '\0';
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    for (size_t i = 0; i < n; i++) {
+        session_t s;
+        if (except != NULL && strcmp(ids[i], except) == 0)
+            continue;
+        if (fetch(st, txn, ids[i], &s) != RC_OK)
+            continue;
+        int live = session_live(&s, now);
+        if ((rc = remove_session(st, txn, &s)) != RC_OK)
+            goto abort;
+        if (live)
+            (*count)++;
+    }
+    free(ids);
+    rc = commit(txn);
+    if (rc != RC_OK)
+        *count = 0;
+    return rc;
+abort:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    free(ids);
+    *count = 0;
+    return rc;
+}
+
+static rc_t lmdb_touch(store_t *base, const char *id, int64_t last_seen, int64_t now)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    buf_t rec = BUF_INIT;
+    rc_t rc = writer(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    MDB_val k = { strlen(id), (void *)id }, v;
+    session_t s;
+    if ((rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get")) != RC_OK)
+        goto abort;
+    if (session_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, now)) {
+        rc = RC_NOT_FOUND;
+        goto abort;
+    }
+    if ((rc = buf_append(&rec, v.mv_data, v.mv_size)) != RC_OK)
+        goto abort;
+    s.last_seen_at = last_seen;
+    for (int i = 0; i < 8; i++)
+        rec.p[SESSION_REC_LAST_SEEN_OFF + i] = (char)((uint64_t)last_seen >> (8 * i));
+    MDB_val nv = { rec.len, rec.p };
+    if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &nv, 0), "touch")) != RC_OK)
+        goto abort;
+    buf_free(&rec);
+    return commit(txn);
+abort:
+    mdb_txn_abort(txn);
+    buf_free(&rec);
+    return rc;
+}
+
+/* One batch of purge: deletes up to PURGE_BATCH expired sessions. */
+static rc_t purge_batch(lmdb_store *st, int64_t now, size_t *done)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    char ids[PURGE_BATCH][SESSION_ID_MAX + 1];
+    size_t n = 0;
+    *done = 0;
+    rc_t rc = writer(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_exp, &cur), "cursor")) != RC_OK)
+        goto abort;
+    MDB_val k, v;
+    int mrc;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && n < PURGE_BATCH;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= 8 || k.mv_size - 8 > SESSION_ID_MAX)
+            continue;
+        if (from_be64(k.mv_data) > now)
+            break;
+        memcpy(ids[n], (char *)k.mv_data + 8, k.mv_size - 8);
+        ids[n++][k.mv_size - 8] = '\0';
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    for (size_t i = 0; i < n; i++) {
+        session_t s;
+        if (fetch(st, txn, ids[i], &s) != RC_OK || session_live(&s, now))
+            continue;
+        if ((rc = remove_session(st, txn, &s)) != RC_OK)
+            goto abort;
+        (*done)++;
+    }
+    if (n == 0) {
+        mdb_txn_abort(txn);
+        return RC_OK;
+    }
+    rc = commit(txn);
+    if (rc != RC_OK)
+        *done = 0;
+    return rc;
+abort:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    *done = 0;
+    return rc;
+}
+
+static rc_t lmdb_purge(store_t *base, int64_t now, size_t *count)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    size_t done;
+    rc_t rc;
+    *count = 0;
+    do {
+        rc = purge_batch(st, now, &done);
+        *count += done;
+    } while (rc == RC_OK && done == PURGE_BATCH);
+    return rc;
+}
+
+static rc_t lmdb_ping(store_t *base)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    rc_t rc = reader(st, &txn);
+    if (rc == RC_OK)
+        mdb_txn_reset(txn);
+    return rc;
+}
+
+static void lmdb_close(store_t *base)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn = pthread_getspecific(st->reader_key);
+    if (txn)
+        mdb_txn_abort(txn);
+    pthread_key_delete(st->reader_key);
+    mdb_env_close(st->env);
+    free(st);
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof tmp)
+        return -1;
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
+                      char *err, size_t errlen)
+{
+    lmdb_store *st = calloc(1, sizeof *st);
+    MDB_txn *txn = NULL;
+    int rc, dead = 0;
+    if (st == NULL) {
+        snprintf(err, errlen, "STORE_URL: out of memory");
+        return RC_NOMEM;
+    }
+    st->base.ops = &store_lmdb_ops;
+    if (*path == '\0') {
+        snprintf(err, errlen, "STORE_URL: lmdb:// needs a directory path");
+        free(st);
+        return RC_INVALID;
+    }
+    if (mkdir_p(path) != 0) {
+        snprintf(err, errlen, "STORE_URL: cannot create directory %.200s: %s", path,
+                 strerror(errno));
+        free(st);
+        return RC_INVALID;
+    }
+    if ((rc = mdb_env_create(&st->env)) != MDB_SUCCESS)
+        goto fail;
+    if ((rc = mdb_env_set_maxdbs(st->env, 4)) != MDB_SUCCESS ||
+        (rc = mdb_env_set_maxreaders(st->env, 1024)) != MDB_SUCCESS ||
+        (rc = mdb_env_set_mapsize(st->env, (size_t)opt->map_size)) != MDB_SUCCESS)
+        goto fail;
+    /* MDB_NOTLS: a reader slot belongs to its transaction, which we keep
+     * per thread ourselves. */
+    if ((rc = mdb_env_open(st->env, path, MDB_NOTLS, 0600)) != MDB_SUCCESS)
+        goto fail;
+    mdb_reader_check(st->env, &dead); /* clear slots of dead processes */
+    if (dead)
+        log_msg(LOG_INFO, "lmdb: cleared %d stale reader slot(s)", dead);
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != MDB_SUCCESS ||
+        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &st->sessions)) != MDB_SUCCESS ||
+        (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE | MDB_DUPSORT, &st->by_user)) != MDB_SUCCESS ||
+        (rc = mdb_dbi_open(txn, "by_exp", MDB_CREATE, &st->by_exp)) != MDB_SUCCESS)
+        goto fail;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != MDB_SUCCESS)
+        goto fail;
+    if (pthread_key_create(&st->reader_key, reader_free) != 0) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    *out = &st->base;
+    return RC_OK;
+fail:
+    snprintf(err, errlen, "STORE_URL: cannot open LMDB at %.200s: %s", path, mdb_strerror(rc));
+    if (txn)
+        mdb_txn_abort(txn);
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st);
+    return RC_INVALID;
+}
+
+const store_ops store_lmdb_ops = {
+    .scheme = "lmdb",
+    .open = lmdb_open,
+    .close = lmdb_close,
+    .put = lmdb_put,
+    .get = lmdb_get,
+    .del = lmdb_del,
+    .list = lmdb_list,
+    .del_user = lmdb_del_user,
+    .touch = lmdb_touch,
+    .purge = lmdb_purge,
+    .ping = lmdb_ping,
+};

@@ -1,0 +1,50 @@
+/* token.h -- caller tokens in, session tokens out (JWS compact, HS256).
+ *
+ * Verification is our own narrow HS256 verifier on OpenSSL's HMAC: the
+ * algorithm is pinned, the signature compared in constant time, and the
+ * header and claims parsed strictly (one JSON object each, no duplicate
+ * keys, no "crit", canonical unpadded base64url). Session tokens are signed
+ * with libjwt. Neither path logs or returns token bytes in errors. */
+#ifndef TOKEN_H
+#define TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "rc.h"
+#include "session.h"
+
+#define TOKEN_MAX 8192
+
+typedef struct token_policy {
+    const unsigned char *key;
+    size_t key_len;
+    const char *issuer;      /* NULL: iss not checked (and not issued) */
+    const char *audience;    /* NULL: aud not checked */
+    int64_t leeway;
+    const char *admin_scope;
+} token_policy;
+
+typedef struct token_claims {
+    char sub[SESSION_USER_MAX + 1];
+    size_t sub_len;
+    int has_sid;
+    char sid[SESSION_ID_MAX + 1];
+    int is_admin;
+    int64_t exp;
+} token_claims;
+
+/* Verifies tok[0..len) at time now. RC_OK and *out filled, or
+ * RC_UNAUTHORIZED (any refusal), or RC_NOMEM. */
+rc_t token_verify(const token_policy *p, const char *tok, size_t len,
+                  int64_t now, token_claims *out);
+
+/* Signs a session token {sub, sid, iat, exp, jti[, iss]}. On RC_OK *out is a
+ * malloc'd NUL-terminated string owned by the caller (free()). */
+rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
+                        int64_t iat, int64_t exp, char **out);
+
+/* Constant-time equality of two equal-length byte strings (the comparison
+ * the verifier uses; exposed for the unit test). */
+int token_mac_equal(const unsigned char *a, const unsigned char *b, size_t len);
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef UNIT_H
+#define UNIT_H
+#endif
