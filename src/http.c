@@ -331,11 +331,19 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+typedef struct header_tally {
+    size_t bytes;
+    unsigned content_length, transfer_encoding;
+} header_tally;
+
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
+    header_tally *t = cls;
     (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    t->content_length += strcasecmp(key, "Content-Length") == 0;
+    t->transfer_encoding += strcasecmp(key, "Transfer-Encoding") == 0;
     return MHD_YES;
 }
 
@@ -391,10 +399,13 @@ static void check_request(http_request *r)
     struct MHD_Connection *c = r->conn;
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    size_t hbytes = 0;
-    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hbytes);
-    if (hbytes > HTTP_HEADERS_MAX) {
+    header_tally t = { 0, 0, 0 };
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &t);
+    if (t.bytes > HTTP_HEADERS_MAX) {
         r->early_status = 431;
+    } else if (t.content_length > 1 || t.transfer_encoding > 1) {
+        r->early_status = 400;
+        r->detail = "repeated Content-Length or Transfer-Encoding";
     } else if (te != NULL && cl != NULL) {
         r->early_status = 400;
         r->detail = "Content-Length together with Transfer-Encoding";
@@ -453,12 +464,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->responded || r->early_status)
-            return MHD_YES; /* discard the body of a request we refuse */
+        if (r->responded || r->early_status) {
+            /* Discard the body of a request we refuse; libmicrohttpd only
+             * lets us answer once it is all in, so a client that keeps
+             * streaming past HTTP_DISCARD_MAX is cut off instead. */
+            r->discarded += n;
+            return r->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
         if (r->body.len + n > HTTP_BODY_MAX) {
             r->early_status = 413;
             r->close_after = 1;
-            return respond(r);
+            r->discarded = r->body.len + n;
+            return MHD_YES;
         }
         if (buf_append(&r->body, upload, n) != RC_OK)
             return MHD_NO;
@@ -524,7 +541,9 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, NULL },
         { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->connection_limit, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
-        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32768, NULL },
+        /* Large enough that headers up to ~60 KiB reach check_request and get
+         * our problem+json 431; beyond, libmicrohttpd answers 431 itself. */
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL },
         { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
         { MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, svc },

@@ -19,6 +19,7 @@
 
 #define HTTP_BODY_MAX 16384
 #define HTTP_HEADERS_MAX 8192
+#define HTTP_DISCARD_MAX (1024 * 1024) /* refused body bytes read before cutting off */
 #define HTTP_MAX_PARAMS 2
 #define HTTP_MAX_OUT_HEADERS 4
 #define HTTP_PARAM_SPACE 1024
@@ -80,6 +81,7 @@ struct http_request {
     unsigned final_status;         /* what was sent, for metrics */
     unsigned metric;               /* metrics route id */
     int responded;
+    size_t discarded;              /* body bytes read and dropped */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.

@@ -1,0 +1,41 @@
+#!/bin/sh
+# deps.sh -- install the Debian 12 packages sessionService needs, if missing.
+#
+#   scripts/deps.sh run    what building and serving needs
+#   scripts/deps.sh test   that, plus what the test suites need
+#
+# Called by `make run` and `make test`; safe to run again (it installs only
+# what is missing). Uses apt-get as root, or through sudo otherwise.
+set -eu
+
+mode=${1:-run}
+build_pkgs="gcc make pkg-config libc6-dev libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev"
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml"
+
+case "$mode" in
+run) want=$build_pkgs ;;
+test) want="$build_pkgs $test_pkgs" ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "deps: need root (or sudo) to install:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing
