@@ -9,7 +9,7 @@
 set -eu
 
 mode=${1:-run}
-build_pkgs="gcc make pkg-config libc6-dev libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev"
+build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev"
 test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml"
 
 case "$mode" in
