@@ -22,15 +22,17 @@ static rc_t authenticate(http_request *r, token_claims *who, int cookie_too,
     const char *h = http_header(r, "Authorization");
     str_t tok;
 
-    if (h != NULL) {
+    int bearer = h != NULL && http_bearer(h, strlen(h), &tok) == RC_OK;
+    if (h != NULL)
         r->token_presented = 1;
-        if (http_bearer(h, strlen(h), &tok) != RC_OK)
-            return http_fail(r, RC_UNAUTHORIZED, "the Authorization header is not a Bearer token");
-    } else {
+    if (!bearer) {
+        /* No Bearer token: /validate falls back to the session cookie. */
         const char *c = cookie_too ? http_header(r, "Cookie") : NULL;
         const char *name = svc->cfg->session_cookie;
         if (c == NULL || http_cookie_get(c, strlen(c), name, strlen(name), &tok) != RC_OK)
-            return http_fail(r, RC_UNAUTHORIZED, "a bearer token is required");
+            return http_fail(r, RC_UNAUTHORIZED,
+                             h ? "the Authorization header is not a Bearer token"
+                               : "a bearer token is required");
         r->token_presented = 1;
     }
     rc_t rc = token_verify(&svc->policy, tok.p, tok.len, r->now, who);

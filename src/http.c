@@ -1,6 +1,8 @@
 /* http.c -- the HTTP edge on libmicrohttpd (see http.h). */
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,14 +324,109 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail)
     return rc;
 }
 
-/* ---- the request cycle ---- */
-
 static uint64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+/* ---- request deadlines ----
+ * libmicrohttpd's CONNECTION_TIMEOUT is an idle timeout: a client that
+ * trickles one byte a second never idles. So every connection also gets a
+ * deadline by which its next request must be fully received (headers and
+ * body); a watcher thread shuts down the socket of any connection past it,
+ * which libmicrohttpd then sees as a closed peer. While an answer is being
+ * sent the deadline is off (the idle timeout covers clients that do not
+ * read). */
+
+#define NO_DEADLINE UINT64_MAX
+
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    _Atomic uint64_t deadline_us;
+};
+
+struct http_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct http_conn *head;
+    uint64_t timeout_us;
+    int stop;
+    pthread_t thread;
+};
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_watch *w = ((http_service *)cls)->watch;
+    struct http_conn *hc = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        hc = calloc(1, sizeof *hc);
+        if (hc == NULL || ci == NULL) {
+            free(hc);
+            return; /* untracked: the idle timeout still applies */
+        }
+        hc->fd = ci->connect_fd;
+        atomic_store(&hc->deadline_us, now_us() + w->timeout_us);
+        pthread_mutex_lock(&w->lock);
+        hc->next = w->head;
+        if (w->head)
+            w->head->prev = hc;
+        w->head = hc;
+        pthread_mutex_unlock(&w->lock);
+        *socket_context = hc;
+    } else if (hc != NULL) {
+        /* Called before libmicrohttpd closes the socket: under the lock, the
+         * watcher never touches a closed descriptor. */
+        pthread_mutex_lock(&w->lock);
+        if (hc->prev)
+            hc->prev->next = hc->next;
+        else
+            w->head = hc->next;
+        if (hc->next)
+            hc->next->prev = hc->prev;
+        pthread_mutex_unlock(&w->lock);
+        free(hc);
+        *socket_context = NULL;
+    }
+}
+
+static void set_deadline(http_request *r, uint64_t when)
+{
+    if (r->hc != NULL)
+        atomic_store_explicit(&r->hc->deadline_us, when, memory_order_relaxed);
+}
+
+static void *watch_loop(void *arg)
+{
+    struct http_watch *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->wake, &w->lock, &until);
+        uint64_t now = now_us();
+        for (struct http_conn *hc = w->head; hc; hc = hc->next) {
+            if (atomic_load_explicit(&hc->deadline_us, memory_order_relaxed) < now) {
+                shutdown(hc->fd, SHUT_RDWR);
+                atomic_store(&hc->deadline_us, NO_DEADLINE);
+            }
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* ---- the request cycle ---- */
 
 typedef struct header_tally {
     size_t bytes;
@@ -354,10 +451,9 @@ static void route_request(http_request *r, const char *url)
     int known = 0;
     unsigned metric = svc->metric_other;
 
+    int foreign = 0;
     for (size_t i = 0; i < svc->nroutes; i++) {
         const http_route *rt = &svc->routes[i];
-        if (!(rt->groups & svc->groups))
-            continue;
         int m = http_path_match(rt->pattern, url, len, r->param_space,
                                 sizeof r->param_space, r->params, HTTP_MAX_PARAMS);
         if (m < 0) {
@@ -367,11 +463,18 @@ static void route_request(http_request *r, const char *url)
         }
         if (m == 0)
             continue;
+        int mine = (rt->groups & svc->groups) != 0;
         if (strcmp(rt->method, r->method) == 0) {
+            if (!mine) {
+                foreign = 1; /* served by another process: 404 here */
+                continue;
+            }
             r->route = rt;
             r->metric = rt->metric;
             return;
         }
+        if (!mine)
+            continue;
         if (!known)
             metric = rt->metric;
         known = 1;
@@ -387,6 +490,8 @@ static void route_request(http_request *r, const char *url)
         }
     }
     r->route = NULL;
+    if (foreign)
+        known = 0;
     r->early_status = known ? 405 : 404;
     r->allow = known ? r->allow_buf : NULL;
     r->detail = known ? NULL : "no such route";
@@ -422,6 +527,7 @@ static void check_request(http_request *r)
 static enum MHD_Result respond(http_request *r)
 {
     r->responded = 1;
+    set_deadline(r, NO_DEADLINE);
     if (r->early_status) {
         problem(r, r->early_status, r->detail);
         return send_answer(r);
@@ -455,6 +561,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->method = method;
         r->t0_us = now_us();
         r->metric = r->svc->metric_other;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->hc = ci ? ci->socket_context : NULL;
         check_request(r);
         if (r->early_status)
             return respond(r); /* framing errors: answer now and close */
@@ -495,9 +604,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
+    uint64_t now = now_us();
     if (r->responded)
         metrics_request(r->metric, metrics_method_of(r->method), r->final_status,
-                        now_us() - r->t0_us);
+                        now - r->t0_us);
+    /* the next request on this connection must arrive within the timeout */
+    set_deadline(r, now + r->svc->watch->timeout_us);
     buf_free(&r->body);
     buf_free(&r->rec);
     buf_free(&r->out);
@@ -547,9 +659,25 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
         { MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, svc },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, svc },
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
+    struct http_watch *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_NOMEM;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    w->timeout_us = (uint64_t)cfg->connection_timeout * 1000000u;
+    svc->watch = w;
+    if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
+        snprintf(err, errlen, "cannot start the connection watcher");
+        free(w);
+        svc->watch = NULL;
+        return RC_ERR;
+    }
     svc->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, svc,
                                    MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (svc->daemon == NULL) {
@@ -564,7 +692,19 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
 
 void http_stop(http_service *svc)
 {
+    struct http_watch *w = svc->watch;
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
+    if (w != NULL) {
+        pthread_mutex_lock(&w->lock);
+        w->stop = 1;
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->wake);
+        free(w);
+        svc->watch = NULL;
+    }
 }

@@ -47,6 +47,7 @@ typedef struct http_service {
     unsigned nmetrics;
     unsigned metric_other;         /* id for unmatched paths */
     void *daemon;                  /* struct MHD_Daemon * */
+    struct http_watch *watch;      /* request deadlines (http.c) */
 } http_service;
 
 struct http_request {
@@ -82,6 +83,7 @@ struct http_request {
     unsigned metric;               /* metrics route id */
     int responded;
     size_t discarded;              /* body bytes read and dropped */
+    struct http_conn *hc;          /* the connection's deadline (http.c) */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.

@@ -248,6 +248,97 @@ size_t session_json_depth(const char *text, size_t len)
     return max;
 }
 
+/* Byte spans of the member values of a top-level JSON object, in order.
+ * The text must already be known to be one valid JSON object (jansson
+ * checked it); this only finds where each value starts and ends, so that
+ * values can be kept exactly as the client wrote them. Returns the number of
+ * members found (at most max). */
+typedef struct span {
+    size_t off, len;
+} span;
+
+static size_t skip_ws(const char *t, size_t i, size_t len)
+{
+    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+        i++;
+    return i;
+}
+
+static size_t skip_string(const char *t, size_t i, size_t len)
+{
+    for (i++; i < len && t[i] != '"'; i++)
+        if (t[i] == '\\')
+            i++;
+    return i + 1;
+}
+
+static size_t skip_value(const char *t, size_t i, size_t len)
+{
+    if (t[i] == '"')
+        return skip_string(t, i, len);
+    if (t[i] == '{' || t[i] == '[') {
+        size_t depth = 0;
+        for (; i < len; i++) {
+            if (t[i] == '"') {
+                i = skip_string(t, i, len) - 1;
+            } else if (t[i] == '{' || t[i] == '[') {
+                depth++;
+            } else if (t[i] == '}' || t[i] == ']') {
+                if (--depth == 0)
+                    return i + 1;
+            }
+        }
+        return len;
+    }
+    while (i < len && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' &&
+           t[i] != '\t' && t[i] != '\n' && t[i] != '\r')
+        i++;
+    return i;
+}
+
+static size_t member_spans(const char *t, size_t len, span *out, size_t max)
+{
+    size_t n = 0, i = skip_ws(t, 0, len);
+    if (i >= len || t[i] != '{')
+        return 0;
+    i = skip_ws(t, i + 1, len);
+    while (i < len && t[i] == '"' && n < max) {
+        i = skip_ws(t, skip_string(t, i, len), len); /* key */
+        i = skip_ws(t, i + 1, len);                  /* ':' */
+        size_t end = skip_value(t, i, len);
+        out[n].off = i;
+        out[n].len = end - i;
+        n++;
+        i = skip_ws(t, end, len);
+        if (i < len && t[i] == ',')
+            i = skip_ws(t, i + 1, len);
+    }
+    return n;
+}
+
+/* Copies a valid JSON value without insignificant whitespace. The result is
+ * malloc'd and NUL-terminated; the caller frees it. */
+static char *compact(const char *t, size_t len, size_t *outlen)
+{
+    char *o = malloc(len + 1);
+    size_t n = 0;
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '"') {
+            size_t e = skip_string(t, i, len);
+            memcpy(o + n, t + i, e - i);
+            n += e - i;
+            i = e - 1;
+        } else if (t[i] != ' ' && t[i] != '\t' && t[i] != '\n' && t[i] != '\r') {
+            o[n++] = t[i];
+        }
+    }
+    o[n] = '\0';
+    *outlen = n;
+    return o;
+}
+
 static rc_t refuse(session_request_t *req, const char *why)
 {
     strncpy(req->detail, why, sizeof req->detail - 1);
@@ -268,14 +359,23 @@ rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
         goto defaults;
     if (session_json_depth(body, len) > 32)
         return refuse(req, "JSON nesting deeper than 32 levels");
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    /* Integers as reals: a big integer inside "data" is valid JSON and is
+     * kept verbatim from the raw text, so it must not fail the parse. */
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
     if (root == NULL)
         return refuse(req, "body is not well-formed JSON (or has duplicate keys)");
     if (!json_is_object(root)) {
         rc = refuse(req, "body must be a JSON object");
         goto out;
     }
+    span spans[3];
+    size_t nspans = member_spans(body, len, spans, 3), idx = 0;
+    if (json_object_size(root) > 3 || nspans != json_object_size(root)) {
+        rc = refuse(req, "unknown field in body");
+        goto out;
+    }
     json_object_foreach(root, key, val) {
+        const span *sp = &spans[idx++]; /* jansson iterates in document order */
         if (strcmp(key, "user_id") == 0) {
             size_t ulen = json_is_string(val) ? json_string_length(val) : 0;
             if (!json_is_string(val) ||
@@ -287,24 +387,28 @@ rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
             req->user_id_len = ulen;
             req->has_user_id = 1;
         } else if (strcmp(key, "ttl") == 0) {
-            if (!json_is_integer(val) || json_integer_value(val) < 1 ||
-                json_integer_value(val) > max_ttl) {
+            /* An integer literal: digits only (60.0 and 6e1 are refused). */
+            const char *num = body + sp->off;
+            size_t k = 0;
+            long long ttl = 0;
+            while (k < sp->len && num[k] >= '0' && num[k] <= '9' && ttl <= max_ttl)
+                ttl = ttl * 10 + (num[k++] - '0');
+            if (!json_is_number(val) || k == 0 || k != sp->len || ttl < 1 || ttl > max_ttl) {
                 rc = refuse(req, "ttl must be an integer from 1 to SESSION_MAX_TTL");
                 goto out;
             }
-            req->ttl = json_integer_value(val);
+            req->ttl = ttl;
             req->has_ttl = 1;
         } else if (strcmp(key, "data") == 0) {
             if (!json_is_object(val)) {
                 rc = refuse(req, "data must be a JSON object");
                 goto out;
             }
-            req->data_json = json_dumps(val, JSON_COMPACT);
+            req->data_json = compact(body + sp->off, sp->len, &req->data_len);
             if (req->data_json == NULL) {
                 rc = RC_NOMEM;
                 goto out;
             }
-            req->data_len = strlen(req->data_json);
             if (req->data_len > SESSION_DATA_MAX) {
                 rc = refuse(req, "data is larger than 4096 bytes once serialized");
                 goto out;

@@ -18,6 +18,7 @@
 #include "store_lmdb.h"
 
 #define PURGE_BATCH 1000
+#define FREE_DBI 0 /* LMDB's own freelist database */
 
 typedef struct lmdb_store {
     store_t base;
@@ -137,6 +138,44 @@ static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s)
     return RC_OK;
 }
 
+/* Room left for new data, in pages: the untouched tail of the map plus the
+ * freelist. Inserts stop while less than a reserve is left, so that deletes
+ * and purges (which need fresh pages too: LMDB copies on write) always
+ * succeed and can make room again. Only counts the freelist when the tail
+ * alone is short, so the common case is one mdb_env_info call. */
+static int room_left(lmdb_store *st)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &stat);
+    size_t pages = info.me_mapsize / stat.ms_psize;
+    size_t reserve = pages / 10;
+    if (reserve < 32)
+        reserve = 32;
+    if (reserve > 1024)
+        reserve = 1024;
+    size_t tail = pages > info.me_last_pgno + 1 ? pages - info.me_last_pgno - 1 : 0;
+    if (tail >= 2 * reserve)
+        return 1;
+    /* LMDB opens cursors on its freelist only in read-only transactions. */
+    MDB_txn *rtxn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t free_pages = 0;
+    if (reader(st, &rtxn) != RC_OK)
+        return tail >= reserve;
+    if (mdb_cursor_open(rtxn, FREE_DBI, &cur) == MDB_SUCCESS) {
+        while (tail + free_pages < 2 * reserve &&
+               mdb_cursor_get(cur, &k, &v, MDB_NEXT) == MDB_SUCCESS)
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data; /* an IDL: count, then ids */
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_reset(rtxn);
+    return tail + free_pages >= 2 * reserve;
+}
+
 static rc_t lmdb_put(store_t *base, const session_t *s)
 {
     lmdb_store *st = (lmdb_store *)base;
@@ -149,6 +188,10 @@ static rc_t lmdb_put(store_t *base, const session_t *s)
         goto out;
     if ((rc = writer(st, &txn)) != RC_OK)
         goto out;
+    if (!room_left(st)) {
+        rc = RC_FULL;
+        goto out;
+    }
     MDB_val k = { idlen, (void *)s->id }, v = { rec.len, rec.p };
     if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
         goto out;
@@ -345,6 +388,10 @@ static rc_t lmdb_touch(store_t *base, const char *id, int64_t last_seen, int64_t
         rc = RC_NOT_FOUND;
         goto abort;
     }
+    if (!room_left(st)) {
+        rc = RC_FULL; /* keep the reserve for deletes */
+        goto abort;
+    }
     if ((rc = buf_append(&rec, v.mv_data, v.mv_size)) != RC_OK)
         goto abort;
     s.last_seen_at = last_seen;
@@ -361,8 +408,8 @@ abort:
     return rc;
 }
 
-/* One batch of purge: deletes up to PURGE_BATCH expired sessions. */
-static rc_t purge_batch(lmdb_store *st, int64_t now, size_t *done)
+/* One batch of purge: deletes up to max expired sessions. */
+static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
 {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
@@ -376,7 +423,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t *done)
         goto abort;
     MDB_val k, v;
     int mrc;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && n < PURGE_BATCH;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS && n < max;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size <= 8 || k.mv_size - 8 > SESSION_ID_MAX)
             continue;
@@ -414,14 +461,19 @@ abort:
 static rc_t lmdb_purge(store_t *base, int64_t now, size_t *count)
 {
     lmdb_store *st = (lmdb_store *)base;
-    size_t done;
+    size_t done, batch = PURGE_BATCH;
     rc_t rc;
     *count = 0;
-    do {
-        rc = purge_batch(st, now, &done);
+    for (;;) {
+        rc = purge_batch(st, now, batch, &done);
+        if (rc == RC_FULL && batch > 1) {
+            batch /= 2; /* a nearly full map: smaller transactions fit */
+            continue;
+        }
         *count += done;
-    } while (rc == RC_OK && done == PURGE_BATCH);
-    return rc;
+        if (rc != RC_OK || done < batch)
+            return rc;
+    }
 }
 
 static rc_t lmdb_ping(store_t *base)
