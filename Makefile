@@ -6,7 +6,7 @@
 #                   then the same tests again on an ASan+UBSan build
 #   make asan       the sanitizer build, in build/asan/
 
-PKGS     := libmicrohttpd jansson libjwt openssl lmdb
+PKGS     := libmicrohttpd jansson libjwt openssl lmdb hiredis
 BUILD    ?= build
 PYTHON   ?= /usr/bin/python3
 SAN      ?=

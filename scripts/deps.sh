@@ -9,8 +9,8 @@
 set -eu
 
 mode=${1:-run}
-build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev"
-test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml"
+build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server"
 
 case "$mode" in
 run) want=$build_pkgs ;;

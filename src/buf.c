@@ -103,6 +103,34 @@ rc_t buf_append_json_str(buf_t *b, const char *s, size_t len)
     return RC_OK;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+rc_t str_pct_decode(const char *in, size_t len, char *out, size_t *outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= len)
+            return RC_INVALID;
+        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+        if (hi < 0 || lo < 0)
+            return RC_INVALID;
+        out[o++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    *outlen = o;
+    return RC_OK;
+}
+
 void buf_reset(buf_t *b)
 {
     b->len = 0;

@@ -39,6 +39,10 @@ rc_t buf_append_i64(buf_t *b, int64_t v);
 /* Appends s as a JSON string literal (quotes included), escaping '"', '\\'
  * and control characters. s is assumed to be valid UTF-8. */
 rc_t buf_append_json_str(buf_t *b, const char *s, size_t len);
+/* Percent-decodes in[0..len) into out (room for len bytes). RC_INVALID on
+ * a malformed escape. '+' is not special. Pure. */
+rc_t str_pct_decode(const char *in, size_t len, char *out, size_t *outlen);
+
 void buf_reset(buf_t *b);
 void buf_free(buf_t *b);
 /* Hands the bytes to the caller (free() them); b is left empty. */

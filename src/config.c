@@ -47,6 +47,7 @@ static const cfg_entry table[] = {
     { "CONNECTION_TIMEOUT", CFG_INT, F(connection_timeout), 1, 3600, "10" },
     { "LMDB_MAP_SIZE", CFG_INT, F(lmdb_map_size), 1048576, 1099511627776LL, "4294967296" },
     { "PURGE_INTERVAL", CFG_INT, F(purge_interval), 1, 86400, "60" },
+    { "REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), 10, 60000, "1000" },
 };
 
 static int has_control(const char *s)

@@ -31,6 +31,7 @@ typedef struct config {
     int64_t connection_timeout;
     int64_t lmdb_map_size;
     int64_t purge_interval;
+    int64_t redis_timeout_ms;
 } config;
 
 /* Looks a variable up; returns NULL when it is not set. */

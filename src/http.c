@@ -15,34 +15,6 @@
 
 /* ---- pure parsers ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-rc_t http_pct_decode(const char *in, size_t len, char *out, size_t *outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] != '%') {
-            out[o++] = in[i];
-            continue;
-        }
-        if (i + 2 >= len)
-            return RC_INVALID;
-        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
-        if (hi < 0 || lo < 0)
-            return RC_INVALID;
-        out[o++] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    *outlen = o;
-    return RC_OK;
-}
-
 int http_path_match(const char *pattern, const char *path, size_t len,
                     char *space, size_t spacelen, str_t *params, size_t maxparams)
 {
@@ -62,7 +34,7 @@ int http_path_match(const char *pattern, const char *path, size_t len,
             if (xe == xi || np == maxparams || spacelen - used < xe - xi)
                 return 0;
             size_t outlen;
-            if (http_pct_decode(path + xi, xe - xi, space + used, &outlen) != RC_OK)
+            if (str_pct_decode(path + xi, xe - xi, space + used, &outlen) != RC_OK)
                 return -1;
             params[np++] = (str_t){ space + used, outlen };
             used += outlen;
@@ -263,7 +235,7 @@ rc_t http_query(http_request *r, const char *name, char *out, size_t outlen)
     size_t len = strlen(v), n;
     if (len >= outlen)
         return RC_INVALID;
-    if (http_pct_decode(v, len, out, &n) != RC_OK)
+    if (str_pct_decode(v, len, out, &n) != RC_OK)
         return RC_INVALID;
     out[n] = '\0';
     return RC_OK;

@@ -105,10 +105,6 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail);
 
 /* ---- pure parsers (no I/O; unit-tested and fuzzed) ---- */
 
-/* Percent-decodes in[0..len) into out (room for len bytes). RC_INVALID on
- * a malformed escape. '+' is not special. */
-rc_t http_pct_decode(const char *in, size_t len, char *out, size_t *outlen);
-
 /* Matches path[0..len) against pattern. Captured segments are decoded into
  * space (size spacelen) and returned as params. Returns 1 on match, 0 when
  * it does not match, -1 when a segment's escape is malformed. */

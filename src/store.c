@@ -3,9 +3,11 @@
 #include <string.h>
 #include "store.h"
 #include "store_lmdb.h"
+#include "store_redis.h"
 
 static const store_ops *const registry[] = {
     &store_lmdb_ops,
+    &store_redis_ops,
 };
 
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
@@ -23,7 +25,7 @@ rc_t store_open(const char *url, const store_options *opt, store_t **out,
         if (strlen(ops->scheme) == slen && memcmp(ops->scheme, url, slen) == 0)
             return ops->open(sep + 3, opt, out, err, errlen);
     }
-    snprintf(err, errlen, "STORE_URL: unknown scheme \"%.*s\" (expected lmdb)",
+    snprintf(err, errlen, "STORE_URL: unknown scheme \"%.*s\" (expected lmdb or redis)",
              (int)(slen > 20 ? 20 : slen), url);
     return RC_INVALID;
 }

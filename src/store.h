@@ -17,6 +17,7 @@ typedef struct store store_t;
 
 typedef struct store_options {
     int64_t map_size;   /* lmdb: map size in bytes */
+    int64_t timeout_ms; /* redis: connect and command timeout */
 } store_options;
 
 /* Called once per session by list; s is valid only during the call.
@@ -50,6 +51,8 @@ typedef struct store_ops {
     rc_t (*purge)(store_t *st, int64_t now, size_t *count);
     /* RC_OK when the store answers. */
     rc_t (*ping)(store_t *st);
+    /* Every live session, in no particular order (for export/migration). */
+    rc_t (*scan)(store_t *st, int64_t now, store_each_fn fn, void *arg);
 } store_ops;
 
 struct store {
@@ -77,6 +80,8 @@ static inline rc_t store_touch(store_t *st, const char *id, int64_t last_seen, i
 static inline rc_t store_purge(store_t *st, int64_t now, size_t *count)
 { return st->ops->purge(st, now, count); }
 static inline rc_t store_ping(store_t *st) { return st->ops->ping(st); }
+static inline rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg)
+{ return st->ops->scan(st, now, fn, arg); }
 static inline const char *store_scheme(const store_t *st) { return st->ops->scheme; }
 
 #endif

@@ -486,6 +486,31 @@ static rc_t lmdb_ping(store_t *base)
     return rc;
 }
 
+static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    rc_t rc = reader(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = from_mdb(mdb_cursor_open(txn, st->sessions, &cur), "cursor")) == RC_OK) {
+        int mrc;
+        while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
+            session_t s;
+            if (session_decode(v.mv_data, v.mv_size, &s) == RC_OK && session_live(&s, now) &&
+                fn(&s, arg))
+                break;
+        }
+        if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+            rc = from_mdb(mrc, "scan");
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_reset(txn);
+    return rc;
+}
+
 static void lmdb_close(store_t *base)
 {
     lmdb_store *st = (lmdb_store *)base;
@@ -589,4 +614,5 @@ const store_ops store_lmdb_ops = {
     .touch = lmdb_touch,
     .purge = lmdb_purge,
     .ping = lmdb_ping,
+    .scan = lmdb_scan,
 };
