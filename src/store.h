@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "buf.h"
 #include "rc.h"
 #include "session.h"
@@ -66,17 +67,28 @@ rc_t store_open(const char *url, const store_options *opt, store_t **out,
 
 static inline void store_close(store_t *st) { if (st) st->ops->close(st); }
 static inline rc_t store_put(store_t *st, const session_t *s) { return st->ops->put(st, s); }
+/* The wrappers keep malformed ids and user ids away from the stores: an id
+ * no session can have is simply not found, a user id no user can have has
+ * no sessions. */
+static inline int store_id_ok(const char *id)
+{ return id != NULL && session_id_valid(id, strnlen(id, SESSION_ID_MAX + 1)); }
+static inline int store_user_ok(str_t user)
+{ return user.p != NULL && user.len > 0 && user.len <= SESSION_USER_MAX; }
+
 static inline rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec)
-{ return st->ops->get(st, id, now, rec); }
+{ return store_id_ok(id) ? st->ops->get(st, id, now, rec) : RC_NOT_FOUND; }
 static inline rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now)
-{ return st->ops->del(st, id, owner, now); }
+{ return store_id_ok(id) ? st->ops->del(st, id, owner, now) : RC_NOT_FOUND; }
 static inline rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg)
-{ return st->ops->list(st, user, now, fn, arg); }
+{ return store_user_ok(user) ? st->ops->list(st, user, now, fn, arg) : RC_OK; }
 static inline rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now,
                                   size_t *count)
-{ return st->ops->del_user(st, user, except, now, count); }
+{
+    *count = 0;
+    return store_user_ok(user) ? st->ops->del_user(st, user, except, now, count) : RC_OK;
+}
 static inline rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now)
-{ return st->ops->touch(st, id, last_seen, now); }
+{ return store_id_ok(id) ? st->ops->touch(st, id, last_seen, now) : RC_NOT_FOUND; }
 static inline rc_t store_purge(store_t *st, int64_t now, size_t *count)
 { return st->ops->purge(st, now, count); }
 static inline rc_t store_ping(store_t *st) { return st->ops->ping(st); }
