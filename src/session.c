@@ -436,6 +436,98 @@ out:
     return rc;
 }
 
+/* Copies a string member into space (which has room reserved). */
+static str_t keep(buf_t *space, const char *p, size_t n)
+{
+    str_t v = { space->p + space->len, n };
+    buf_append(space, p, n);
+    return v;
+}
+
+static int time_member(json_t *v, const char *text, const span *sp, int64_t *out)
+{
+    /* integer literal only, read from the text (jansson saw a real) */
+    long long x = 0;
+    size_t k = 0;
+    if (!json_is_number(v))
+        return 0;
+    while (k < sp->len && text[sp->off + k] >= '0' && text[sp->off + k] <= '9' && x < 1000000000000LL)
+        x = x * 10 + (text[sp->off + k++] - '0');
+    if (k == 0 || k != sp->len)
+        return 0;
+    *out = x;
+    return 1;
+}
+
+rc_t session_parse_json(const char *text, size_t len, session_t *s, buf_t *space)
+{
+    const char *key;
+    json_t *val, *root;
+    span spans[8];
+    unsigned seen = 0;
+    rc_t rc = RC_INVALID;
+
+    memset(s, 0, sizeof *s);
+    buf_reset(space);
+    if (len == 0 || session_json_depth(text, len) > 33 || buf_reserve(space, len + 8) != RC_OK)
+        return RC_INVALID;
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+    if (root == NULL || !json_is_object(root) || json_object_size(root) != 8 ||
+        member_spans(text, len, spans, 8) != 8)
+        goto out;
+    size_t i = 0;
+    json_object_foreach(root, key, val) {
+        const span *sp = &spans[i++];
+        if (strcmp(key, "id") == 0 && json_is_string(val) &&
+            session_id_valid(json_string_value(val), json_string_length(val))) {
+            memcpy(s->id, json_string_value(val), json_string_length(val) + 1);
+            seen |= 1;
+        } else if (strcmp(key, "user_id") == 0 && json_is_string(val) &&
+                   session_text_valid(json_string_value(val), json_string_length(val),
+                                      SESSION_USER_MAX)) {
+            s->user_id = keep(space, json_string_value(val), json_string_length(val));
+            seen |= 2;
+        } else if (strcmp(key, "created_at") == 0 && time_member(val, text, sp, &s->created_at)) {
+            seen |= 4;
+        } else if (strcmp(key, "expires_at") == 0 && time_member(val, text, sp, &s->expires_at)) {
+            seen |= 8;
+        } else if (strcmp(key, "last_seen_at") == 0 &&
+                   time_member(val, text, sp, &s->last_seen_at)) {
+            seen |= 16;
+        } else if (strcmp(key, "ip") == 0 && json_is_string(val) &&
+                   json_string_length(val) <= SESSION_IP_MAX) {
+            s->ip = keep(space, json_string_value(val), json_string_length(val));
+            seen |= 32;
+        } else if (strcmp(key, "user_agent") == 0 &&
+                   (json_is_null(val) ||
+                    (json_is_string(val) && json_string_length(val) <= SESSION_UA_MAX))) {
+            if (json_is_string(val))
+                s->user_agent = keep(space, json_string_value(val), json_string_length(val));
+            seen |= 64;
+        } else if (strcmp(key, "data") == 0 && json_is_object(val)) {
+            char *d;
+            size_t dlen;
+            if ((d = compact(text + sp->off, sp->len, &dlen)) == NULL) {
+                rc = RC_NOMEM;
+                goto out;
+            }
+            if (dlen <= SESSION_DATA_MAX)
+                s->data = keep(space, d, dlen);
+            free(d);
+            if (dlen > SESSION_DATA_MAX)
+                goto out;
+            seen |= 128;
+        } else {
+            goto out;
+        }
+    }
+    if (seen == 255 && s->created_at <= s->expires_at)
+        rc = RC_OK;
+out:
+    json_decref(root);
+    return rc;
+}
+
 void session_request_free(session_request_t *req)
 {
     free(req->data_json);

@@ -72,6 +72,12 @@ rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
                            session_request_t *req);
 void session_request_free(session_request_t *req);
 
+/* Parses one session in the JSON form session_render writes (without
+ * "token"), e.g. a line of an export. Strings are copied into space (reset
+ * first), which s's views then point into. Pure. RC_INVALID on anything that
+ * is not such an object, or breaks the session rules. */
+rc_t session_parse_json(const char *text, size_t len, session_t *s, buf_t *space);
+
 /* Maximum nesting depth of a JSON text, counted over its bytes (strings
  * skipped). Used to refuse deep bodies before a recursive parser sees them. */
 size_t session_json_depth(const char *text, size_t len);

@@ -1,0 +1,232 @@
+/* admin.c -- sessionctl (see admin.h). Talks to the store directly, with the
+ * same STORE_URL as the service; it needs no token or secret. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "admin.h"
+#include "log.h"
+#include "session.h"
+#include "store.h"
+
+static const char usage[] =
+    "usage: sessionctl [--store URL] COMMAND [ARGS]\n"
+    "  list USER               the user's live sessions, newest first (JSON lines)\n"
+    "  show ID                 one session (JSON)\n"
+    "  close ID                close one session\n"
+    "  close-user USER [ID]    close all of USER's sessions (except ID)\n"
+    "  stats                   number of live sessions and the store in use\n"
+    "  export                  every live session as JSON lines on stdout\n"
+    "  import                  JSON lines from stdin into the store (ids kept)\n"
+    "  copy FROM_URL TO_URL    copy every live session between stores\n"
+    "The store is --store, else $STORE_URL, else lmdb://./data.\n"
+    "LMDB_MAP_SIZE and REDIS_TIMEOUT_MS are read from the environment.\n";
+
+static int64_t env_int(const char *name, int64_t def)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (v == NULL || *v == '\0')
+        return def;
+    long long x = strtoll(v, &end, 10);
+    return *end == '\0' && x > 0 ? x : def;
+}
+
+static store_t *open_store(const char *url)
+{
+    store_options opt = {
+        .map_size = env_int("LMDB_MAP_SIZE", 4294967296LL),
+        .timeout_ms = env_int("REDIS_TIMEOUT_MS", 1000),
+    };
+    char err[512];
+    store_t *st = NULL;
+    if (store_open(url, &opt, &st, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "sessionctl: %s\n", err);
+        return NULL;
+    }
+    return st;
+}
+
+static int fail(const char *what, rc_t rc)
+{
+    fprintf(stderr, "sessionctl: %s: %s\n", what, rc_str(rc));
+    return 1;
+}
+
+typedef struct out_state {
+    buf_t line;
+    size_t n;
+    rc_t rc;
+} out_state;
+
+static int print_one(const session_t *s, void *arg)
+{
+    out_state *o = arg;
+    buf_reset(&o->line);
+    if ((o->rc = session_render(s, NULL, &o->line)) != RC_OK)
+        return 1;
+    fwrite(o->line.p, 1, o->line.len, stdout);
+    fputc('\n', stdout);
+    o->n++;
+    return 0;
+}
+
+static int count_one(const session_t *s, void *arg)
+{
+    (void)s;
+    ((out_state *)arg)->n++;
+    return 0;
+}
+
+typedef struct copy_state {
+    store_t *to;
+    size_t copied, existing;
+    rc_t rc;
+} copy_state;
+
+static int put_one(const session_t *s, void *arg)
+{
+    copy_state *c = arg;
+    rc_t rc = store_put(c->to, s);
+    if (rc == RC_OK)
+        c->copied++;
+    else if (rc == RC_EXISTS)
+        c->existing++;
+    else
+        c->rc = rc;
+    return c->rc != RC_OK;
+}
+
+static int import_lines(store_t *st, int64_t now)
+{
+    copy_state c = { st, 0, 0, RC_OK };
+    buf_t space = BUF_INIT;
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, expired = 0, bad = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, stdin)) > 0) {
+        session_t s;
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            n--;
+        if (n == 0)
+            continue;
+        if (session_parse_json(line, (size_t)n, &s, &space) != RC_OK) {
+            fprintf(stderr, "sessionctl: import: line %zu is not a session\n", lineno);
+            bad++;
+            continue;
+        }
+        if (!session_live(&s, now)) {
+            expired++;
+            continue;
+        }
+        if (put_one(&s, &c))
+            break;
+    }
+    free(line);
+    buf_free(&space);
+    fprintf(stderr, "sessionctl: imported %zu, already present %zu, expired %zu, refused %zu\n",
+            c.copied, c.existing, expired, bad);
+    if (c.rc != RC_OK)
+        return fail("import", c.rc);
+    return bad ? 1 : 0;
+}
+
+int admin_main(int argc, char **argv)
+{
+    const char *url = getenv("STORE_URL");
+    int i = 1;
+    if (argc > 2 && strcmp(argv[1], "--store") == 0) {
+        url = argv[2];
+        i = 3;
+    }
+    if (url == NULL || *url == '\0')
+        url = "lmdb://./data";
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    log_init("sessionctl", LOG_WARN);
+    const char *cmd = argv[i++];
+    int nargs = argc - i;
+    int64_t now = (int64_t)time(NULL);
+
+    if (strcmp(cmd, "copy") == 0) {
+        if (nargs != 2) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        store_t *from = open_store(argv[i]), *to = from ? open_store(argv[i + 1]) : NULL;
+        if (to == NULL) {
+            store_close(from);
+            return 1;
+        }
+        copy_state c = { to, 0, 0, RC_OK };
+        rc_t rc = store_scan(from, now, put_one, &c);
+        if (rc == RC_OK)
+            rc = c.rc;
+        fprintf(stderr, "sessionctl: copied %zu, already present %zu\n", c.copied, c.existing);
+        store_close(from);
+        store_close(to);
+        return rc == RC_OK ? 0 : fail("copy", rc);
+    }
+
+    int want = -1;
+    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "show") == 0 || strcmp(cmd, "close") == 0)
+        want = 1;
+    else if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "export") == 0 ||
+             strcmp(cmd, "import") == 0)
+        want = 0;
+    else if (strcmp(cmd, "close-user") == 0)
+        want = nargs == 2 ? 2 : 1;
+    if (want < 0 || nargs != want) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    store_t *st = open_store(url);
+    if (st == NULL)
+        return 1;
+    out_state o = { BUF_INIT, 0, RC_OK };
+    rc_t rc = RC_OK;
+    int status = 0;
+    const char *arg = nargs ? argv[i] : NULL;
+
+    if (strcmp(cmd, "list") == 0) {
+        rc = store_list(st, (str_t){ arg, strlen(arg) }, now, print_one, &o);
+    } else if (strcmp(cmd, "show") == 0) {
+        buf_t rec = BUF_INIT;
+        session_t s;
+        rc = store_get(st, arg, now, &rec);
+        if (rc == RC_OK && (rc = session_decode(rec.p, rec.len, &s)) == RC_OK)
+            print_one(&s, &o);
+        buf_free(&rec);
+    } else if (strcmp(cmd, "close") == 0) {
+        rc = store_del(st, arg, STR_NULL, now);
+        if (rc == RC_OK)
+            printf("closed 1\n");
+    } else if (strcmp(cmd, "close-user") == 0) {
+        size_t n = 0;
+        rc = store_del_user(st, (str_t){ arg, strlen(arg) }, nargs == 2 ? argv[i + 1] : NULL,
+                            now, &n);
+        if (rc == RC_OK)
+            printf("closed %zu\n", n);
+    } else if (strcmp(cmd, "stats") == 0) {
+        rc = store_scan(st, now, count_one, &o);
+        if (rc == RC_OK)
+            printf("{\"store\":\"%s\",\"live_sessions\":%zu}\n", store_scheme(st), o.n);
+    } else if (strcmp(cmd, "export") == 0) {
+        rc = store_scan(st, now, print_one, &o);
+        if (rc == RC_OK)
+            fprintf(stderr, "sessionctl: exported %zu\n", o.n);
+    } else {
+        status = import_lines(st, now);
+    }
+    if (rc == RC_OK && o.rc != RC_OK)
+        rc = o.rc;
+    if (rc != RC_OK)
+        status = fail(cmd, rc);
+    fflush(stdout);
+    buf_free(&o.line);
+    store_close(st);
+    return status;
+}
