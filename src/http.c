@@ -402,7 +402,7 @@ static void *watch_loop(void *arg)
 
 typedef struct header_tally {
     size_t bytes;
-    unsigned content_length, transfer_encoding;
+    unsigned content_length, transfer_encoding, host, bad_name;
 } header_tally;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -413,6 +413,9 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
     t->content_length += strcasecmp(key, "Content-Length") == 0;
     t->transfer_encoding += strcasecmp(key, "Transfer-Encoding") == 0;
+    t->host += strcasecmp(key, "Host") == 0;
+    /* a field name is a token: no whitespace (RFC 9112 5.1: "Name : v" is 400) */
+    t->bad_name += key[0] == '\0' || strpbrk(key, " \t\r\n\"(),/:;<=>?@[\\]{}") != NULL;
     return MHD_YES;
 }
 
@@ -471,15 +474,22 @@ static void route_request(http_request *r, const char *url)
 }
 
 /* Checks made once the headers are in: framing, header size, body size. */
-static void check_request(http_request *r)
+static void check_request(http_request *r, const char *version)
 {
     struct MHD_Connection *c = r->conn;
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    header_tally t = { 0, 0, 0 };
+    header_tally t = { 0, 0, 0, 0, 0 };
+    int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &t);
     if (t.bytes > HTTP_HEADERS_MAX) {
         r->early_status = 431;
+    } else if (t.bad_name) {
+        r->early_status = 400;
+        r->detail = "malformed header field name";
+    } else if (http11 && t.host != 1) {
+        r->early_status = 400;
+        r->detail = "HTTP/1.1 requests need exactly one Host header";
     } else if (t.content_length > 1 || t.transfer_encoding > 1) {
         r->early_status = 400;
         r->detail = "repeated Content-Length or Transfer-Encoding";
@@ -521,7 +531,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     http_request *r = *con_cls;
     if (r == NULL) {
         r = calloc(1, sizeof *r);
@@ -536,7 +545,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->hc = ci ? ci->socket_context : NULL;
-        check_request(r);
+        check_request(r, version);
         if (r->early_status)
             return respond(r); /* framing errors: answer now and close */
         route_request(r, url);
@@ -629,7 +638,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
          * our problem+json 431; beyond, libmicrohttpd answers 431 itself. */
         { MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL },
         { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
-        { MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL },
+        { MHD_OPTION_STRICT_FOR_CLIENT, -1, NULL }, /* we check, and answer problem+json */
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, svc },
         { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, svc },
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },

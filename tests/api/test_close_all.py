@@ -1,0 +1,134 @@
+"""DELETE /users/{user_id}/sessions — close all (API.md "close all")."""
+
+import pytest
+
+from apitools import (admin_token, assert_json, assert_problem, assert_unauthorized,
+                      make_token, q, uid)
+
+
+def ids_of(server, user, token):
+    r = server.get("/users/%s/sessions" % q(user), token=token)
+    return [s["id"] for s in assert_json(r, 200)["sessions"]]
+
+
+def close_all(server, user, token, query=""):
+    return server.delete("/users/%s/sessions%s" % (q(user), query), token=token)
+
+
+def test_closes_all_and_counts(server, user):
+    tok = make_token(user)
+    made = [server.create(tok) for _ in range(3)]
+    r = close_all(server, user, tok)
+    assert assert_json(r, 200) == {"closed": 3}
+    assert ids_of(server, user, tok) == []
+    for s in made:
+        assert_problem(server.get("/session/%s" % s["id"], token=tok), 404)
+
+
+def test_closed_tokens_are_refused_everywhere(server, user):
+    tok = make_token(user)
+    made = [server.create(tok) for _ in range(2)]
+    assert assert_json(close_all(server, user, tok), 200) == {"closed": 2}
+    for s in made:
+        t = s["token"]
+        assert_unauthorized(server.get("/validate", token=t))
+        assert_unauthorized(server.get("/session/%s" % s["id"], token=t))
+        assert_unauthorized(server.delete("/session/%s" % s["id"], token=t))
+        assert_unauthorized(server.get("/users/%s/sessions" % user, token=t))
+        assert_unauthorized(server.delete("/users/%s/sessions" % user, token=t))
+        assert_unauthorized(server.post("/session", token=t))
+        assert_unauthorized(server.get("/validate", headers={"Cookie": "session=%s" % t}))
+
+
+def test_except_keeps_one_session(server, user):
+    tok = make_token(user)
+    a, b, c = (server.create(tok) for _ in range(3))
+    r = close_all(server, user, tok, "?except=%s" % b["id"])
+    assert assert_json(r, 200) == {"closed": 2}
+    assert ids_of(server, user, tok) == [b["id"]]
+    assert server.get("/validate", token=b["token"]).status_code == 200
+    assert_unauthorized(server.get("/validate", token=a["token"]))
+    assert_unauthorized(server.get("/validate", token=c["token"]))
+
+
+def test_session_token_closes_its_other_sessions(server, user):
+    """The usual "log out everywhere else": the caller's own session stays."""
+    tok = make_token(user)
+    mine = server.create(tok)
+    others = [server.create(tok) for _ in range(2)]
+    r = close_all(server, user, mine["token"], "?except=%s" % mine["id"])
+    assert assert_json(r, 200) == {"closed": 2}
+    assert ids_of(server, user, mine["token"]) == [mine["id"]]
+    for s in others:
+        assert_unauthorized(server.get("/validate", token=s["token"]))
+
+
+@pytest.mark.parametrize("except_", ["AAAAAAAAAAAAAAAAAAAAAA", "not-an-id!", ""])
+def test_except_naming_no_live_session_is_ignored(server, user, except_):
+    tok = make_token(user)
+    for _ in range(2):
+        server.create(tok)
+    r = close_all(server, user, tok, "?except=%s" % except_)
+    assert assert_json(r, 200) == {"closed": 2}
+    assert ids_of(server, user, tok) == []
+
+
+def test_except_naming_another_users_session_is_ignored(server, user):
+    tok = make_token(user)
+    for _ in range(2):
+        server.create(tok)
+    other = uid()
+    foreign = server.create(make_token(other))
+    r = close_all(server, user, tok, "?except=%s" % foreign["id"])
+    assert assert_json(r, 200) == {"closed": 2}
+    assert ids_of(server, other, make_token(other)) == [foreign["id"]]
+
+
+def test_counts_only_sessions_actually_closed(server, user):
+    tok = make_token(user)
+    a = server.create(tok)
+    server.create(tok)
+    assert server.delete("/session/%s" % a["id"], token=tok).status_code == 204
+    assert assert_json(close_all(server, user, tok), 200) == {"closed": 1}
+    assert assert_json(close_all(server, user, tok), 200) == {"closed": 0}
+
+
+def test_nothing_to_close(server, user):
+    assert assert_json(close_all(server, user, make_token(user)), 200) == {"closed": 0}
+
+
+def test_other_users_sessions_untouched(server, user):
+    tok = make_token(user)
+    server.create(tok)
+    other = uid()
+    kept = server.create(make_token(other))
+    prefixed = server.create(make_token(user + "x"))
+    assert assert_json(close_all(server, user, tok), 200) == {"closed": 1}
+    assert ids_of(server, other, make_token(other)) == [kept["id"]]
+    assert ids_of(server, user + "x", make_token(user + "x")) == [prefixed["id"]]
+
+
+def test_other_user_is_403(server, user):
+    tok = make_token(user)
+    s = server.create(tok)
+    assert_problem(close_all(server, user, make_token(uid())), 403)
+    assert ids_of(server, user, tok) == [s["id"]]
+
+
+def test_admin_closes_all(server, user):
+    tok = make_token(user)
+    for _ in range(2):
+        server.create(tok)
+    assert assert_json(close_all(server, user, admin_token()), 200) == {"closed": 2}
+    assert ids_of(server, user, tok) == []
+
+
+def test_user_with_slash(server):
+    slashed = uid() + "/x"
+    adm = admin_token()
+    a = server.create(adm, {"user_id": slashed})
+    b = server.create(adm, {"user_id": slashed})
+    r = close_all(server, slashed, a["token"], "?except=%s" % a["id"])
+    assert assert_json(r, 200) == {"closed": 1}
+    assert ids_of(server, slashed, adm) == [a["id"]]
+    assert_unauthorized(server.get("/validate", token=b["token"]))

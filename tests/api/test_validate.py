@@ -1,0 +1,124 @@
+"""GET /validate — for NGINX auth_request (API.md "validate", CONTRACT-NOTES)."""
+
+import time
+
+import pytest
+
+from apitools import (admin_token, assert_json, assert_unauthorized, make_token, no_store,
+                      uid)
+
+
+@pytest.fixture(scope="module")
+def cookie_server(mspawn):
+    return mspawn("sessiond", env={"SESSION_COOKIE": "sid_cookie"})
+
+
+def check_ok(r, user, sid, expires_at):
+    body = assert_json(r, 200)
+    assert r.headers.get("X-User-Id") == user
+    assert r.headers.get("X-Session-Id") == sid
+    assert body == {"user_id": user, "session_id": sid, "expires_at": expires_at}
+    assert no_store(r), r.headers.get("Cache-Control")
+
+
+def test_bearer_session_token(server, user):
+    s = server.create(make_token(user))
+    check_ok(server.get("/validate", token=s["token"]), user, s["id"], s["expires_at"])
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+def test_bearer_scheme_any_case(server, user, scheme):
+    s = server.create(make_token(user))
+    r = server.get("/validate", headers={"Authorization": "%s %s" % (scheme, s["token"])})
+    check_ok(r, user, s["id"], s["expires_at"])
+
+
+def test_default_cookie(server, user):
+    s = server.create(make_token(user))
+    r = server.get("/validate", headers={"Cookie": "session=%s" % s["token"]})
+    check_ok(r, user, s["id"], s["expires_at"])
+    r = server.get("/validate",
+                   headers={"Cookie": "theme=dark; session=%s; lang=en" % s["token"]})
+    check_ok(r, user, s["id"], s["expires_at"])
+
+
+def test_custom_cookie_name(cookie_server, user):
+    s = cookie_server.create(make_token(user))
+    r = cookie_server.get("/validate", headers={"Cookie": "sid_cookie=%s" % s["token"]})
+    check_ok(r, user, s["id"], s["expires_at"])
+    # the default name is not read any more
+    r = cookie_server.get("/validate", headers={"Cookie": "session=%s" % s["token"]})
+    assert_unauthorized(r, token_presented=False)
+
+
+def test_bearer_wins_over_cookie(server, user):
+    a = server.create(make_token(user))
+    b = server.create(make_token(user))
+    r = server.get("/validate", token=a["token"],
+                   headers={"Cookie": "session=%s" % b["token"]})
+    check_ok(r, user, a["id"], a["expires_at"])
+    # a refused Bearer token is not rescued by a good cookie
+    r = server.get("/validate", token=make_token(user, secret="w" * 48),
+                   headers={"Cookie": "session=%s" % b["token"]})
+    assert_unauthorized(r)
+
+
+def test_closed_session_is_401(server, user):
+    tok = make_token(user)
+    s = server.create(tok)
+    assert server.delete("/session/%s" % s["id"], token=tok).status_code == 204
+    assert_unauthorized(server.get("/validate", token=s["token"]))
+    r = server.get("/validate", headers={"Cookie": "session=%s" % s["token"]})
+    assert r.status_code == 401
+    assert r.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+
+
+def test_plain_token_is_401(server, user):
+    server.create(make_token(user))
+    assert_unauthorized(server.get("/validate", token=make_token(user)))
+    assert_unauthorized(server.get("/validate", token=admin_token()))
+    r = server.get("/validate", headers={"Cookie": "session=%s" % make_token(user)})
+    assert r.status_code == 401
+
+
+def test_no_token_is_401(server):
+    assert_unauthorized(server.get("/validate"), token_presented=False)
+    assert_unauthorized(server.get("/validate", headers={"Cookie": "other=1"}),
+                        token_presented=False)
+
+
+@pytest.mark.parametrize("value", ["garbage", "a.b.c", "", "Bearer x"])
+def test_bad_cookie_is_401(server, value):
+    r = server.get("/validate", headers={"Cookie": "session=%s" % value})
+    assert r.status_code == 401
+    assert r.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+
+
+def test_forged_sid_is_401(server, user):
+    """A correctly signed token naming a session of another user is refused."""
+    victim = server.create(make_token(uid()))
+    forged = make_token(user, sid=victim["id"], jti="x")
+    assert_unauthorized(server.get("/validate", token=forged))
+    unknown = make_token(user, sid="A" * 22, jti="y")
+    assert_unauthorized(server.get("/validate", token=unknown))
+    bad_type = make_token(user, sid=12345)
+    assert_unauthorized(server.get("/validate", token=bad_type))
+
+
+def test_validate_records_last_seen(server, user):
+    tok = make_token(user)
+    s = server.create(tok)
+    assert server.get("/validate", token=s["token"]).status_code == 200
+    read = server.get("/session/%s" % s["id"], token=tok).json()
+    assert read["created_at"] <= read["last_seen_at"] <= int(time.time()) + 1
+    assert read["last_seen_at"] <= read["expires_at"]
+
+
+def test_validate_does_not_extend_or_change_session(server, user):
+    tok = make_token(user)
+    s = server.create(tok, {"ttl": 500, "data": {"a": 1}})
+    for _ in range(3):
+        assert server.get("/validate", token=s["token"]).status_code == 200
+    read = server.get("/session/%s" % s["id"], token=tok).json()
+    assert read["expires_at"] == s["expires_at"]
+    assert read["data"] == {"a": 1}
