@@ -24,7 +24,7 @@ BINS     := sessiond createSession readSession closeSession sessionctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit api asan deps deps-test clean
+.PHONY: all run test unit api asan deps deps-test deps-bench bench clean
 .DELETE_ON_ERROR:
 
 all: $(addprefix $(BUILD)/,$(BINS))
@@ -77,3 +77,12 @@ test: deps-test
 
 clean:
 	rm -rf build
+
+$(BUILD)/store_bench: bench/store_bench.c $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench: deps-bench all $(BUILD)/store_bench
+	bench/run.sh
+
+deps-bench:
+	@scripts/deps.sh bench

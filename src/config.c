@@ -15,7 +15,7 @@ typedef enum cfg_type {
     CFG_SECRET,  /* at least min bytes, required */
     CFG_HOST,    /* IPv4 or IPv6 literal */
     CFG_URL,     /* scheme://rest */
-    CFG_LEVEL    /* debug | info | warn | error */
+    CFG_ENUM     /* one of the names in choices; stored as its index */
 } cfg_type;
 
 typedef struct cfg_entry {
@@ -24,30 +24,35 @@ typedef struct cfg_entry {
     size_t offset;
     int64_t min, max;
     const char *def; /* NULL: unset (CFG_STR) or required (CFG_SECRET) */
+    const char *const *choices; /* CFG_ENUM: NULL-terminated names */
 } cfg_entry;
+
+static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const lmdb_syncs[] = { "full", "meta", "none", NULL };
 
 #define F(field) offsetof(config, field)
 
 static const cfg_entry table[] = {
-    { "HOST", CFG_HOST, F(host), 0, 0, "127.0.0.1" },
-    { "PORT", CFG_INT, F(port), 1, 65535, "8080" },
-    { "JWT_SECRET", CFG_SECRET, F(jwt_secret), 32, 4096, NULL },
-    { "JWT_ISSUER", CFG_STR, F(jwt_issuer), 0, 0, NULL },
-    { "JWT_AUDIENCE", CFG_STR, F(jwt_audience), 0, 0, NULL },
-    { "JWT_LEEWAY", CFG_INT, F(jwt_leeway), 0, 3600, "30" },
-    { "SESSION_TTL", CFG_INT, F(session_ttl), 1, 31622400, "3600" },
-    { "SESSION_MAX_TTL", CFG_INT, F(session_max_ttl), 1, 31622400, "2592000" },
-    { "STORE_URL", CFG_URL, F(store_url), 0, 0, "lmdb://./data" },
-    { "ADMIN_SCOPE", CFG_WORD, F(admin_scope), 0, 0, "session:admin" },
-    { "SESSION_COOKIE", CFG_WORD, F(session_cookie), 0, 0, "session" },
-    { "TRUST_PROXY", CFG_BOOL, F(trust_proxy), 0, 1, "0" },
-    { "LOG_LEVEL", CFG_LEVEL, F(log_level), 0, 0, "info" },
-    { "THREADS", CFG_INT, F(threads), 0, 256, "0" },
-    { "CONNECTION_LIMIT", CFG_INT, F(connection_limit), 1, 65536, "1024" },
-    { "CONNECTION_TIMEOUT", CFG_INT, F(connection_timeout), 1, 3600, "10" },
-    { "LMDB_MAP_SIZE", CFG_INT, F(lmdb_map_size), 1048576, 1099511627776LL, "4294967296" },
-    { "PURGE_INTERVAL", CFG_INT, F(purge_interval), 1, 86400, "60" },
-    { "REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), 10, 60000, "1000" },
+    { "HOST", CFG_HOST, F(host), 0, 0, "127.0.0.1", NULL },
+    { "PORT", CFG_INT, F(port), 1, 65535, "8080", NULL },
+    { "JWT_SECRET", CFG_SECRET, F(jwt_secret), 32, 4096, NULL, NULL },
+    { "JWT_ISSUER", CFG_STR, F(jwt_issuer), 0, 0, NULL, NULL },
+    { "JWT_AUDIENCE", CFG_STR, F(jwt_audience), 0, 0, NULL, NULL },
+    { "JWT_LEEWAY", CFG_INT, F(jwt_leeway), 0, 3600, "30", NULL },
+    { "SESSION_TTL", CFG_INT, F(session_ttl), 1, 31622400, "3600", NULL },
+    { "SESSION_MAX_TTL", CFG_INT, F(session_max_ttl), 1, 31622400, "2592000", NULL },
+    { "STORE_URL", CFG_URL, F(store_url), 0, 0, "lmdb://./data", NULL },
+    { "ADMIN_SCOPE", CFG_WORD, F(admin_scope), 0, 0, "session:admin", NULL },
+    { "SESSION_COOKIE", CFG_WORD, F(session_cookie), 0, 0, "session", NULL },
+    { "TRUST_PROXY", CFG_BOOL, F(trust_proxy), 0, 1, "0", NULL },
+    { "LOG_LEVEL", CFG_ENUM, F(log_level), 0, 0, "info", log_levels },
+    { "THREADS", CFG_INT, F(threads), 0, 256, "0", NULL },
+    { "CONNECTION_LIMIT", CFG_INT, F(connection_limit), 1, 65536, "1024", NULL },
+    { "CONNECTION_TIMEOUT", CFG_INT, F(connection_timeout), 1, 3600, "10", NULL },
+    { "LMDB_MAP_SIZE", CFG_INT, F(lmdb_map_size), 1048576, 1099511627776LL, "4294967296", NULL },
+    { "PURGE_INTERVAL", CFG_INT, F(purge_interval), 1, 86400, "60", NULL },
+    { "REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), 10, 60000, "1000", NULL },
+    { "LMDB_SYNC", CFG_ENUM, F(lmdb_sync), 0, 0, "full", lmdb_syncs },
 };
 
 static int has_control(const char *s)
@@ -99,16 +104,17 @@ static rc_t set_value(config *c, const cfg_entry *e, const char *v,
         }
         *(int64_t *)slot = n;
         return RC_OK;
-    case CFG_LEVEL: {
-        static const char *levels[] = { "debug", "info", "warn", "error" };
-        for (int i = 0; i < 4; i++) {
-            if (strcmp(v, levels[i]) == 0) {
+    case CFG_ENUM: {
+        char names[128] = "";
+        for (int i = 0; e->choices[i] != NULL; i++) {
+            if (strcmp(v, e->choices[i]) == 0) {
                 *(int64_t *)slot = i;
                 return RC_OK;
             }
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     i ? ", " : "", e->choices[i]);
         }
-        snprintf(err, errlen, "%s: must be debug, info, warn or error: \"%.40s\"",
-                 e->name, v);
+        snprintf(err, errlen, "%s: must be one of %s: \"%.40s\"", e->name, names, v);
         return RC_INVALID;
     }
     case CFG_SECRET: {
@@ -193,7 +199,7 @@ void config_free(config *c)
 {
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         cfg_type t = table[i].type;
-        if (t != CFG_INT && t != CFG_BOOL && t != CFG_LEVEL) {
+        if (t != CFG_INT && t != CFG_BOOL && t != CFG_ENUM) {
             char **slot = (char **)((char *)c + table[i].offset);
             free(*slot);
             *slot = NULL;

@@ -32,6 +32,7 @@ typedef struct config {
     int64_t lmdb_map_size;
     int64_t purge_interval;
     int64_t redis_timeout_ms;
+    int64_t lmdb_sync;     /* 0 full, 1 meta, 2 none (see store_options) */
 } config;
 
 /* Looks a variable up; returns NULL when it is not set. */

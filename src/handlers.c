@@ -353,14 +353,15 @@ const unsigned handlers_nmetrics = M_COUNT;
 const unsigned handlers_metric_other = M_OTHER;
 
 const http_route handlers_routes[] = {
-    { "POST", "/session", h_create, GROUP_CREATE, M_SESSION, 1 },
-    { "GET", "/session/{id}", h_read, GROUP_READ, M_SESSION_ID, 1 },
-    { "DELETE", "/session/{id}", h_close, GROUP_CLOSE, M_SESSION_ID, 1 },
-    { "GET", "/users/{user_id}/sessions", h_list, GROUP_READ, M_USER_SESSIONS, 1 },
-    { "DELETE", "/users/{user_id}/sessions", h_close_all, GROUP_CLOSE, M_USER_SESSIONS, 1 },
-    { "GET", "/validate", h_validate, GROUP_READ, M_VALIDATE, 1 },
-    { "GET", "/healthz", h_healthz, GROUP_ALWAYS, M_HEALTHZ, 0 },
-    { "GET", "/readyz", h_readyz, GROUP_ALWAYS, M_READYZ, 0 },
-    { "GET", "/metrics", h_metrics, GROUP_ALWAYS, M_METRICS, 0 },
+    /* method, pattern, handler, served by, metric, no-store, writes */
+    { "POST", "/session", h_create, GROUP_CREATE, M_SESSION, 1, 1 },
+    { "GET", "/session/{id}", h_read, GROUP_READ, M_SESSION_ID, 1, 0 },
+    { "DELETE", "/session/{id}", h_close, GROUP_CLOSE, M_SESSION_ID, 1, 1 },
+    { "GET", "/users/{user_id}/sessions", h_list, GROUP_READ, M_USER_SESSIONS, 1, 0 },
+    { "DELETE", "/users/{user_id}/sessions", h_close_all, GROUP_CLOSE, M_USER_SESSIONS, 1, 1 },
+    { "GET", "/validate", h_validate, GROUP_READ, M_VALIDATE, 1, 0 },
+    { "GET", "/healthz", h_healthz, GROUP_ALWAYS, M_HEALTHZ, 0, 0 },
+    { "GET", "/readyz", h_readyz, GROUP_ALWAYS, M_READYZ, 0, 0 },
+    { "GET", "/metrics", h_metrics, GROUP_ALWAYS, M_METRICS, 0, 0 },
 };
 const size_t handlers_nroutes = sizeof handlers_routes / sizeof handlers_routes[0];

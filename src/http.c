@@ -506,14 +506,8 @@ static void check_request(http_request *r, const char *version)
         r->close_after = 1;
 }
 
-static enum MHD_Result respond(http_request *r)
+static void run_handler(http_request *r)
 {
-    r->responded = 1;
-    set_deadline(r, NO_DEADLINE);
-    if (r->early_status) {
-        problem(r, r->early_status, r->detail);
-        return send_answer(r);
-    }
     r->now = (int64_t)time(NULL);
     r->status = 200;
     r->detail = NULL;
@@ -524,6 +518,83 @@ static enum MHD_Result respond(http_request *r)
             log_msg(LOG_ERROR, "%s %s: %s", r->method, r->route->pattern, rc_str(rc));
         problem(r, status, r->detail);
     }
+}
+
+/* ---- writers ----
+ * Handlers that write to the store wait for a durable commit. They run on
+ * a pool of writer threads while their connection is suspended, so the
+ * event threads keep serving and many writes share one commit (the stores
+ * group them). The writer resumes the connection; libmicrohttpd then calls
+ * on_request again and the answer is sent from the event thread. */
+
+struct http_writers {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    http_request *head, *tail;
+    int stop;
+    size_t nthreads;
+    pthread_t threads[];
+};
+
+static void *writer_loop(void *arg)
+{
+    struct http_writers *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->head == NULL && !w->stop)
+            pthread_cond_wait(&w->work, &w->lock);
+        if (w->head == NULL)
+            break;
+        http_request *r = w->head;
+        w->head = r->next_queued;
+        if (w->head == NULL)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        run_handler(r);
+        r->handled = 1;
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void offload(http_request *r)
+{
+    struct http_writers *w = r->svc->writers;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&w->lock);
+    r->next_queued = NULL;
+    if (w->tail)
+        w->tail->next_queued = r;
+    else
+        w->head = r;
+    w->tail = r;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static enum MHD_Result respond(http_request *r)
+{
+    if (r->offloaded) {
+        if (!r->handled)
+            return MHD_YES; /* spurious call while the writer works */
+        r->responded = 1;
+        return send_answer(r);
+    }
+    set_deadline(r, NO_DEADLINE);
+    if (r->early_status) {
+        r->responded = 1;
+        problem(r, r->early_status, r->detail);
+        return send_answer(r);
+    }
+    if (r->route->writes && r->svc->writers != NULL) {
+        r->offloaded = 1;
+        offload(r);
+        return MHD_YES;
+    }
+    r->responded = 1;
+    run_handler(r);
     return send_answer(r);
 }
 
@@ -609,7 +680,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
 {
     const config *cfg = svc->cfg;
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
@@ -644,6 +715,25 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
+    size_t nwriters = HTTP_WRITERS;
+    struct http_writers *wr = calloc(1, sizeof *wr + nwriters * sizeof(pthread_t));
+    if (wr == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_NOMEM;
+    }
+    pthread_mutex_init(&wr->lock, NULL);
+    pthread_cond_init(&wr->work, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (; wr->nthreads < nwriters; wr->nthreads++)
+        if (pthread_create(&wr->threads[wr->nthreads], &attr, writer_loop, wr) != 0)
+            break;
+    pthread_attr_destroy(&attr);
+    svc->writers = wr->nthreads ? wr : NULL;
+    if (svc->writers == NULL)
+        free(wr); /* no writer threads: handlers write on the event threads */
+
     struct http_watch *w = calloc(1, sizeof *w);
     if (w == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -674,9 +764,22 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
 void http_stop(http_service *svc)
 {
     struct http_watch *w = svc->watch;
+    struct http_writers *wr = svc->writers;
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
+    if (wr != NULL) {
+        pthread_mutex_lock(&wr->lock);
+        wr->stop = 1;
+        pthread_cond_broadcast(&wr->work);
+        pthread_mutex_unlock(&wr->lock);
+        for (size_t i = 0; i < wr->nthreads; i++)
+            pthread_join(wr->threads[i], NULL);
+        pthread_mutex_destroy(&wr->lock);
+        pthread_cond_destroy(&wr->work);
+        free(wr);
+        svc->writers = NULL;
+    }
     if (w != NULL) {
         pthread_mutex_lock(&w->lock);
         w->stop = 1;

@@ -23,6 +23,7 @@
 #define HTTP_MAX_PARAMS 2
 #define HTTP_MAX_OUT_HEADERS 4
 #define HTTP_PARAM_SPACE 1024
+#define HTTP_WRITERS 64  /* threads that wait for durable store writes */
 
 typedef struct http_request http_request;
 typedef rc_t (*http_handler)(http_request *r);
@@ -34,6 +35,7 @@ typedef struct http_route {
     unsigned groups;       /* bit set of executables serving it */
     unsigned metric;       /* metrics route id */
     int no_store;          /* answers carry Cache-Control: no-store */
+    int writes;            /* waits for a store write: runs on a writer thread */
 } http_route;
 
 typedef struct http_service {
@@ -48,6 +50,7 @@ typedef struct http_service {
     unsigned metric_other;         /* id for unmatched paths */
     void *daemon;                  /* struct MHD_Daemon * */
     struct http_watch *watch;      /* request deadlines (http.c) */
+    struct http_writers *writers;  /* writer threads (http.c) */
 } http_service;
 
 struct http_request {
@@ -84,6 +87,8 @@ struct http_request {
     int responded;
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
+    int offloaded, handled;        /* handed to a writer thread; done there */
+    http_request *next_queued;     /* writer queue link */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.

@@ -67,7 +67,8 @@ int server_main(const char *name, unsigned groups)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms };
+    store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
+                          .sync = (int)cfg.lmdb_sync };
     rc_t rc = store_open(cfg.store_url, &opt, &store, err, sizeof err);
     if (rc != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);

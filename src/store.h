@@ -19,6 +19,10 @@ typedef struct store store_t;
 typedef struct store_options {
     int64_t map_size;   /* lmdb: map size in bytes */
     int64_t timeout_ms; /* redis: connect and command timeout */
+    int sync;           /* lmdb: 0 fsync data and meta on every commit (power-loss
+                         * durable); 1 fsync data only (a power loss may undo
+                         * the last commit); 2 no fsync (survives a crash of the
+                         * process, not of the host) */
 } store_options;
 
 /* Called once per session by list; s is valid only during the call.

@@ -25,6 +25,11 @@ typedef struct lmdb_store {
     MDB_env *env;
     MDB_dbi sessions, by_user, by_exp;
     pthread_key_t reader_key;
+    /* group commit: queued writes, and whether a leader is committing */
+    pthread_mutex_t wlock;
+    pthread_cond_t wdone;
+    struct wop *head, *tail;
+    int leading;
 } lmdb_store;
 
 static rc_t from_mdb(int rc, const char *what)
@@ -176,40 +181,125 @@ static int room_left(lmdb_store *st)
     return tail + free_pages >= 2 * reserve;
 }
 
-static rc_t lmdb_put(store_t *base, const session_t *s)
+/* ---- writes: each is an "apply" inside a transaction it is given; the
+ * group commit below runs many of them in one transaction and one fsync.
+ * Applies answer RC_OK or RC_NOT_FOUND when their changes may be kept. */
+
+typedef struct wop {
+    rc_t (*apply)(lmdb_store *st, MDB_txn *txn, void *arg);
+    void *arg;
+    rc_t rc;
+    int done;
+    struct wop *next;
+} wop;
+
+/* Runs a batch: one parent transaction, a nested one per operation (so one
+ * operation's failure, e.g. a full map, does not undo the others), one
+ * commit. Every operation's rc is final only after the parent commit. */
+static void run_batch(lmdb_store *st, wop *batch)
 {
-    lmdb_store *st = (lmdb_store *)base;
-    buf_t rec = BUF_INIT;
-    MDB_txn *txn = NULL;
+    MDB_txn *parent;
+    rc_t rc = writer(st, &parent);
+    if (rc != RC_OK) {
+        for (wop *w = batch; w; w = w->next)
+            w->rc = rc;
+        return;
+    }
+    for (wop *w = batch; w; w = w->next) {
+        MDB_txn *child;
+        int mrc = mdb_txn_begin(st->env, parent, 0, &child);
+        if (mrc != MDB_SUCCESS) {
+            w->rc = from_mdb(mrc, "begin nested");
+            continue;
+        }
+        w->rc = w->apply(st, child, w->arg);
+        if (w->rc == RC_OK || w->rc == RC_NOT_FOUND) {
+            mrc = mdb_txn_commit(child);
+            if (mrc != MDB_SUCCESS)
+                w->rc = from_mdb(mrc, "commit nested");
+        } else {
+            mdb_txn_abort(child);
+        }
+    }
+    rc = commit(parent);
+    if (rc != RC_OK)
+        for (wop *w = batch; w; w = w->next)
+            if (w->rc == RC_OK || w->rc == RC_NOT_FOUND)
+                w->rc = rc;
+}
+
+/* Group commit: the first writer to arrive becomes the leader and commits
+ * everything queued meanwhile in one transaction; the others wait for
+ * their result. Nothing is answered before its transaction is durable. */
+static rc_t write_op(lmdb_store *st, rc_t (*apply)(lmdb_store *, MDB_txn *, void *), void *arg)
+{
+    wop op = { apply, arg, RC_OK, 0, NULL };
+    pthread_mutex_lock(&st->wlock);
+    if (st->tail)
+        st->tail->next = &op;
+    else
+        st->head = &op;
+    st->tail = &op;
+    while (!op.done) {
+        if (st->leading) {
+            pthread_cond_wait(&st->wdone, &st->wlock);
+            continue;
+        }
+        /* Lead one batch (it holds our own operation), then hand over: a
+         * leader that kept leading under steady load would never answer. */
+        st->leading = 1;
+        wop *batch = st->head;
+        st->head = st->tail = NULL;
+        pthread_mutex_unlock(&st->wlock);
+        run_batch(st, batch);
+        pthread_mutex_lock(&st->wlock);
+        for (wop *w = batch, *next; w; w = next) {
+            next = w->next;
+            w->done = 1; /* w may be gone once the lock is released */
+        }
+        st->leading = 0;
+        pthread_cond_broadcast(&st->wdone);
+    }
+    pthread_mutex_unlock(&st->wlock);
+    return op.rc;
+}
+
+typedef struct put_args {
+    const session_t *s;
+    const buf_t *rec;
+} put_args;
+
+static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
+{
+    const put_args *a = arg;
+    const session_t *s = a->s;
     size_t idlen = strlen(s->id);
     unsigned char ukey[8 + SESSION_ID_MAX], ekey[8 + SESSION_ID_MAX];
-    rc_t rc = session_encode(s, &rec);
-    if (rc != RC_OK)
-        goto out;
-    if ((rc = writer(st, &txn)) != RC_OK)
-        goto out;
-    if (!room_left(st)) {
-        rc = RC_FULL;
-        goto out;
-    }
-    MDB_val k = { idlen, (void *)s->id }, v = { rec.len, rec.p };
+    rc_t rc;
+    if (!room_left(st))
+        return RC_FULL;
+    MDB_val k = { idlen, (void *)s->id }, v = { a->rec->len, a->rec->p };
     if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
-        goto out;
+        return rc;
     be64(ukey, s->created_at);
     memcpy(ukey + 8, s->id, idlen);
     MDB_val uk = { s->user_id.len, (void *)s->user_id.p }, uv = { 8 + idlen, ukey };
     if ((rc = from_mdb(mdb_put(txn, st->by_user, &uk, &uv, 0), "put by_user")) != RC_OK)
-        goto out;
+        return rc;
     be64(ekey, s->expires_at);
     memcpy(ekey + 8, s->id, idlen);
     MDB_val ek = { 8 + idlen, ekey }, ev = { 0, "" };
-    if ((rc = from_mdb(mdb_put(txn, st->by_exp, &ek, &ev, 0), "put by_exp")) != RC_OK)
-        goto out;
-    rc = commit(txn);
-    txn = NULL;
-out:
-    if (txn)
-        mdb_txn_abort(txn);
+    return from_mdb(mdb_put(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
+}
+
+static rc_t lmdb_put(store_t *base, const session_t *s)
+{
+    buf_t rec = BUF_INIT;
+    rc_t rc = session_encode(s, &rec);
+    if (rc == RC_OK) {
+        put_args a = { s, &rec };
+        rc = write_op((lmdb_store *)base, put_in, &a);
+    }
     buf_free(&rec);
     return rc;
 }
@@ -235,35 +325,33 @@ static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
     return rc;
 }
 
-static rc_t lmdb_del(store_t *base, const char *id, str_t owner, int64_t now)
+typedef struct del_args {
+    const char *id;
+    str_t owner;
+    int64_t now;
+} del_args;
+
+static rc_t del_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
-    lmdb_store *st = (lmdb_store *)base;
-    MDB_txn *txn;
+    const del_args *a = arg;
     session_t s;
-    rc_t rc = writer(st, &txn);
+    rc_t rc = fetch(st, txn, a->id, &s);
     if (rc != RC_OK)
         return rc;
-    if ((rc = fetch(st, txn, id, &s)) != RC_OK)
-        goto abort;
-    if (!session_live(&s, now)) {
+    if (!session_live(&s, a->now)) {
         /* Expired: behaves as absent; drop it while we hold the lock. */
-        if (remove_session(st, txn, &s) == RC_OK) {
-            commit(txn);
-            return RC_NOT_FOUND;
-        }
-        rc = RC_NOT_FOUND;
-        goto abort;
+        rc = remove_session(st, txn, &s);
+        return rc == RC_OK ? RC_NOT_FOUND : rc;
     }
-    if (owner.p != NULL && !str_eq(owner, s.user_id)) {
-        rc = RC_NOT_FOUND;
-        goto abort;
-    }
-    if ((rc = remove_session(st, txn, &s)) != RC_OK)
-        goto abort;
-    return commit(txn);
-abort:
-    mdb_txn_abort(txn);
-    return rc;
+    if (a->owner.p != NULL && !str_eq(a->owner, s.user_id))
+        return RC_NOT_FOUND;
+    return remove_session(st, txn, &s);
+}
+
+static rc_t lmdb_del(store_t *base, const char *id, str_t owner, int64_t now)
+{
+    del_args a = { id, owner, now };
+    return write_op((lmdb_store *)base, del_in, &a);
 }
 
 static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
@@ -303,38 +391,40 @@ out:
     return rc;
 }
 
-static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t now,
-                          size_t *count)
+typedef struct del_user_args {
+    str_t user;
+    const char *except;
+    int64_t now;
+    size_t count;
+} del_user_args;
+
+static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
-    lmdb_store *st = (lmdb_store *)base;
-    MDB_txn *txn;
+    del_user_args *a = arg;
     MDB_cursor *cur = NULL;
     char (*ids)[SESSION_ID_MAX + 1] = NULL;
-    size_t n = 0;
-    size_t dups = 0;
+    size_t n = 0, dups = 0;
+    rc_t rc;
 
-    *count = 0;
-    rc_t rc = writer(st, &txn);
-    if (rc != RC_OK)
-        return rc;
+    a->count = 0;
     if ((rc = from_mdb(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
-        goto abort;
-    MDB_val k = { user.len, (void *)user.p }, v;
+        return rc;
+    MDB_val k = { a->user.len, (void *)a->user.p }, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
     if (mrc == MDB_NOTFOUND) {
-        rc = RC_OK;
-        goto abort; /* nothing to close */
+        mdb_cursor_close(cur);
+        return RC_OK; /* nothing to close */
     }
     if (mrc == MDB_SUCCESS)
         mrc = mdb_cursor_count(cur, &dups);
     if (mrc != MDB_SUCCESS) {
         rc = from_mdb(mrc, "del_user");
-        goto abort;
+        goto out;
     }
     ids = calloc(dups, sizeof *ids);
     if (ids == NULL) {
         rc = RC_NOMEM;
-        goto abort;
+        goto out;
     }
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP); mrc == MDB_SUCCESS && n < dups;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
@@ -348,64 +438,66 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
     cur = NULL;
     for (size_t i = 0; i < n; i++) {
         session_t s;
-        if (except != NULL && strcmp(ids[i], except) == 0)
+        if (a->except != NULL && strcmp(ids[i], a->except) == 0)
             continue;
         if (fetch(st, txn, ids[i], &s) != RC_OK)
             continue;
-        int live = session_live(&s, now);
+        int live = session_live(&s, a->now);
         if ((rc = remove_session(st, txn, &s)) != RC_OK)
-            goto abort;
+            goto out;
         if (live)
-            (*count)++;
+            a->count++;
     }
-    free(ids);
-    rc = commit(txn);
-    if (rc != RC_OK)
-        *count = 0;
-    return rc;
-abort:
+    rc = RC_OK;
+out:
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
     free(ids);
-    *count = 0;
+    if (rc != RC_OK)
+        a->count = 0;
     return rc;
+}
+
+static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t now,
+                          size_t *count)
+{
+    del_user_args a = { user, except, now, 0 };
+    rc_t rc = write_op((lmdb_store *)base, del_user_in, &a);
+    *count = rc == RC_OK ? a.count : 0;
+    return rc;
+}
+
+typedef struct touch_args {
+    const char *id;
+    int64_t last_seen, now;
+} touch_args;
+
+static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
+{
+    const touch_args *a = arg;
+    MDB_val k = { strlen(a->id), (void *)a->id }, v;
+    session_t s;
+    unsigned char rec[4096 + SESSION_DATA_MAX];
+    rc_t rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get");
+    if (rc != RC_OK)
+        return rc;
+    if (session_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, a->now))
+        return RC_NOT_FOUND;
+    if (v.mv_size > sizeof rec)
+        return RC_ERR;
+    if (!room_left(st))
+        return RC_FULL; /* keep the reserve for deletes */
+    memcpy(rec, v.mv_data, v.mv_size);
+    for (int i = 0; i < 8; i++)
+        rec[SESSION_REC_LAST_SEEN_OFF + i] = (unsigned char)((uint64_t)a->last_seen >> (8 * i));
+    MDB_val nv = { v.mv_size, rec };
+    return from_mdb(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
 }
 
 static rc_t lmdb_touch(store_t *base, const char *id, int64_t last_seen, int64_t now)
 {
-    lmdb_store *st = (lmdb_store *)base;
-    MDB_txn *txn;
-    buf_t rec = BUF_INIT;
-    rc_t rc = writer(st, &txn);
-    if (rc != RC_OK)
-        return rc;
-    MDB_val k = { strlen(id), (void *)id }, v;
-    session_t s;
-    if ((rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get")) != RC_OK)
-        goto abort;
-    if (session_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, now)) {
-        rc = RC_NOT_FOUND;
-        goto abort;
-    }
-    if (!room_left(st)) {
-        rc = RC_FULL; /* keep the reserve for deletes */
-        goto abort;
-    }
-    if ((rc = buf_append(&rec, v.mv_data, v.mv_size)) != RC_OK)
-        goto abort;
-    s.last_seen_at = last_seen;
-    for (int i = 0; i < 8; i++)
-        rec.p[SESSION_REC_LAST_SEEN_OFF + i] = (char)((uint64_t)last_seen >> (8 * i));
-    MDB_val nv = { rec.len, rec.p };
-    if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &nv, 0), "touch")) != RC_OK)
-        goto abort;
-    buf_free(&rec);
-    return commit(txn);
-abort:
-    mdb_txn_abort(txn);
-    buf_free(&rec);
-    return rc;
+    touch_args a = { id, last_seen, now };
+    return write_op((lmdb_store *)base, touch_in, &a);
 }
 
 /* One batch of purge: deletes up to max expired sessions. */
@@ -518,6 +610,8 @@ static void lmdb_close(store_t *base)
     if (txn)
         mdb_txn_abort(txn);
     pthread_key_delete(st->reader_key);
+    pthread_mutex_destroy(&st->wlock);
+    pthread_cond_destroy(&st->wdone);
     mdb_env_close(st->env);
     free(st);
 }
@@ -572,7 +666,12 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
         goto fail;
     /* MDB_NOTLS: a reader slot belongs to its transaction, which we keep
      * per thread ourselves. */
-    if ((rc = mdb_env_open(st->env, path, MDB_NOTLS, 0600)) != MDB_SUCCESS)
+    unsigned flags = MDB_NOTLS;
+    if (opt->sync == 1)
+        flags |= MDB_NOMETASYNC;
+    else if (opt->sync == 2)
+        flags |= MDB_NOSYNC;
+    if ((rc = mdb_env_open(st->env, path, flags, 0600)) != MDB_SUCCESS)
         goto fail;
     mdb_reader_check(st->env, &dead); /* clear slots of dead processes */
     if (dead)
@@ -586,6 +685,8 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     txn = NULL;
     if (rc != MDB_SUCCESS)
         goto fail;
+    pthread_mutex_init(&st->wlock, NULL);
+    pthread_cond_init(&st->wdone, NULL);
     if (pthread_key_create(&st->reader_key, reader_free) != 0) {
         rc = ENOMEM;
         goto fail;

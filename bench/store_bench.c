@@ -1,0 +1,94 @@
+/* store_bench -- in-process micro-benchmark of a store: put, get, list, del
+ * per second, one thread, through the store interface (store.h).
+ *
+ *   build/store_bench STORE_URL [N]
+ *
+ * Prints one line per operation: "<scheme> <op> <ops/s>". Puts are durable
+ * one by one (each is a committed write), as the service does them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "session.h"
+#include "store.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int count_one(const session_t *s, void *arg)
+{
+    (void)s;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s STORE_URL [N]\n", argv[0]);
+        return 2;
+    }
+    size_t n = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 2000;
+    store_options opt = { .map_size = 1LL << 30, .timeout_ms = 1000 };
+    char err[256];
+    store_t *st;
+    if (store_open(argv[1], &opt, &st, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    char (*ids)[SESSION_ID_MAX + 1] = calloc(n, sizeof *ids);
+    char user[32];
+    int64_t now = (int64_t)time(NULL);
+    static const char ua[] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+                             "(KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    buf_t rec = BUF_INIT;
+    snprintf(user, sizeof user, "bench-%ld", (long)now);
+
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i++) {
+        session_t s;
+        memset(&s, 0, sizeof s);
+        session_id_generate(s.id);
+        memcpy(ids[i], s.id, sizeof s.id);
+        s.user_id = (str_t){ user, strlen(user) };
+        s.created_at = s.last_seen_at = now;
+        s.expires_at = now + 3600;
+        s.ip = STR_LIT("127.0.0.1");
+        s.user_agent = (str_t){ ua, sizeof ua - 1 };
+        s.data = STR_LIT("{}");
+        if (store_put(st, &s) != RC_OK) {
+            fprintf(stderr, "put failed\n");
+            return 1;
+        }
+    }
+    double t1 = now_s();
+    for (size_t i = 0; i < n; i++)
+        if (store_get(st, ids[i], now, &rec) != RC_OK) {
+            fprintf(stderr, "get failed\n");
+            return 1;
+        }
+    double t2 = now_s();
+    size_t lists = n / 100 ? n / 100 : 1, seen = 0;
+    for (size_t i = 0; i < lists; i++)
+        store_list(st, (str_t){ user, strlen(user) }, now, count_one, &seen);
+    double t3 = now_s();
+    for (size_t i = 0; i < n; i++)
+        if (store_del(st, ids[i], STR_NULL, now) != RC_OK) {
+            fprintf(stderr, "del failed\n");
+            return 1;
+        }
+    double t4 = now_s();
+    const char *scheme = store_scheme(st);
+    printf("%s put %.0f\n", scheme, (double)n / (t1 - t0));
+    printf("%s get %.0f\n", scheme, (double)n / (t2 - t1));
+    printf("%s list(%zu sessions) %.0f\n", scheme, n, (double)lists / (t3 - t2));
+    printf("%s del %.0f\n", scheme, (double)n / (t4 - t3));
+    buf_free(&rec);
+    free(ids);
+    store_close(st);
+    return 0;
+}
