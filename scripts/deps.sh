@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh run    what building and serving needs
 #   scripts/deps.sh test   that, plus what the test suites need
+#   scripts/deps.sh bench  that, plus what `make bench` needs
 #
 # Called by `make run` and `make test`; safe to run again (it installs only
 # what is missing). Uses apt-get as root, or through sudo otherwise.
@@ -12,10 +13,13 @@ mode=${1:-run}
 build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
 test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server"
 
+bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools"
+
 case "$mode" in
 run) want=$build_pkgs ;;
 test) want="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+bench) want="$build_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -612,6 +612,7 @@ static void lmdb_close(store_t *base)
     pthread_key_delete(st->reader_key);
     pthread_mutex_destroy(&st->wlock);
     pthread_cond_destroy(&st->wdone);
+    mdb_env_sync(st->env, 1); /* with LMDB_SYNC=meta|none: flush on the way out */
     mdb_env_close(st->env);
     free(st);
 }
