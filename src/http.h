@@ -24,6 +24,7 @@
 #define HTTP_MAX_OUT_HEADERS 4
 #define HTTP_PARAM_SPACE 1024
 #define HTTP_WRITERS 64  /* threads that wait for durable store writes */
+#define HTTP_POOL_SIZE 32768 /* libmicrohttpd's per-connection memory */
 
 typedef struct http_request http_request;
 typedef rc_t (*http_handler)(http_request *r);

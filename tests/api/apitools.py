@@ -83,7 +83,7 @@ LIBRARY_PAGES_ALLOWED = False
 
 
 def _library_page(status, ctype, body):
-    return (LIBRARY_PAGES_ALLOWED and status in (400, 413) and ctype == ""
+    return (LIBRARY_PAGES_ALLOWED and status in (400, 413, 414) and ctype == ""
             and b"<html>" in body[:400])
 
 
@@ -332,19 +332,19 @@ def apply_env(env, overrides):
 class Server:
     """One running service process."""
 
-    def __init__(self, binary, workdir, env=None, store=None, cwd=None):
+    def __init__(self, binary, workdir, env=None, store_url=None, cwd=None):
+        """store_url: the STORE_URL to give (default: an LMDB directory of its
+        own in workdir); a STORE_URL in env wins over it."""
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if store is None:
-            store = self.workdir / "store"
-        self.store = Path(store)
-        self.store.mkdir(parents=True, exist_ok=True)
-        self.store_url = "lmdb://%s" % self.store
+        if store_url is None:
+            store_url = LmdbStores().url(None, self.workdir)
         self.cwd = Path(cwd) if cwd else self.workdir / "cwd"
         self.cwd.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.env = apply_env(base_env(self.port, self.store_url), env)
+        self.env = apply_env(base_env(self.port, store_url), env)
+        self.store_url = self.env.get("STORE_URL", store_url)
         if "PORT" in self.env and self.env["PORT"] != str(self.port):
             self.port = int(self.env["PORT"])
         self.stderr_path = self.workdir / ("%s-%d.stderr" % (binary, self.port))
@@ -490,17 +490,67 @@ class Server:
         return parse_metrics(r.text)
 
 
+# --------------------------------------------------------------------------
+# stores: what STORE_URL a spawned process gets
+# --------------------------------------------------------------------------
+
+class LmdbStores:
+    """LMDB: each store is a directory.  store=None is a fresh directory in
+    the process's work directory; store=PATH is that directory (processes
+    given the same PATH share one store)."""
+
+    kind = "lmdb"
+
+    def url(self, store, workdir):
+        path = Path(store) if store is not None else Path(workdir) / "store"
+        path.mkdir(parents=True, exist_ok=True)
+        return "lmdb://%s" % path
+
+    def describe(self):
+        return "lmdb (a temporary directory per store)"
+
+
+class RedisStores:
+    """Redis: each store is a database number of one shared redis-server.
+    store=None is a database no other process got; store=KEY (any path or
+    name) is one database per distinct KEY, so processes given the same KEY
+    share one store, exactly as with LMDB directories."""
+
+    kind = "redis"
+
+    def __init__(self, redis):
+        self.redis = redis
+        self.by_key = {}
+
+    def url(self, store, workdir):
+        if store is None:
+            return self.redis.url(self.redis.new_db())
+        key = str(store)
+        if key not in self.by_key:
+            self.by_key[key] = self.redis.new_db()
+        return self.redis.url(self.by_key[key])
+
+    def describe(self):
+        return "redis (127.0.0.1:%d, a database per store)" % self.redis.port
+
+
 class Pool:
     """Starts processes and, at teardown, stops them and collects problems."""
 
-    def __init__(self, tmp_factory, name):
+    def __init__(self, tmp_factory, name, stores=None):
         self.tmp_factory = tmp_factory
         self.name = name
+        self.stores = stores or LmdbStores()
         self.servers = []
 
     def start(self, binary="sessiond", env=None, store=None, cwd=None, wait=True):
+        """store: None for a store of its own, or a key (an LMDB directory
+        path, or any name) shared by every process started with the same key.
+        A STORE_URL in env overrides both."""
         workdir = self.tmp_factory.mktemp(self.name)
-        srv = Server(binary, workdir, env=env, store=store, cwd=cwd)
+        own_url = env is not None and env.get("STORE_URL") is not None
+        url = None if own_url else self.stores.url(store, workdir)
+        srv = Server(binary, workdir, env=env, store_url=url, cwd=cwd)
         self.servers.append(srv)
         srv.start(wait=wait)
         return srv
