@@ -5,6 +5,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "b64.h"
@@ -103,8 +105,26 @@ static int audience_ok(json_t *aud, const char *want)
     return 0;
 }
 
+/* The time-dependent part of a token: checked on every use, also when the
+ * rest of the verification comes from the cache. */
+typedef struct token_times {
+    double exp, nbf, iat;
+    int has_nbf, has_iat;
+} token_times;
+
+static int times_ok(const token_policy *p, const token_times *t, int64_t now)
+{
+    if ((double)now > t->exp + (double)p->leeway)
+        return 0;
+    if (t->has_nbf && t->nbf > (double)(now + p->leeway))
+        return 0;
+    if (t->has_iat && t->iat > (double)(now + p->leeway))
+        return 0;
+    return 1;
+}
+
 static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
-                         token_claims *out)
+                         token_claims *out, token_times *t)
 {
     json_t *sub = json_object_get(claims, "sub");
     if (!json_is_string(sub))
@@ -114,16 +134,9 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
         return RC_UNAUTHORIZED;
 
     int present;
-    double exp = 0, nbf = 0, iat = 0;
-    if (numeric_date(claims, "exp", &present, &exp) != RC_OK || !present)
-        return RC_UNAUTHORIZED;
-    if ((double)now > exp + (double)p->leeway)
-        return RC_UNAUTHORIZED;
-    if (numeric_date(claims, "nbf", &present, &nbf) != RC_OK ||
-        (present && nbf > (double)(now + p->leeway)))
-        return RC_UNAUTHORIZED;
-    if (numeric_date(claims, "iat", &present, &iat) != RC_OK ||
-        (present && iat > (double)(now + p->leeway)))
+    if (numeric_date(claims, "exp", &present, &t->exp) != RC_OK || !present ||
+        numeric_date(claims, "nbf", &t->has_nbf, &t->nbf) != RC_OK ||
+        numeric_date(claims, "iat", &t->has_iat, &t->iat) != RC_OK || !times_ok(p, t, now))
         return RC_UNAUTHORIZED;
 
     if (p->issuer != NULL) {
@@ -149,21 +162,142 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
 
     memcpy(out->sub, json_string_value(sub), sub_len + 1);
     out->sub_len = sub_len;
-    out->exp = (int64_t)exp;
+    out->exp = (int64_t)t->exp;
     out->is_admin = scope != NULL && p->admin_scope != NULL &&
                     has_word(json_string_value(scope), p->admin_scope);
     return RC_OK;
 }
 
+/* ---- a per-thread cache of verified tokens ----
+ * Services present the same tokens again and again (a session token on
+ * every request). A token's verification is a pure function of its bytes,
+ * the policy and the clock; the cache keeps the outcome of the first two for
+ * tokens that passed, keyed by the whole token (compared in constant time),
+ * and the clock is checked again on every use. Only successes are cached;
+ * a session token's liveness is never cached (that is the store's job). */
+
+#define CACHE_SLOTS 256
+#define CACHE_TOKEN_MAX 1024
+
+typedef struct cached {
+    size_t len; /* 0: empty */
+    char tok[CACHE_TOKEN_MAX];
+    token_claims claims;
+    token_times times;
+} cached;
+
+typedef struct cache {
+    /* the policy the entries were verified under */
+    unsigned char key[4096];
+    size_t key_len;
+    char *issuer, *audience, *admin_scope;
+    int64_t leeway;
+    cached slot[CACHE_SLOTS];
+} cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *arg)
+{
+    cache *c = arg;
+    free(c->issuer);
+    free(c->audience);
+    free(c->admin_scope);
+    free(c);
+}
+
+static void cache_key_init(void)
+{
+    if (pthread_key_create(&cache_key, cache_free) != 0)
+        abort(); /* at most once per process; no key means no threads either */
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The calling thread's cache for policy p, emptied if p changed; NULL when
+ * out of memory or the key is too long to keep (then nothing is cached). */
+static cache *cache_for(const token_policy *p)
+{
+    pthread_once(&cache_once, cache_key_init);
+    cache *c = pthread_getspecific(cache_key);
+    if (p->key_len > sizeof c->key)
+        return NULL;
+    if (c != NULL && c->key_len == p->key_len && c->leeway == p->leeway &&
+        CRYPTO_memcmp(c->key, p->key, p->key_len) == 0 && same_str(c->issuer, p->issuer) &&
+        same_str(c->audience, p->audience) && same_str(c->admin_scope, p->admin_scope))
+        return c;
+    if (c == NULL) {
+        if ((c = calloc(1, sizeof *c)) == NULL || pthread_setspecific(cache_key, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    } else {
+        free(c->issuer);
+        free(c->audience);
+        free(c->admin_scope);
+        c->issuer = c->audience = c->admin_scope = NULL;
+        memset(c->slot, 0, sizeof c->slot);
+    }
+    memcpy(c->key, p->key, p->key_len);
+    c->key_len = p->key_len;
+    c->leeway = p->leeway;
+    if ((p->issuer && !(c->issuer = strdup(p->issuer))) ||
+        (p->audience && !(c->audience = strdup(p->audience))) ||
+        (p->admin_scope && !(c->admin_scope = strdup(p->admin_scope)))) {
+        c->key_len = (size_t)-1; /* matches no policy: rebuilt next time */
+        return NULL;
+    }
+    return c;
+}
+
+static cached *cache_slot(cache *c, const char *tok, size_t len)
+{
+    /* FNV-1a over the signature's last characters: spread, not secret (a
+     * collision only costs a full verification) */
+    uint32_t h = 2166136261u;
+    for (size_t i = len > 16 ? len - 16 : 0; i < len; i++)
+        h = (h ^ (unsigned char)tok[i]) * 16777619u;
+    return &c->slot[h % CACHE_SLOTS];
+}
+
+static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
+                            int64_t now, token_claims *out, token_times *t);
+
 rc_t token_verify(const token_policy *p, const char *tok, size_t len,
                   int64_t now, token_claims *out)
+{
+    memset(out, 0, sizeof *out);
+    if (tok == NULL || len == 0 || len > TOKEN_MAX)
+        return RC_UNAUTHORIZED;
+    cache *c = len <= CACHE_TOKEN_MAX ? cache_for(p) : NULL;
+    cached *e = c ? cache_slot(c, tok, len) : NULL;
+    if (e != NULL && e->len == len && CRYPTO_memcmp(e->tok, tok, len) == 0) {
+        if (!times_ok(p, &e->times, now))
+            return RC_UNAUTHORIZED;
+        *out = e->claims;
+        return RC_OK;
+    }
+    token_times t;
+    rc_t rc = verify_uncached(p, tok, len, now, out, &t);
+    if (rc == RC_OK && e != NULL) {
+        memcpy(e->tok, tok, len);
+        e->len = len;
+        e->claims = *out;
+        e->times = t;
+    }
+    return rc;
+}
+
+static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
+                            int64_t now, token_claims *out, token_times *t)
 {
     json_t *header = NULL, *claims = NULL;
     rc_t rc = RC_UNAUTHORIZED;
 
-    memset(out, 0, sizeof *out);
-    if (tok == NULL || len == 0 || len > TOKEN_MAX)
-        return RC_UNAUTHORIZED;
     const char *d1 = memchr(tok, '.', len);
     if (d1 == NULL)
         return RC_UNAUTHORIZED;
@@ -198,7 +332,7 @@ rc_t token_verify(const token_policy *p, const char *tok, size_t len,
     claims = decode_object(d1 + 1, plen);
     if (claims == NULL)
         goto out;
-    rc = check_claims(p, claims, now, out);
+    rc = check_claims(p, claims, now, out, t);
 out:
     json_decref(header);
     json_decref(claims);
