@@ -13,6 +13,7 @@
  * docs/REDIS.md. Each worker thread has its own connection (no lock on the
  * hot path); a broken connection is dropped and reopened on the next call,
  * at most every RECONNECT_MS while Redis is down. */
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -88,6 +89,11 @@ rc_t store_redis_url_parse(const char *t, size_t len, redis_url *u, char *err, s
             return RC_INVALID;
         }
         memcpy(u->host, h + 1, (size_t)(close - h - 1));
+        unsigned char addr[16];
+        if (inet_pton(AF_INET6, u->host, addr) != 1) {
+            snprintf(err, errlen, "STORE_URL: [host] must be an IPv6 address");
+            return RC_INVALID;
+        }
         if (close + 1 < hend) {
             if (close[1] != ':') {
                 snprintf(err, errlen, "STORE_URL: junk after [IPv6] host");
