@@ -272,12 +272,53 @@ static void i64_text(char *out, int64_t v)
 
 /* ---- operations ---- */
 
+/* One command of a pipeline. */
+typedef struct rcmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} rcmd;
+
+/* Sends n commands in one write and reads their n replies (one round trip;
+ * Redis runs them in order, and with appendfsync always, fsyncs them
+ * together). RC_OK with every reply in out (free each), or RC_UNAVAILABLE
+ * when the connection failed (the connection is dropped, out is empty).
+ * Error replies are returned as replies for the caller to judge. */
+static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
+{
+    rconn *cn = conn(st);
+    memset(out, 0, n * sizeof *out);
+    if (cn == NULL)
+        return RC_UNAVAILABLE;
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(cn->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
+            goto broken;
+    for (size_t i = 0; i < n; i++)
+        if (redisGetReply(cn->c, (void **)&out[i]) != REDIS_OK || out[i] == NULL)
+            goto broken;
+    return RC_OK;
+broken:
+    for (size_t i = 0; i < n; i++)
+        if (out[i])
+            freeReplyObject(out[i]);
+    memset(out, 0, n * sizeof *out);
+    drop(cn);
+    return RC_UNAVAILABLE;
+}
+
+static void free_replies(redisReply **r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
+}
+
 static rc_t redis_put(store_t *base, const session_t *s)
 {
     redis_store *st = (redis_store *)base;
     buf_t rec = BUF_INIT;
     char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24];
-    redisReply *r = NULL;
+    redisReply *r[5];
     rc_t rc = session_encode(s, &rec);
     if (rc != RC_OK)
         return rc;
@@ -285,41 +326,32 @@ static rc_t redis_put(store_t *base, const session_t *s)
     i64_text(exp, s->expires_at);
     i64_text(now, s->created_at);
 
-    /* 1. index first: a crash after it leaves a dangling id, never a
-     *    session that close-all cannot find */
+    /* In this order, in one round trip:
+     * 1. the index entry first: a crash after it leaves a dangling id, never
+     *    a session that close-all cannot find;
+     * 2. the session, with its native expiry (NX: ids are never reused);
+     * 3. housekeeping: drop the index's expired entries, and let the index
+     *    key live as long as its longest session (NX sets a first expiry,
+     *    GT only ever extends it). */
     const char *za[] = { "ZADD", ukey, exp, s->id };
     size_t zl[] = { 4, uk, strlen(exp), strlen(s->id) };
-    if ((rc = cmd(st, &r, 4, za, zl)) != RC_OK)
-        goto out;
-    freeReplyObject(r);
-    /* 2. the session, with its native expiry; NX: ids are never reused */
     const char *sa[] = { "SET", skey, rec.p, "EXAT", exp, "NX" };
     size_t sl[] = { 3, sk, rec.len, 4, strlen(exp), 2 };
-    if ((rc = cmd(st, &r, 6, sa, sl)) != RC_OK)
-        goto out;
-    if (r->type == REDIS_REPLY_NIL)
-        rc = RC_EXISTS;
-    freeReplyObject(r);
-    if (rc != RC_OK)
-        goto out;
-    /* 3. housekeeping on the index: drop expired entries, and let the index
-     *    key live as long as its longest session (GT: only ever extend) */
     const char *pa[] = { "ZREMRANGEBYSCORE", ukey, "-inf", now };
     size_t pl[] = { 16, uk, 4, strlen(now) };
-    if (cmd(st, &r, 4, pa, pl) == RC_OK)
-        freeReplyObject(r);
-    const char *ea[] = { "EXPIREAT", ukey, exp, "GT" };
+    const char *na[] = { "EXPIREAT", ukey, exp, "NX" };
+    const char *ga[] = { "EXPIREAT", ukey, exp, "GT" };
     size_t el[] = { 8, uk, strlen(exp), 2 };
-    if (cmd(st, &r, 4, ea, el) == RC_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-        /* GT refuses to add a first expiry to a key that has none */
-        freeReplyObject(r);
-        const char *na[] = { "EXPIREAT", ukey, exp, "NX" };
-        if (cmd(st, &r, 4, na, el) == RC_OK)
-            freeReplyObject(r);
-    } else if (r != NULL) {
-        freeReplyObject(r);
+    const rcmd cmds[] = { { 4, za, zl }, { 6, sa, sl }, { 4, pa, pl }, { 4, na, el }, { 4, ga, el } };
+    if ((rc = pipeline(st, cmds, 5, r)) == RC_OK) {
+        if (r[0]->type == REDIS_REPLY_ERROR)
+            rc = reply_error(r[0]);
+        else if (r[1]->type == REDIS_REPLY_ERROR)
+            rc = reply_error(r[1]);
+        else if (r[1]->type == REDIS_REPLY_NIL)
+            rc = RC_EXISTS;
+        free_replies(r, 5);
     }
-out:
     buf_free(&rec);
     return rc;
 }
@@ -367,6 +399,20 @@ static rc_t del_key(redis_store *st, const char *id)
     return rc;
 }
 
+/* Drops index entries whose expires_at has passed: they are dead for sure,
+ * whereas an entry without its session may be a create in flight (between
+ * its ZADD and its SET) and is only ever removed this way, once expired. */
+static void prune(redis_store *st, str_t user, int64_t now)
+{
+    char ukey[KEY_MAX], when[24];
+    redisReply *r;
+    i64_text(when, now);
+    const char *pa[] = { "ZREMRANGEBYSCORE", ukey, "-inf", when };
+    size_t pl[] = { 16, user_key(ukey, user), 4, strlen(when) };
+    if (cmd(st, &r, 4, pa, pl) == RC_OK)
+        freeReplyObject(r);
+}
+
 static void unindex(redis_store *st, str_t user, const char *const *ids, size_t n)
 {
     char ukey[KEY_MAX];
@@ -395,18 +441,27 @@ static rc_t redis_del(store_t *base, const char *id, str_t owner, int64_t now)
     redis_store *st = (redis_store *)base;
     buf_t rec = BUF_INIT;
     session_t s;
-    char user[SESSION_USER_MAX];
     /* The owner of a session never changes and ids are never reused, so a
      * read, a check, then DEL is race-free: the DEL decides who closed it. */
     rc_t rc = fetch(st, id, now, &rec, &s);
     if (rc == RC_OK && owner.p != NULL && !str_eq(owner, s.user_id))
         rc = RC_NOT_FOUND;
     if (rc == RC_OK) {
-        size_t ulen = s.user_id.len;
-        memcpy(user, s.user_id.p, ulen);
-        rc = del_key(st, id);
-        if (rc == RC_OK)
-            unindex(st, (str_t){ user, ulen }, &id, 1);
+        /* DEL and the index entry's ZREM in one round trip */
+        char skey[KEY_MAX], ukey[KEY_MAX];
+        redisReply *r[2];
+        const char *da[] = { "DEL", skey };
+        size_t dl[] = { 3, session_key(skey, id) };
+        const char *za[] = { "ZREM", ukey, id };
+        size_t zl[] = { 4, user_key(ukey, s.user_id), strlen(id) };
+        const rcmd cmds[] = { { 2, da, dl }, { 3, za, zl } };
+        if ((rc = pipeline(st, cmds, 2, r)) == RC_OK) {
+            if (r[0]->type == REDIS_REPLY_ERROR)
+                rc = reply_error(r[0]);
+            else
+                rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
+            free_replies(r, 2);
+        }
     }
     buf_free(&rec);
     return rc;
@@ -445,8 +500,7 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
     redis_store *st = (redis_store *)base;
     redisReply *ids = NULL;
     found *f = NULL;
-    const char **dead = NULL;
-    size_t nf = 0, nd = 0;
+    size_t nf = 0;
     rc_t rc = index_ids(st, user, &ids);
     if (rc != RC_OK || ids->elements == 0)
         goto out;
@@ -456,8 +510,7 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
         goto out;
     }
     f = calloc(ids->elements, sizeof *f);
-    dead = calloc(ids->elements, sizeof *dead);
-    if (f == NULL || dead == NULL) {
+    if (f == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
@@ -479,12 +532,9 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
         if (r->type == REDIS_REPLY_STRING && buf_append(&x->rec, r->str, r->len) == RC_OK &&
             session_decode(x->rec.p, x->rec.len, &x->s) == RC_OK && session_live(&x->s, now))
             nf++;
-        else
-            dead[nd++] = ids->element[i]->str;
         freeReplyObject(r);
     }
-    if (nd)
-        unindex(st, user, dead, nd);
+    prune(st, user, now);
     qsort(f, nf, sizeof *f, newest_first);
     for (size_t i = 0; i < nf; i++)
         if (fn(&f[i].s, arg))
@@ -494,7 +544,6 @@ out:
         for (size_t i = 0; i < (ids ? ids->elements : 0); i++)
             buf_free(&f[i].rec);
     free(f);
-    free(dead);
     if (ids)
         freeReplyObject(ids);
     return rc;
@@ -522,16 +571,19 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
         if (except != NULL && strcmp(id, except) == 0)
             continue;
         rc_t d = del_key(st, id);
-        if (d == RC_OK)
+        if (d == RC_OK) {
             (*count)++;
-        else if (d != RC_NOT_FOUND) {
+            gone[ng++] = id;
+        } else if (d != RC_NOT_FOUND) {
             rc = d; /* some may be closed already: the count says how many */
             break;
         }
-        gone[ng++] = id;
+        /* RC_NOT_FOUND: closed, expired, or a create between its ZADD and
+         * its SET: left to expiry-based pruning, never unindexed here */
     }
     if (ng)
         unindex(st, user, gone, ng);
+    prune(st, user, now);
 out:
     free(gone);
     if (ids)
