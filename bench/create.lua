@@ -1,21 +1,20 @@
--- POST /session; keeps the created ids in $BENCH_IDS for close.lua.
+-- POST /session; appends each created id to $BENCH_IDS for close.lua.
+-- (response() runs in the thread's Lua state, done() in another one, so
+-- the ids are written as they come, a line at a time.)
 dofile(os.getenv("BENCH_DIR") .. "/wrk_report.lua")
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"ttl": 3600}'
-local ids = {}
-function response(status, headers, body)
-   if status ~= 201 then return end
-   local id = body:match('"id":"([%w_-]+)"')
-   if id then ids[#ids + 1] = id end
-end
-local report = done
-function done(summary, latency, requests)
-   report(summary, latency, requests)
+local out
+function init(args)
    local path = os.getenv("BENCH_IDS")
    if path then
-      local f = io.open(path, "a")
-      for _, id in ipairs(ids) do f:write(id, "\n") end
-      f:close()
+      out = io.open(path, "a")
+      out:setvbuf("line")
    end
+end
+function response(status, headers, body)
+   if status ~= 201 or not out then return end
+   local id = body:match('"id":"([%w_-]+)"')
+   if id then out:write(id, "\n") end
 end

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "session.h"
+#include "touch.h"
 
 #define NOT_FOUND_DETAIL "no live session with this id"
 #define TOUCH_EVERY 60 /* seconds: last_seen_at may lag this much */
@@ -309,11 +310,8 @@ static rc_t h_validate(http_request *r)
         (rc = buf_append_i64(&r->out, s.expires_at)) != RC_OK ||
         (rc = buf_append_cstr(&r->out, "}")) != RC_OK)
         return rc;
-    if (r->now - s.last_seen_at >= TOUCH_EVERY) {
-        rc_t t = store_touch(r->svc->store, who.sid, r->now, r->now);
-        if (t != RC_OK && t != RC_NOT_FOUND)
-            log_msg(LOG_WARN, "validate: last_seen_at not recorded: %s", rc_str(t));
-    }
+    if (r->now - s.last_seen_at >= TOUCH_EVERY && r->svc->touches != NULL)
+        touch_queue_add(r->svc->touches, s.id); /* written in the background */
     return reply_json(r, 200);
 }
 

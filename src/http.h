@@ -52,6 +52,7 @@ typedef struct http_service {
     void *daemon;                  /* struct MHD_Daemon * */
     struct http_watch *watch;      /* request deadlines (http.c) */
     struct http_writers *writers;  /* writer threads (http.c) */
+    struct touch_queue *touches;   /* last_seen_at notes (touch.h) */
 } http_service;
 
 struct http_request {

@@ -10,37 +10,54 @@
 #include "http.h"
 #include "log.h"
 #include "store.h"
+#include "touch.h"
 
-typedef struct purger {
+/* The background thread: writes noted last_seen_at values every second and
+ * purges expired sessions every PURGE_INTERVAL seconds. */
+typedef struct housekeeper {
     store_t *store;
-    int64_t interval;
+    touch_queue *touches;
+    int64_t purge_interval;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stop;
-} purger;
+} housekeeper;
 
-static void *purge_loop(void *arg)
+static void flush_touches(housekeeper *h)
 {
-    purger *p = arg;
-    pthread_mutex_lock(&p->lock);
-    while (!p->stop) {
+    rc_t rc = touch_queue_flush(h->touches, h->store, (int64_t)time(NULL));
+    if (rc != RC_OK)
+        log_msg(LOG_WARN, "last_seen_at not recorded: %s", rc_str(rc));
+}
+
+static void *housekeeping(void *arg)
+{
+    housekeeper *h = arg;
+    int64_t next_purge = (int64_t)time(NULL) + h->purge_interval;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += p->interval;
-        while (!p->stop && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
-            ;
-        if (p->stop)
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+        if (h->stop)
             break;
-        pthread_mutex_unlock(&p->lock);
-        size_t n = 0;
-        rc_t rc = store_purge(p->store, (int64_t)time(NULL), &n);
-        if (rc != RC_OK)
-            log_msg(LOG_WARN, "purge: %s", rc_str(rc));
-        else if (n)
-            log_msg(LOG_DEBUG, "purge: removed %zu expired session(s)", n);
-        pthread_mutex_lock(&p->lock);
+        pthread_mutex_unlock(&h->lock);
+        flush_touches(h);
+        int64_t now = (int64_t)time(NULL);
+        if (now >= next_purge) {
+            size_t n = 0;
+            rc_t rc = store_purge(h->store, now, &n);
+            if (rc != RC_OK)
+                log_msg(LOG_WARN, "purge: %s", rc_str(rc));
+            else if (n)
+                log_msg(LOG_DEBUG, "purge: removed %zu expired session(s)", n);
+            next_purge = now + h->purge_interval;
+        }
+        pthread_mutex_lock(&h->lock);
     }
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&h->lock);
+    flush_touches(h); /* what validate noted last */
     return NULL;
 }
 
@@ -94,19 +111,23 @@ int server_main(const char *name, unsigned groups)
         .nmetrics = handlers_nmetrics,
         .metric_other = handlers_metric_other,
     };
-    purger p = { .store = store, .interval = cfg.purge_interval,
-                 .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
-    pthread_t purge_thread;
-    int purging = 0;
+    housekeeper h = { .store = store, .touches = touch_queue_new(),
+                      .purge_interval = cfg.purge_interval,
+                      .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+    pthread_t keeper;
+    int keeping = 0;
 
+    if (h.touches != NULL && pthread_create(&keeper, NULL, housekeeping, &h) == 0) {
+        keeping = 1;
+        svc.touches = h.touches;
+    } else {
+        log_msg(LOG_WARN, "no background thread: last_seen_at is not recorded, "
+                          "expired sessions are not purged");
+    }
     if (http_start(&svc, err, sizeof err) != RC_OK) {
         fprintf(stderr, "%s: %s\n", name, err);
         goto out;
     }
-    if (pthread_create(&purge_thread, NULL, purge_loop, &p) == 0)
-        purging = 1;
-    else
-        log_msg(LOG_WARN, "purge thread not started: expired sessions stay until read");
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
@@ -115,13 +136,14 @@ int server_main(const char *name, unsigned groups)
     status = 0;
 out:
     http_stop(&svc);
-    if (purging) {
-        pthread_mutex_lock(&p.lock);
-        p.stop = 1;
-        pthread_cond_signal(&p.wake);
-        pthread_mutex_unlock(&p.lock);
-        pthread_join(purge_thread, NULL);
+    if (keeping) {
+        pthread_mutex_lock(&h.lock);
+        h.stop = 1;
+        pthread_cond_signal(&h.wake);
+        pthread_mutex_unlock(&h.lock);
+        pthread_join(keeper, NULL);
     }
+    touch_queue_free(h.touches);
     store_close(store);
     config_free(&cfg);
     return status;

@@ -50,8 +50,10 @@ typedef struct store_ops {
      * (may be NULL); *count is how many were deleted. */
     rc_t (*del_user)(store_t *st, str_t user, const char *except, int64_t now,
                      size_t *count);
-    /* Sets last_seen_at of a live session. */
-    rc_t (*touch)(store_t *st, const char *id, int64_t last_seen, int64_t now);
+    /* Sets last_seen_at of the live sessions among ids (absent ones are
+     * skipped), in as few writes as the store allows. */
+    rc_t (*touch)(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                  int64_t last_seen, int64_t now);
     /* Removes expired sessions; *count is how many. */
     rc_t (*purge)(store_t *st, int64_t now, size_t *count);
     /* RC_OK when the store answers. */
@@ -91,8 +93,18 @@ static inline rc_t store_del_user(store_t *st, str_t user, const char *except, i
     *count = 0;
     return store_user_ok(user) ? st->ops->del_user(st, user, except, now, count) : RC_OK;
 }
+/* ids must all be valid session ids (see touch.c, which checks them). */
+static inline rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                                    int64_t last_seen, int64_t now)
+{ return n ? st->ops->touch(st, ids, n, last_seen, now) : RC_OK; }
 static inline rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now)
-{ return store_id_ok(id) ? st->ops->touch(st, id, last_seen, now) : RC_NOT_FOUND; }
+{
+    char one[1][SESSION_ID_MAX + 1];
+    if (!store_id_ok(id))
+        return RC_NOT_FOUND;
+    memcpy(one[0], id, strlen(id) + 1);
+    return st->ops->touch(st, (const char (*)[SESSION_ID_MAX + 1])one, 1, last_seen, now);
+}
 static inline rc_t store_purge(store_t *st, int64_t now, size_t *count)
 { return st->ops->purge(st, now, count); }
 static inline rc_t store_ping(store_t *st) { return st->ops->ping(st); }

@@ -468,14 +468,14 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
 }
 
 typedef struct touch_args {
-    const char *id;
+    const char (*ids)[SESSION_ID_MAX + 1];
+    size_t n;
     int64_t last_seen, now;
 } touch_args;
 
-static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
+static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_args *a)
 {
-    const touch_args *a = arg;
-    MDB_val k = { strlen(a->id), (void *)a->id }, v;
+    MDB_val k = { strlen(id), (void *)id }, v;
     session_t s;
     unsigned char rec[4096 + SESSION_DATA_MAX];
     rc_t rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get");
@@ -494,9 +494,21 @@ static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
     return from_mdb(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
 }
 
-static rc_t lmdb_touch(store_t *base, const char *id, int64_t last_seen, int64_t now)
+static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
-    touch_args a = { id, last_seen, now };
+    const touch_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        rc_t rc = touch_one(st, txn, a->ids[i], a);
+        if (rc != RC_OK && rc != RC_NOT_FOUND)
+            return rc;
+    }
+    return RC_OK;
+}
+
+static rc_t lmdb_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                       int64_t last_seen, int64_t now)
+{
+    touch_args a = { ids, n, last_seen, now };
     return write_op((lmdb_store *)base, touch_in, &a);
 }
 

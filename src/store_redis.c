@@ -591,9 +591,8 @@ out:
     return rc;
 }
 
-static rc_t redis_touch(store_t *base, const char *id, int64_t last_seen, int64_t now)
+static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_t now)
 {
-    redis_store *st = (redis_store *)base;
     buf_t rec = BUF_INIT;
     session_t s;
     char skey[KEY_MAX];
@@ -614,6 +613,17 @@ static rc_t redis_touch(store_t *base, const char *id, int64_t last_seen, int64_
 out:
     buf_free(&rec);
     return rc;
+}
+
+static rc_t redis_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                        int64_t last_seen, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        rc_t rc = touch_one((redis_store *)base, ids[i], last_seen, now);
+        if (rc != RC_OK && rc != RC_NOT_FOUND)
+            return rc;
+    }
+    return RC_OK;
 }
 
 static rc_t redis_purge(store_t *base, int64_t now, size_t *count)

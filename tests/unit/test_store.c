@@ -396,10 +396,27 @@ static void test_touch_purge(void)
     CHECK_EQ_INT(store_touch(st, s.id, NOW + 50, NOW + 20), RC_OK);
     CHECK_EQ_INT(get_session(st, s.id, NOW + 20, &rec, &d), RC_OK);
     CHECK_EQ_INT(d.last_seen_at, NOW + 50);
-    CHECK_EQ_INT(store_touch(st, "unknown000000000000000000", NOW, NOW), RC_NOT_FOUND);
-    CHECK_EQ_INT(store_touch(st, s.id, NOW + 100, NOW + 100), RC_NOT_FOUND); /* expired */
+    /* absent and expired sessions are skipped (nothing is created) */
+    CHECK_EQ_INT(store_touch(st, "unknown000000000000000000", NOW, NOW), RC_OK);
+    CHECK_EQ_INT(get_session(st, "unknown000000000000000000", NOW, &rec, &d), RC_NOT_FOUND);
+    CHECK_EQ_INT(store_touch(st, s.id, NOW + 100, NOW + 100), RC_OK); /* expired */
     CHECK_EQ_INT(get_session(st, s.id, NOW + 99, &rec, &d), RC_OK);
     CHECK_EQ_INT(d.last_seen_at, NOW + 50);
+    {
+        /* a batch: live ones updated, absent ones skipped */
+        session_t t = mk("touch000000000000000000002", "frank", NOW, NOW + 100);
+        char ids[3][SESSION_ID_MAX + 1] = { "touch000000000000000000001",
+                                            "unknown000000000000000000",
+                                            "touch000000000000000000002" };
+        CHECK_EQ_INT(store_put(st, &t), RC_OK);
+        CHECK_EQ_INT(store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])ids, 3, NOW + 60,
+                                      NOW + 30), RC_OK);
+        CHECK_EQ_INT(get_session(st, s.id, NOW + 30, &rec, &d), RC_OK);
+        CHECK_EQ_INT(d.last_seen_at, NOW + 60);
+        CHECK_EQ_INT(get_session(st, t.id, NOW + 30, &rec, &d), RC_OK);
+        CHECK_EQ_INT(d.last_seen_at, NOW + 60);
+        CHECK_EQ_INT(store_del(st, t.id, STR_NULL, NOW + 30), RC_OK);
+    }
     {
         seen c = { 0 };
         CHECK_EQ_INT(store_list(st, STR_LIT("frank"), NOW, collect, &c), RC_OK);
