@@ -825,3 +825,47 @@ def wait_until(predicate, timeout=2.0, interval=0.05):
         if result or time.monotonic() >= deadline:
             return result
         time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# creates racing with other requests of the same user
+# --------------------------------------------------------------------------
+
+def creates_racing(server, token, meanwhile, total=150, batch=25, workers=2):
+    """Creates up to `total` sessions one after another while `workers`
+    threads call meanwhile() in a loop.  After each batch, answers
+    (created ids, True) as soon as some created session is live but not
+    listed (the check stops early then); (created ids, False) otherwise."""
+    import threading
+    made = []
+    user = decode_token(token)["sub"]
+    for _ in range(0, total, batch):
+        done = threading.Event()
+        errors = []
+
+        def loop():
+            try:
+                while not done.is_set():
+                    meanwhile()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=loop) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(batch):
+                made.append(server.create(token)["id"])
+        finally:
+            done.set()
+            for t in threads:
+                t.join(30)
+        assert not errors, errors
+        r = server.get("/users/%s/sessions" % q(user), token=token)
+        listed = {s["id"] for s in r.json()["sessions"]}
+        unlisted = [i for i in made if i not in listed]
+        live_unlisted = [i for i in unlisted
+                         if server.get("/session/%s" % i, token=token).status_code == 200]
+        if live_unlisted:
+            return made, live_unlisted
+    return made, []

@@ -6,12 +6,79 @@ directory and a temporary working directory (so no stray .env is read).
 At teardown each process gets SIGTERM (then SIGKILL after 5 s); a process that
 exited on its own with a non-zero status, or whose stderr shows a sanitizer
 report or the secret, fails the test.
+
+Both stores, one suite.  Every test that spawns processes (through the
+spawn, mspawn, pool or server fixtures) without choosing STORE_URL itself is
+parametrized over the store: it runs once on LMDB ([lmdb]: a temporary
+directory per store, as before) and once on Redis ([redis]: one real
+redis-server for the whole session, started on a free loopback port in a
+temporary directory with `--save '' --appendonly yes --appendfsync always`,
+and a database number of its own per store).  The parameter is module-scoped,
+so module-shared servers are started once per store.  Markers:
+
+  lmdb_only    the test is about LMDB itself (map size, purge of a full map);
+               it runs only as [lmdb].
+  own_store    the test chooses its STORE_URL(s) itself (test_redis.py,
+               test_sessionctl.py's migrations); it is not parametrized.
+
+A missing redis-server fails every [redis] test with a message saying so; it
+never skips them.
 """
 
 import pytest
 
 import apitools
-from apitools import Pool
+from apitools import LmdbStores, Pool, RedisStores
+from redistools import Redis
+
+STORE_KINDS = ("lmdb", "redis")
+# Database numbers the suite's redis-server offers; every spawned process
+# that needs a store of its own gets a fresh one.
+SUITE_REDIS_DATABASES = 512
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lmdb_only(reason): runs only on the LMDB store")
+    config.addinivalue_line("markers", "own_store: chooses STORE_URL itself; "
+                            "not parametrized over the store")
+
+
+def pytest_generate_tests(metafunc):
+    if "store_kind" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("own_store") is not None:
+        return
+    kinds = STORE_KINDS
+    if metafunc.definition.get_closest_marker("lmdb_only") is not None:
+        kinds = ("lmdb",)
+    metafunc.parametrize("store_kind", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def store_kind(request):
+    """"lmdb" or "redis" (own_store tests get "lmdb", the harness default)."""
+    return getattr(request, "param", "lmdb")
+
+
+@pytest.fixture(scope="session")
+def suite_redis(tmp_path_factory):
+    """The session's redis-server (started on first use, stopped at the end)."""
+    red = Redis(tmp_path_factory.mktemp("suite-redis"), databases=SUITE_REDIS_DATABASES)
+    red.start()
+    yield red
+    died = not red.alive()
+    red.stop()
+    if died:
+        pytest.fail("the suite's redis-server died during the run; log:\n%s"
+                    % red.log_text()[-3000:], pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def stores(request, store_kind):
+    """Where spawned processes keep their sessions (see LmdbStores, RedisStores)."""
+    if store_kind == "redis":
+        return RedisStores(request.getfixturevalue("suite_redis"))
+    return LmdbStores()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -39,8 +106,8 @@ def _contract_checks(request):
     pytest.fail(text, pytrace=False)
 
 
-def _pool_fixture(request, tmp_path_factory, name):
-    pool = Pool(tmp_path_factory, name)
+def _pool_fixture(request, tmp_path_factory, name, stores):
+    pool = Pool(tmp_path_factory, name, stores)
     yield pool
     problems = pool.close()
     if problems:
@@ -48,27 +115,27 @@ def _pool_fixture(request, tmp_path_factory, name):
 
 
 @pytest.fixture
-def spawn(request, tmp_path_factory):
+def spawn(request, tmp_path_factory, stores):
     """Function-scoped: spawn(binary="sessiond", env={...}, store=None, cwd=None)."""
-    gen = _pool_fixture(request, tmp_path_factory, "srv")
+    gen = _pool_fixture(request, tmp_path_factory, "srv", stores)
     pool = next(gen)
     yield pool.start
     next(gen, None)
 
 
 @pytest.fixture(scope="module")
-def mspawn(request, tmp_path_factory):
+def mspawn(request, tmp_path_factory, stores):
     """Module-scoped variant of spawn, for servers shared by a test module."""
-    gen = _pool_fixture(request, tmp_path_factory, "msrv")
+    gen = _pool_fixture(request, tmp_path_factory, "msrv", stores)
     pool = next(gen)
     yield pool.start
     next(gen, None)
 
 
 @pytest.fixture
-def pool(request, tmp_path_factory):
+def pool(request, tmp_path_factory, stores):
     """Function-scoped Pool object, for tests that stop and restart processes."""
-    gen = _pool_fixture(request, tmp_path_factory, "pool")
+    gen = _pool_fixture(request, tmp_path_factory, "pool", stores)
     p = next(gen)
     yield p
     next(gen, None)

@@ -3,7 +3,7 @@
 import pytest
 
 from apitools import (admin_token, assert_json, assert_problem, assert_unauthorized,
-                      make_token, q, uid)
+                      creates_racing, make_token, q, uid)
 
 
 def ids_of(server, user, token):
@@ -132,3 +132,17 @@ def test_user_with_slash(server):
     assert assert_json(r, 200) == {"closed": 1}
     assert ids_of(server, slashed, adm) == [a["id"]]
     assert_unauthorized(server.get("/validate", token=b["token"]))
+
+
+def test_close_all_during_creates_orphans_nothing(server, user):
+    """Close-alls racing with creates may leave the newest sessions open, but
+    every session left open is listed, and one more close-all closes it."""
+    tok = make_token(user)
+    made, orphans = creates_racing(server, tok, lambda: close_all(server, user, tok))
+    assert not orphans, ("%d sessions created while close-alls ran are live but not "
+                         "listed (close-all cannot reach them): %s" % (len(orphans),
+                                                                       orphans[:5]))
+    left = ids_of(server, user, tok)
+    assert assert_json(close_all(server, user, tok), 200) == {"closed": len(left)}
+    live = [i for i in made if server.get("/session/%s" % i, token=tok).status_code == 200]
+    assert live == [], "live after a final close-all: %s" % live[:5]

@@ -1,5 +1,9 @@
 """Persistence across restarts, kill -9, a full LMDB map, background purge
-(API.md "The session object", "Responses and errors"; CONTRACT-NOTES "Limits")."""
+(API.md "The session object", "Responses and errors"; CONTRACT-NOTES "Limits").
+
+Restart and kill -9 of the service run on both stores; the full map and its
+purge are about LMDB itself (LMDB_MAP_SIZE): Redis has no map to fill, and
+expires sessions natively (test_redis.py checks that)."""
 
 import signal
 import time
@@ -70,6 +74,7 @@ def fill_until_full(srv, tok, ttl=None, attempts=2000):
     pytest.fail("no 503 after %d creates of ~4 KB with LMDB_MAP_SIZE=1 MiB" % attempts)
 
 
+@pytest.mark.lmdb_only(reason="fills a 1 MiB LMDB map (LMDB_MAP_SIZE)")
 def test_full_store_answers_503_and_keeps_reading(spawn, user):
     srv = spawn("sessiond", env={"LMDB_MAP_SIZE": "1048576"})
     tok = make_token(user)
@@ -91,6 +96,8 @@ def test_full_store_answers_503_and_keeps_reading(spawn, user):
     assert r.status_code in (201, 503)
 
 
+@pytest.mark.lmdb_only(reason="purge must free a full 1 MiB LMDB map; Redis expires "
+                       "natively (test_redis.py::test_expired_sessions_vanish_natively)")
 def test_expired_sessions_are_purged(spawn, user):
     """With a 1 MiB map and PURGE_INTERVAL=1, expired sessions must give their
     room back: after they expire, creates succeed again."""

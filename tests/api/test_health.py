@@ -34,6 +34,7 @@ def test_metrics_content_type(server):
     assert "version=0.0.4" in ctype, ctype
 
 
+@pytest.mark.own_store
 def test_unreachable_store_gives_503(spawn, tmp_path):
     """STORE_URL pointing at a Redis that is not there: the process serves,
     /readyz and store-backed routes answer 503 with Retry-After."""

@@ -2,8 +2,8 @@
 
 import time
 
-from apitools import (SESSION_FIELDS, admin_token, assert_json, assert_problem, make_token,
-                      no_store, q, uid)
+from apitools import (SESSION_FIELDS, admin_token, assert_json, assert_problem, creates_racing,
+                      make_token, no_store, q, uid)
 
 
 def list_sessions(server, user, token):
@@ -122,3 +122,14 @@ def test_list_survives_many_sessions(server, user):
     made = {server.create(tok, {"data": {"i": i}})["id"] for i in range(40)}
     sessions = list_sessions(server, user, tok)
     assert {s["id"] for s in sessions} == made
+
+
+def test_lists_during_creates_lose_no_session(server, user):
+    """A list that runs while the same user's sessions are being created
+    never makes one of them disappear from later lists."""
+    tok = make_token(user)
+    made, orphans = creates_racing(
+        server, tok, lambda: server.get("/users/%s/sessions" % q(user), token=tok))
+    assert not orphans, ("%d of %d sessions created while lists ran are live but no longer "
+                         "listed: %s" % (len(orphans), len(made), orphans[:5]))
+    assert sorted(s["id"] for s in list_sessions(server, user, tok)) == sorted(made)
