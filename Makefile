@@ -3,7 +3,10 @@
 #   make            build/sessiond, build/createSession, build/readSession, build/closeSession
 #   make run        install what is missing, build, serve on 127.0.0.1:8080 (LMDB)
 #   make test       install what is missing, build, unit + black-box tests,
-#                   then the same tests again on an ASan+UBSan build
+#                   then the same tests again on an ASan+UBSan build, then
+#                   every fuzz target briefly (TEST_FUZZ_SECONDS, default 5)
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (default 60) each
+#   make bench      sessiond (LMDB, Redis) against nginx, see docs/BENCHMARKS.md
 #   make asan       the sanitizer build, in build/asan/
 
 PKGS     := libmicrohttpd jansson libjwt openssl lmdb hiredis
@@ -24,7 +27,7 @@ BINS     := sessiond createSession readSession closeSession sessionctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit api asan deps deps-test deps-bench bench clean
+.PHONY: all run test unit api asan fuzz fuzz-build deps deps-test deps-bench bench clean
 .DELETE_ON_ERROR:
 
 all: $(addprefix $(BUILD)/,$(BINS))
@@ -74,6 +77,27 @@ test: deps-test
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" unit api
+	@echo "== fuzzing every parser for $(TEST_FUZZ_SECONDS)s each"
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# libFuzzer targets (clang): the core library rebuilt with the fuzzer's
+# instrumentation in build/fuzz/, one binary per parser.
+FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 5
+FUZZ_TARGETS := token body env path cookie record
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang CFLAGS="-O1 -g" SAN="$(FUZZ_SAN)" \
+	    build/fuzz/libsessionservice.a
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    clang -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+	        -fno-sanitize-recover=undefined -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	        -o build/fuzz/fuzz_$$t fuzz/fuzz_$$t.c build/fuzz/libsessionservice.a $(LDLIBS); \
+	done
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 clean:
 	rm -rf build

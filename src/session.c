@@ -174,6 +174,8 @@ rc_t session_decode(const void *rec, size_t len, session_t *s)
         len != REC_HEADER + idlen + ulen + iplen + ualen + dlen)
         return RC_INVALID;
     const char *q = (const char *)p + REC_HEADER;
+    if (!session_id_valid(q, idlen)) /* found by fuzz_record: a NUL in the id */
+        return RC_INVALID;
     memcpy(s->id, q, idlen);
     s->id[idlen] = '\0';
     q += idlen;
@@ -361,7 +363,7 @@ rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
         return refuse(req, "JSON nesting deeper than 32 levels");
     /* Integers as reals: a big integer inside "data" is valid JSON and is
      * kept verbatim from the raw text, so it must not fail the parse. */
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
     if (root == NULL)
         return refuse(req, "body is not well-formed JSON (or has duplicate keys)");
     if (!json_is_object(root)) {
@@ -471,7 +473,7 @@ rc_t session_parse_json(const char *text, size_t len, session_t *s, buf_t *space
     buf_reset(space);
     if (len == 0 || session_json_depth(text, len) > 33 || buf_reserve(space, len + 8) != RC_OK)
         return RC_INVALID;
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
     if (root == NULL || !json_is_object(root) || json_object_size(root) != 8 ||
         member_spans(text, len, spans, 8) != 8)
         goto out;

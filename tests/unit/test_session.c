@@ -371,6 +371,27 @@ static void test_record_garbled(void)
 
 /* ---- JSON form ---- */
 
+/* Regression: found by fuzz/fuzz_record (a NUL byte inside the id). The
+ * decoder accepted it, and re-encoding gave different bytes. */
+static void test_record_fuzz_regressions(void)
+{
+    static const unsigned char nul_in_id[] = {
+        0x01, 0x16, 0x03, 0x00, 0x03, 0x00, 0xff, 0xff, 0x07, 0x00, 0x00, 0x00,
+        0x00, 0xf1, 0x53, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf1, 0x53, 0x65,
+        0x00, 0x00, 0x00, 0x00, 0x10, 0xff, 0x53, 0x47, 0x00, 0x00, 0x00, 0x42,
+        'B', 'B', 'B', 0x00, 'B', 'B', 'B', 'B', 'B', 'B', 'B', 'B', 'B', 'B', 'B',
+        'B', 'B', 'B', 'B', 'B', 'B', 'B', 'b', 'o', 'b', ':', ':', '0',
+        '{', '"', 'a', '"', ':', '1', '}',
+    };
+    session_t d;
+    unsigned char fixed[sizeof nul_in_id];
+    CHECK_EQ_INT(session_decode(nul_in_id, sizeof nul_in_id, &d), RC_INVALID);
+    /* the same record with a proper id decodes: the NUL is the reason */
+    memcpy(fixed, nul_in_id, sizeof fixed);
+    fixed[39] = 'B';
+    CHECK_EQ_INT(session_decode(fixed, sizeof fixed, &d), RC_OK);
+}
+
 static void test_render(void)
 {
     session_t s = sample();
@@ -763,6 +784,7 @@ int main(void)
     RUN(test_text_valid);
     RUN(test_record_round_trip);
     RUN(test_record_garbled);
+    RUN(test_record_fuzz_regressions);
     RUN(test_render);
     RUN(test_request_parse);
     RUN(test_json_depth);
