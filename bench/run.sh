@@ -98,19 +98,29 @@ record() { # label rps p50 p99 failed
 
 measure_nginx() {
     set -- $(wrk_run "http://127.0.0.1:$NGINX_PORT/" get.lua)
-    record "nginx-static-200" "$@"
+    record "nginx static-200" "$@"
 }
 
-measure_store() { # label port
-    label=$1; port=$2; base="http://127.0.0.1:$port"
-    made=$(curl -s -X POST "$base/session" -H "Authorization: Bearer $CALLER")
-    sid=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')
-    stok=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')
-    export BENCH_SID="$sid" BENCH_SESSION="$stok"
+# A session and its token on each server, for read and validate.
+prepare() { # label port
+    made=$(curl -s -X POST "http://127.0.0.1:$2/session" -H "Authorization: Bearer $CALLER")
+    eval "SID_$1=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
+    eval "STOK_$1=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+}
+
+measure_reads() { # label port
+    eval "sid=\$SID_$1 stok=\$STOK_$1"
+    base="http://127.0.0.1:$2"
     set -- $(wrk_run "$base/session/$sid" get.lua -H "Authorization: Bearer $CALLER")
     record "$label read" "$@"
     set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $stok")
     record "$label validate" "$@"
+}
+
+measure_writes() { # label port
+    label=$1; base="http://127.0.0.1:$2"
+    eval "BENCH_SID=\$SID_$1 BENCH_SESSION=\$STOK_$1"
+    export BENCH_SID BENCH_SESSION
     export BENCH_IDS="$TMP/ids-$label"
     : > "$BENCH_IDS"
     set -- $(wrk_run "$base/session" create.lua -H "Authorization: Bearer $CALLER")
@@ -129,26 +139,49 @@ measure_store() { # label port
     record "$label mixed" "$@"
 }
 
+ROUNDS=${BENCH_ROUNDS:-3}
 echo "bench: wrk -t1 -c$CONNS -d${SECS}s (after ${WARM}s warm-up) on $NPROC CPUs; nginx: $NPROC workers"
-measure_nginx
-measure_store lmdb "$LMDB_PORT"
-measure_store redis "$REDISD_PORT"
+echo "bench: read and validate: $ROUNDS rounds, each next to an nginx run; medians below"
+prepare lmdb "$LMDB_PORT"
+prepare redis "$REDISD_PORT"
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    measure_nginx
+    label=lmdb; measure_reads lmdb "$LMDB_PORT"
+    label=redis; measure_reads redis "$REDISD_PORT"
+    r=$((r + 1))
+done
+measure_writes lmdb "$LMDB_PORT"
+measure_writes redis "$REDISD_PORT"
 measure_nginx
 
-# nginx's figure is the median of its runs (before and after the others).
-awk '
-    $1 == "nginx-static-200" { n[++k] = $2; p50[k] = $3; p99[k] = $4; next }
-    { rows[++r] = $0 }
-    END {
-        if (k == 2) ng = (n[1] + n[2]) / 2; else ng = n[1]
-        printf "\n%-22s %12s %10s %10s %8s %7s\n", "scenario", "requests/s", "p50 ms", "p99 ms", "failed", "ratio"
-        printf "%-22s %12.0f %10.2f %10.2f %8s %7s\n", "nginx static 200", ng, (p50[1] + p50[k]) / 2000, (p99[1] + p99[k]) / 2000, "-", "1.00x"
-        for (i = 1; i <= r; i++) {
-            split(rows[i], f, " ")
-            printf "%-22s %12.0f %10.2f %10.2f %8d %6.2fx\n", f[1] " " f[2], f[3], f[4] / 1000, f[5] / 1000, f[6], f[3] / ng
+# Every figure is the median of its runs; ratios are to nginx's median.
+report() {
+    awk '
+        function median(list, n,    i, j, t, a) {
+            split(list, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
-        printf "(nginx runs: %.0f and %.0f requests/s)\n", n[1], n[2]
-    }' "$RESULTS"
+        {
+            key = $1 " " $2
+            if (!(key in n)) order[++k] = key
+            n[key]++; rps[key] = rps[key] " " $3; p50[key] = p50[key] " " $4
+            p99[key] = p99[key] " " $5; bad[key] += $6
+        }
+        END {
+            ng = median(rps["nginx static-200"], n["nginx static-200"])
+            printf "\n%-20s %5s %12s %9s %9s %7s %7s\n", "scenario", "runs", "requests/s", "p50 ms", "p99 ms", "failed", "ratio"
+            for (i = 1; i <= k; i++) {
+                key = order[i]; c = n[key]; v = median(rps[key], c)
+                printf "%-20s %5d %12.0f %9.2f %9.2f %7d %6.2fx\n", key, c, v,
+                    median(p50[key], c) / 1000, median(p99[key], c) / 1000, bad[key], v / ng
+            }
+            printf "(nginx runs, requests/s:%s)\n", rps["nginx static-200"]
+        }' "$1"
+}
+report "$RESULTS"
 
 # ---- store micro-benchmark (in process, one thread) ----
 echo
@@ -167,16 +200,24 @@ if [ "$SCALE" -gt 0 ]; then
     SPID=$!
     PIDS="$PIDS $SPID"
     wait_port "$SPORT"
-    made=$(curl -s -X POST "http://127.0.0.1:$SPORT/session" -H "Authorization: Bearer $CALLER")
-    stok=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')
-    set -- $(wrk_run "http://127.0.0.1:$SPORT/validate" get.lua -H "Authorization: Bearer $stok")
-    big=$1
+    prepare scale "$SPORT"
+    SCALED="$TMP/scaled"
+    : > "$SCALED"
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do # one session vs a million, side by side
+        set -- $(wrk_run "http://127.0.0.1:$LMDB_PORT/validate" get.lua -H "Authorization: Bearer $STOK_lmdb")
+        echo "validate one-session $*" >> "$SCALED"
+        set -- $(wrk_run "http://127.0.0.1:$SPORT/validate" get.lua -H "Authorization: Bearer $STOK_scale")
+        echo "validate $SCALE-sessions $*" >> "$SCALED"
+        r=$((r + 1))
+    done
     rss=$(awk '/RssAnon/ { print $2 }' "/proc/$SPID/status")
     kill "$SPID"; wait "$SPID" 2>/dev/null || true
-    set -- $(awk '$1 == "lmdb" && $2 == "validate" { print $3 }' "$RESULTS")
-    small=$1
+    echo "validate, one session vs $SCALE (ratio column: to nginx's median above):"
+    ng=$(awk '$1 == "nginx" { print $3 }' "$RESULTS" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    echo "nginx static-200 $ng 0 0 0" >> "$SCALED"
+    report "$SCALED" | grep -v "^(nginx\|^nginx"
     bytes=$(du -b "$TMP/scale/data.mdb" | awk '{ print $1 }')
-    echo "validate with $SCALE sessions: $(printf '%.0f' "$big") requests/s; with one: $(printf '%.0f' "$small") ($(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", a / b }')x)"
     echo "LMDB file: $bytes bytes, $(awk -v a="$bytes" -v n="$SCALE" 'BEGIN { printf "%.0f", a / n }') bytes per session"
     echo "sessiond RssAnon after serving them: $rss kB ($(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB)"
 fi
