@@ -3,15 +3,20 @@
  *
  *   build/store_bench STORE_URL [N]
  *   build/store_bench --seed STORE_URL N
+ *   build/store_bench --fsync DIR
  *
  * Prints one line per operation: "<scheme> <op> <ops/s>". Puts are durable
  * one by one (each is a committed write), as the service does them.
  * --seed fills the store with N live sessions (4 per user, a 100-byte user
- * agent, empty data) for the scale figures, syncing once at the end. */
+ * agent, empty data) for the scale figures, syncing once at the end.
+ * --fsync times a 4 KiB write + fdatasync in DIR (the disk's floor under
+ * every durable commit) and prints the median and p90 in milliseconds. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "session.h"
 #include "store.h"
 
@@ -64,8 +69,44 @@ static int seed(const char *url, size_t n)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int fsync_probe(const char *dir)
+{
+    char path[4096], page[4096];
+    enum { N = 200 };
+    double t[N];
+    snprintf(path, sizeof path, "%s/fsync-probe", dir);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    if (fd < 0) {
+        perror(path);
+        return 1;
+    }
+    memset(page, 'x', sizeof page);
+    for (int i = 0; i < N; i++) {
+        double t0 = now_s();
+        if (pwrite(fd, page, sizeof page, (off_t)(i % 16) * 4096) != (ssize_t)sizeof page ||
+            fdatasync(fd) != 0) {
+            perror("fsync probe");
+            return 1;
+        }
+        t[i] = (now_s() - t0) * 1000;
+    }
+    close(fd);
+    unlink(path);
+    qsort(t, N, sizeof t[0], cmp_double);
+    printf("disk: 4 KiB write + fdatasync: median %.2f ms, p90 %.2f ms\n", t[N / 2], t[N * 9 / 10]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--fsync") == 0)
+        return fsync_probe(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--seed") == 0)
         return seed(argv[2], (size_t)strtoul(argv[3], NULL, 10));
     if (argc < 2) {

@@ -193,35 +193,57 @@ typedef struct wop {
     struct wop *next;
 } wop;
 
-/* Runs a batch: one parent transaction, a nested one per operation (so one
- * operation's failure, e.g. a full map, does not undo the others), one
- * commit. Every operation's rc is final only after the parent commit. */
+/* Whether an operation's result leaves the transaction usable: these are
+ * decided before anything is written, or are the intended outcome. Any
+ * other result (an LMDB error, a full map met halfway) may have left the
+ * transaction half-changed or unusable. */
+static int clean(rc_t rc)
+{
+    return rc == RC_OK || rc == RC_NOT_FOUND || rc == RC_EXISTS || rc == RC_INVALID;
+}
+
+/* Each operation alone in its own transaction: the slow path, after a
+ * batch met an error. */
+static void run_one_by_one(lmdb_store *st, wop *batch)
+{
+    for (wop *w = batch; w; w = w->next) {
+        MDB_txn *txn;
+        if ((w->rc = writer(st, &txn)) != RC_OK)
+            continue;
+        w->rc = w->apply(st, txn, w->arg);
+        if (w->rc == RC_OK || w->rc == RC_NOT_FOUND) {
+            rc_t rc = commit(txn);
+            if (rc != RC_OK)
+                w->rc = rc;
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+}
+
+/* Runs a batch in one transaction and one commit. (Nested transactions
+ * would isolate the operations, but LMDB allocates megabytes for each
+ * one.) If an operation fails in a way that may leave the transaction
+ * half-changed, the batch is abandoned and every operation runs alone. An
+ * operation's rc is final only once the commit succeeded. */
 static void run_batch(lmdb_store *st, wop *batch)
 {
-    MDB_txn *parent;
-    rc_t rc = writer(st, &parent);
+    MDB_txn *txn;
+    rc_t rc = writer(st, &txn);
     if (rc != RC_OK) {
         for (wop *w = batch; w; w = w->next)
             w->rc = rc;
         return;
     }
     for (wop *w = batch; w; w = w->next) {
-        MDB_txn *child;
-        int mrc = mdb_txn_begin(st->env, parent, 0, &child);
-        if (mrc != MDB_SUCCESS) {
-            w->rc = from_mdb(mrc, "begin nested");
-            continue;
-        }
-        w->rc = w->apply(st, child, w->arg);
-        if (w->rc == RC_OK || w->rc == RC_NOT_FOUND) {
-            mrc = mdb_txn_commit(child);
-            if (mrc != MDB_SUCCESS)
-                w->rc = from_mdb(mrc, "commit nested");
-        } else {
-            mdb_txn_abort(child);
+        w->rc = w->apply(st, txn, w->arg);
+        if (!clean(w->rc)) {
+            mdb_txn_abort(txn);
+            run_one_by_one(st, batch);
+            return;
         }
     }
-    rc = commit(parent);
+    rc = commit(txn);
     if (rc != RC_OK)
         for (wop *w = batch; w; w = w->next)
             if (w->rc == RC_OK || w->rc == RC_NOT_FOUND)
