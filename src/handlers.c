@@ -141,6 +141,7 @@ static rc_t h_create(http_request *r)
         goto out;
     }
     metrics_sessions_created(1);
+    http_note_session(r, s.id, strlen(s.id));
 
     char user[SESSION_USER_MAX + 1];
     memcpy(user, s.user_id.p, s.user_id.len);
@@ -170,6 +171,7 @@ static rc_t visible_session(http_request *r, const token_claims *who, session_t 
     char idz[SESSION_ID_MAX + 1];
     if (!session_id_valid(id.p, id.len))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    http_note_session(r, id.p, id.len);
     memcpy(idz, id.p, id.len);
     idz[id.len] = '\0';
     rc_t rc = store_get(r->svc->store, idz, r->now, &r->rec);
@@ -202,6 +204,7 @@ static rc_t h_close(http_request *r)
     str_t id = r->params[0];
     if (!session_id_valid(id.p, id.len))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    http_note_session(r, id.p, id.len);
     memcpy(idz, id.p, id.len);
     idz[id.len] = '\0';
     str_t owner = who.is_admin ? STR_NULL : (str_t){ who.sub, who.sub_len };
@@ -300,6 +303,7 @@ static rc_t h_validate(http_request *r)
         return rc;
     if (!who.has_sid)
         return http_fail(r, RC_UNAUTHORIZED, "not a session token");
+    http_note_session(r, s.id, strlen(s.id));
     http_add_header(r, "X-User-Id", s.user_id.p, s.user_id.len);
     http_add_header(r, "X-Session-Id", s.id, strlen(s.id));
     if ((rc = buf_append_cstr(&r->out, "{\"user_id\":")) != RC_OK ||

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -104,6 +105,27 @@ rc_t http_cookie_get(const char *value, size_t len, const char *name, size_t nle
     }
     return RC_NOT_FOUND;
 }
+
+/* ---- per-connection state (see "request deadlines" below) ---- */
+
+#define NO_DEADLINE UINT64_MAX
+
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    _Atomic uint64_t deadline_us;
+};
+
+struct http_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct http_conn *head;
+    uint64_t timeout_us;
+    int stop;
+    pthread_t thread;
+    _Atomic int in_flight; /* requests begun and not yet completed */
+    _Atomic int draining;  /* shutting down: close connections after answers */
+};
 
 /* ---- answers ---- */
 
@@ -212,7 +234,7 @@ static enum MHD_Result send_answer(http_request *r)
     }
     for (unsigned i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
-    if (r->close_after)
+    if (r->close_after || atomic_load_explicit(&r->svc->watch->draining, memory_order_relaxed))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->final_status = r->status;
     enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
@@ -289,6 +311,14 @@ void http_add_header(http_request *r, const char *name, const char *value, size_
     r->nheaders++;
 }
 
+void http_note_session(http_request *r, const char *id, size_t len)
+{
+    if (len < sizeof r->log_sid && session_id_valid(id, len)) {
+        memcpy(r->log_sid, id, len);
+        r->log_sid[len] = '\0';
+    }
+}
+
 rc_t http_fail(http_request *r, rc_t rc, const char *detail)
 {
     snprintf(r->detail_buf, sizeof r->detail_buf, "%s", detail);
@@ -311,23 +341,6 @@ static uint64_t now_us(void)
  * which libmicrohttpd then sees as a closed peer. While an answer is being
  * sent the deadline is off (the idle timeout covers clients that do not
  * read). */
-
-#define NO_DEADLINE UINT64_MAX
-
-struct http_conn {
-    struct http_conn *prev, *next;
-    int fd;
-    _Atomic uint64_t deadline_us;
-};
-
-struct http_watch {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct http_conn *head;
-    uint64_t timeout_us;
-    int stop;
-    pthread_t thread;
-};
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -610,6 +623,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         r->svc = cls;
         r->conn = c;
+        atomic_fetch_add(&r->svc->watch->in_flight, 1);
         r->method = method;
         r->t0_us = now_us();
         r->metric = r->svc->metric_other;
@@ -657,11 +671,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r == NULL)
         return;
     uint64_t now = now_us();
-    if (r->responded)
+    if (r->responded) {
         metrics_request(r->metric, metrics_method_of(r->method), r->final_status,
                         now - r->t0_us);
+        if (log_enabled(r->final_status >= 500 ? LOG_ERROR : LOG_INFO)) {
+            char ip[SESSION_IP_MAX + 1];
+            http_client_ip(r, ip, sizeof ip);
+            log_request(r->method, r->svc->metric_names[r->metric], r->final_status,
+                        now - r->t0_us, r->log_sid, ip);
+        }
+    }
     /* the next request on this connection must arrive within the timeout */
     set_deadline(r, now + r->svc->watch->timeout_us);
+    atomic_fetch_sub(&r->svc->watch->in_flight, 1);
     buf_free(&r->body);
     buf_free(&r->rec);
     buf_free(&r->out);
@@ -760,7 +782,23 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     }
     log_msg(LOG_INFO, "listening on %s:%lld (store %s, %u threads)", cfg->host,
             (long long)cfg->port, store_scheme(svc->store), threads);
+    log_flush();
     return RC_OK;
+}
+
+void http_drain(http_service *svc, int seconds)
+{
+    if (svc->daemon == NULL || svc->watch == NULL)
+        return;
+    atomic_store(&svc->watch->draining, 1);
+    MHD_socket fd = MHD_quiesce_daemon(svc->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd); /* no new connections from here on */
+    for (int i = 0; i < seconds * 20 && atomic_load(&svc->watch->in_flight) > 0; i++)
+        usleep(50 * 1000);
+    if (atomic_load(&svc->watch->in_flight) > 0)
+        log_msg(LOG_WARN, "shutdown: %d request(s) still in flight after %d s",
+                atomic_load(&svc->watch->in_flight), seconds);
 }
 
 void http_stop(http_service *svc)

@@ -90,12 +90,17 @@ struct http_request {
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
     int offloaded, handled;        /* handed to a writer thread; done there */
+    char log_sid[SESSION_ID_MAX + 1]; /* the session this request was about */
     http_request *next_queued;     /* writer queue link */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.
  * RC_ERR with err set when it cannot listen. */
 rc_t http_start(http_service *svc, char *err, size_t errlen);
+/* Graceful part of a shutdown: stops accepting connections, then waits up
+ * to seconds for the requests in flight to be answered. */
+void http_drain(http_service *svc, int seconds);
+/* Closes every connection and stops the threads. */
 void http_stop(http_service *svc);
 
 /* Request accessors for handlers. */
@@ -107,6 +112,8 @@ rc_t http_query(http_request *r, const char *name, char *out, size_t outlen);
 void http_client_ip(http_request *r, char *out, size_t outlen);
 /* Adds a response header; value is copied (truncated to fit). */
 void http_add_header(http_request *r, const char *name, const char *value, size_t len);
+/* Names the session a request is about, for its log line. */
+void http_note_session(http_request *r, const char *id, size_t len);
 /* Sets a detail message for an error answer (copied). */
 rc_t http_fail(http_request *r, rc_t rc, const char *detail);
 

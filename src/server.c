@@ -44,6 +44,7 @@ static void *housekeeping(void *arg)
             break;
         pthread_mutex_unlock(&h->lock);
         flush_touches(h);
+        log_flush();
         int64_t now = (int64_t)time(NULL);
         if (now >= next_purge) {
             size_t n = 0;
@@ -132,7 +133,8 @@ int server_main(const char *name, unsigned groups)
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
-    log_msg(LOG_INFO, "signal %d: shutting down", sig);
+    log_msg(LOG_INFO, "signal %d: shutting down (finishing requests in flight)", sig);
+    http_drain(&svc, 10);
     status = 0;
 out:
     http_stop(&svc);
@@ -144,6 +146,7 @@ out:
         pthread_join(keeper, NULL);
     }
     touch_queue_free(h.touches);
+    log_flush();
     store_close(store);
     config_free(&cfg);
     return status;
