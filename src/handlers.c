@@ -207,13 +207,18 @@ static rc_t h_close(http_request *r)
     http_note_session(r, id.p, id.len);
     memcpy(idz, id.p, id.len);
     idz[id.len] = '\0';
-    str_t owner = who.is_admin ? STR_NULL : (str_t){ who.sub, who.sub_len };
-    rc = store_del(r->svc->store, idz, owner, r->now);
+    /* as its owner first; an administrator may then close anyone's */
+    metrics_close_reason why = METRICS_CLOSED_BY_USER;
+    rc = store_del(r->svc->store, idz, (str_t){ who.sub, who.sub_len }, r->now);
+    if (rc == RC_NOT_FOUND && who.is_admin) {
+        why = METRICS_CLOSED_BY_ADMIN;
+        rc = store_del(r->svc->store, idz, STR_NULL, r->now);
+    }
     if (rc == RC_NOT_FOUND)
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
     if (rc != RC_OK)
         return rc;
-    metrics_sessions_closed(1);
+    metrics_sessions_closed(why, 1);
     r->status = 204;
     return RC_OK;
 }
@@ -286,7 +291,7 @@ static rc_t h_close_all(http_request *r)
         rc = store_del_user(r->svc->store, user, q == RC_OK ? except : NULL, r->now, &closed);
     if (rc != RC_OK)
         return rc;
-    metrics_sessions_closed(closed);
+    metrics_sessions_closed(METRICS_CLOSED_BY_CLOSE_ALL, closed);
     if ((rc = buf_append_cstr(&r->out, "{\"closed\":")) != RC_OK ||
         (rc = buf_append_i64(&r->out, (int64_t)closed)) != RC_OK ||
         (rc = buf_append_cstr(&r->out, "}")) != RC_OK)
@@ -336,7 +341,10 @@ static rc_t h_readyz(http_request *r)
 
 static rc_t h_metrics(http_request *r)
 {
-    rc_t rc = metrics_render(&r->out, handlers_metric_names, handlers_nmetrics);
+    metrics_names names = { handlers_metric_names, handlers_nmetrics, store_op_names, store_nops };
+    size_t live = 0;
+    int counted = store_count(r->svc->store, &live) == RC_OK;
+    rc_t rc = metrics_render(&r->out, &names, counted ? (int64_t)live : -1);
     if (rc != RC_OK)
         return rc;
     r->status = 200;

@@ -1,8 +1,10 @@
-/* metrics.h -- lock-free counters and a latency histogram, rendered in the
+/* metrics.h -- lock-free counters and latency histograms, rendered in the
  * Prometheus text format (version 0.0.4).
  *
- * Requests are counted by (route, method, status); routes are small integer
- * ids whose names the caller passes when rendering. */
+ * Requests are counted by (route, method, status) and timed per route;
+ * routes are small integer ids whose names the caller passes when
+ * rendering. Store calls are timed and their failures counted per
+ * operation, sessions counted as created and as closed by reason. */
 #ifndef METRICS_H
 #define METRICS_H
 
@@ -11,6 +13,7 @@
 #include "rc.h"
 
 #define METRICS_ROUTES_MAX 12
+#define METRICS_STORE_OPS_MAX 12
 
 typedef enum metrics_method {
     METRICS_GET = 0,
@@ -20,12 +23,30 @@ typedef enum metrics_method {
     METRICS_METHODS
 } metrics_method;
 
+typedef enum metrics_close_reason {
+    METRICS_CLOSED_BY_USER = 0,   /* DELETE /session/{id} by its owner */
+    METRICS_CLOSED_BY_ADMIN,      /* DELETE /session/{id} by an administrator */
+    METRICS_CLOSED_BY_CLOSE_ALL,  /* DELETE /users/{user_id}/sessions */
+    METRICS_CLOSED_EXPIRED,       /* purged after expiry (LMDB; Redis expires natively) */
+    METRICS_CLOSE_REASONS
+} metrics_close_reason;
+
 metrics_method metrics_method_of(const char *method);
 void metrics_request(unsigned route, metrics_method method, unsigned status,
                      uint64_t usec);
 void metrics_sessions_created(uint64_t n);
-void metrics_sessions_closed(uint64_t n);
-/* route_names[i] names route id i (i < nroutes <= METRICS_ROUTES_MAX). */
-rc_t metrics_render(buf_t *out, const char *const *route_names, unsigned nroutes);
+void metrics_sessions_closed(metrics_close_reason reason, uint64_t n);
+/* One store call: op indexes the names given to metrics_render. */
+void metrics_store(unsigned op, rc_t rc, uint64_t usec);
+
+typedef struct metrics_names {
+    const char *const *routes;    /* route id -> pattern */
+    unsigned nroutes;
+    const char *const *store_ops; /* store op id -> name */
+    unsigned nstore_ops;
+} metrics_names;
+
+/* live < 0: the store cannot count its sessions (the gauge is left out). */
+rc_t metrics_render(buf_t *out, const metrics_names *names, int64_t live);
 
 #endif

@@ -9,6 +9,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "touch.h"
 
@@ -51,8 +52,10 @@ static void *housekeeping(void *arg)
             rc_t rc = store_purge(h->store, now, &n);
             if (rc != RC_OK)
                 log_msg(LOG_WARN, "purge: %s", rc_str(rc));
-            else if (n)
+            else if (n) {
+                metrics_sessions_closed(METRICS_CLOSED_EXPIRED, n);
                 log_msg(LOG_DEBUG, "purge: removed %zu expired session(s)", n);
+            }
             next_purge = now + h->purge_interval;
         }
         pthread_mutex_lock(&h->lock);

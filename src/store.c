@@ -1,6 +1,8 @@
 /* store.c -- the registry of stores by STORE_URL scheme. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include "metrics.h"
 #include "store.h"
 #include "store_lmdb.h"
 #include "store_redis.h"
@@ -28,4 +30,131 @@ rc_t store_open(const char *url, const store_options *opt, store_t **out,
     snprintf(err, errlen, "STORE_URL: unknown scheme \"%.*s\" (expected lmdb or redis)",
              (int)(slen > 20 ? 20 : slen), url);
     return RC_INVALID;
+}
+
+void store_close(store_t *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+const char *store_scheme(const store_t *st)
+{
+    return st->ops->scheme;
+}
+
+/* ---- timed calls ---- */
+
+enum { OP_PUT, OP_GET, OP_DEL, OP_LIST, OP_DEL_USER, OP_TOUCH, OP_PURGE, OP_PING, OP_SCAN,
+       OP_COUNT, NOPS };
+const char *const store_op_names[NOPS] = {
+    "put", "get", "del", "list", "del_user", "touch", "purge", "ping", "scan", "count",
+};
+const unsigned store_nops = NOPS;
+
+static uint64_t clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static rc_t timed(unsigned op, uint64_t t0, rc_t rc)
+{
+    metrics_store(op, rc, clock_us() - t0);
+    return rc;
+}
+
+static int id_ok(const char *id)
+{
+    return id != NULL && session_id_valid(id, strnlen(id, SESSION_ID_MAX + 1));
+}
+
+static int user_ok(str_t user)
+{
+    return user.p != NULL && user.len > 0 && user.len <= SESSION_USER_MAX;
+}
+
+rc_t store_put(store_t *st, const session_t *s)
+{
+    uint64_t t0 = clock_us();
+    return timed(OP_PUT, t0, st->ops->put(st, s));
+}
+
+rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec)
+{
+    if (!id_ok(id))
+        return RC_NOT_FOUND;
+    uint64_t t0 = clock_us();
+    return timed(OP_GET, t0, st->ops->get(st, id, now, rec));
+}
+
+rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now)
+{
+    if (!id_ok(id))
+        return RC_NOT_FOUND;
+    uint64_t t0 = clock_us();
+    return timed(OP_DEL, t0, st->ops->del(st, id, owner, now));
+}
+
+rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg)
+{
+    if (!user_ok(user))
+        return RC_OK;
+    uint64_t t0 = clock_us();
+    return timed(OP_LIST, t0, st->ops->list(st, user, now, fn, arg));
+}
+
+rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now, size_t *count)
+{
+    *count = 0;
+    if (!user_ok(user))
+        return RC_OK;
+    uint64_t t0 = clock_us();
+    return timed(OP_DEL_USER, t0, st->ops->del_user(st, user, except, now, count));
+}
+
+rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                      int64_t last_seen, int64_t now)
+{
+    if (n == 0)
+        return RC_OK;
+    uint64_t t0 = clock_us();
+    return timed(OP_TOUCH, t0, st->ops->touch(st, ids, n, last_seen, now));
+}
+
+rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now)
+{
+    char one[1][SESSION_ID_MAX + 1];
+    if (!id_ok(id))
+        return RC_NOT_FOUND;
+    memcpy(one[0], id, strlen(id) + 1);
+    return store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])one, 1, last_seen, now);
+}
+
+rc_t store_purge(store_t *st, int64_t now, size_t *count)
+{
+    uint64_t t0 = clock_us();
+    return timed(OP_PURGE, t0, st->ops->purge(st, now, count));
+}
+
+rc_t store_ping(store_t *st)
+{
+    uint64_t t0 = clock_us();
+    return timed(OP_PING, t0, st->ops->ping(st));
+}
+
+rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg)
+{
+    uint64_t t0 = clock_us();
+    return timed(OP_SCAN, t0, st->ops->scan(st, now, fn, arg));
+}
+
+rc_t store_count(store_t *st, size_t *n)
+{
+    *n = 0;
+    if (st->ops->count == NULL)
+        return RC_UNSUPPORTED;
+    uint64_t t0 = clock_us();
+    return timed(OP_COUNT, t0, st->ops->count(st, n));
 }

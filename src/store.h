@@ -9,7 +9,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include "buf.h"
 #include "rc.h"
 #include "session.h"
@@ -60,6 +59,8 @@ typedef struct store_ops {
     rc_t (*ping)(store_t *st);
     /* Every live session, in no particular order (for export/migration). */
     rc_t (*scan)(store_t *st, int64_t now, store_each_fn fn, void *arg);
+    /* Sessions stored (may include expired ones not yet purged). */
+    rc_t (*count)(store_t *st, size_t *n);
 } store_ops;
 
 struct store {
@@ -70,46 +71,31 @@ struct store {
  * for an unknown scheme or a bad target. The caller owns *out (store_close). */
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
                 char *err, size_t errlen);
+void store_close(store_t *st);
 
-static inline void store_close(store_t *st) { if (st) st->ops->close(st); }
-static inline rc_t store_put(store_t *st, const session_t *s) { return st->ops->put(st, s); }
-/* The wrappers keep malformed ids and user ids away from the stores: an id
- * no session can have is simply not found, a user id no user can have has
- * no sessions. */
-static inline int store_id_ok(const char *id)
-{ return id != NULL && session_id_valid(id, strnlen(id, SESSION_ID_MAX + 1)); }
-static inline int store_user_ok(str_t user)
-{ return user.p != NULL && user.len > 0 && user.len <= SESSION_USER_MAX; }
+/* The calls below go through the table of operations. They keep malformed
+ * ids and user ids away from the stores (an id no session can have is
+ * simply not found; a user id no user can have has no sessions), and time
+ * every call and count its failures for /metrics. */
+rc_t store_put(store_t *st, const session_t *s);
+rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec);
+rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now);
+rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg);
+rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now, size_t *count);
+/* ids must all be valid session ids (touch.c checks them). */
+rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                      int64_t last_seen, int64_t now);
+rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now);
+rc_t store_purge(store_t *st, int64_t now, size_t *count);
+rc_t store_ping(store_t *st);
+rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg);
+/* Sessions in the store, expired ones included until purged;
+ * RC_UNSUPPORTED when the store cannot count cheaply (Redis). */
+rc_t store_count(store_t *st, size_t *n);
+const char *store_scheme(const store_t *st);
 
-static inline rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec)
-{ return store_id_ok(id) ? st->ops->get(st, id, now, rec) : RC_NOT_FOUND; }
-static inline rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now)
-{ return store_id_ok(id) ? st->ops->del(st, id, owner, now) : RC_NOT_FOUND; }
-static inline rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg)
-{ return store_user_ok(user) ? st->ops->list(st, user, now, fn, arg) : RC_OK; }
-static inline rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now,
-                                  size_t *count)
-{
-    *count = 0;
-    return store_user_ok(user) ? st->ops->del_user(st, user, except, now, count) : RC_OK;
-}
-/* ids must all be valid session ids (see touch.c, which checks them). */
-static inline rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
-                                    int64_t last_seen, int64_t now)
-{ return n ? st->ops->touch(st, ids, n, last_seen, now) : RC_OK; }
-static inline rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now)
-{
-    char one[1][SESSION_ID_MAX + 1];
-    if (!store_id_ok(id))
-        return RC_NOT_FOUND;
-    memcpy(one[0], id, strlen(id) + 1);
-    return st->ops->touch(st, (const char (*)[SESSION_ID_MAX + 1])one, 1, last_seen, now);
-}
-static inline rc_t store_purge(store_t *st, int64_t now, size_t *count)
-{ return st->ops->purge(st, now, count); }
-static inline rc_t store_ping(store_t *st) { return st->ops->ping(st); }
-static inline rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg)
-{ return st->ops->scan(st, now, fn, arg); }
-static inline const char *store_scheme(const store_t *st) { return st->ops->scheme; }
+/* Names of the timed operations, for metrics_render. */
+extern const char *const store_op_names[];
+extern const unsigned store_nops;
 
 #endif

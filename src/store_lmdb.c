@@ -637,6 +637,21 @@ static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
     return rc;
 }
 
+static rc_t lmdb_count(store_t *base, size_t *n)
+{
+    lmdb_store *st = (lmdb_store *)base;
+    MDB_txn *txn;
+    MDB_stat stat;
+    rc_t rc = reader(st, &txn);
+    if (rc != RC_OK)
+        return rc;
+    rc = from_mdb(mdb_stat(txn, st->sessions, &stat), "stat");
+    if (rc == RC_OK)
+        *n = stat.ms_entries;
+    mdb_txn_reset(txn);
+    return rc;
+}
+
 static void lmdb_close(store_t *base)
 {
     lmdb_store *st = (lmdb_store *)base;
@@ -751,4 +766,5 @@ const store_ops store_lmdb_ops = {
     .purge = lmdb_purge,
     .ping = lmdb_ping,
     .scan = lmdb_scan,
+    .count = lmdb_count,
 };

@@ -739,4 +739,5 @@ const store_ops store_redis_ops = {
     .purge = redis_purge,
     .ping = redis_ping,
     .scan = redis_scan,
+    .count = NULL, /* no cheap exact count: SCAN is O(n) */
 };
