@@ -27,7 +27,7 @@ BINS     := sessiond createSession readSession closeSession sessionctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit api asan fuzz fuzz-build deps deps-test deps-bench bench clean
+.PHONY: all run test unit api asan lint fuzz fuzz-build deps deps-test deps-bench bench clean
 .DELETE_ON_ERROR:
 
 all: $(addprefix $(BUILD)/,$(BINS))
@@ -69,6 +69,7 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" all $(UNITS:$(BUILD)/%=build/asan/%)
 
 test: deps-test
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory all $(UNITS)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
@@ -79,6 +80,20 @@ test: deps-test
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" unit api
 	@echo "== fuzzing every parser for $(TEST_FUZZ_SECONDS)s each"
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# Static analysis, clean or it fails: cppcheck, clang-tidy (.clang-tidy),
+# and the clang static analyzer through scan-build.
+lint:
+	@echo "== cppcheck"
+	@cppcheck --enable=warning,performance,portability --std=c11 --inline-suppr \
+	    --error-exitcode=1 -q -Isrc -D_GNU_SOURCE --suppress=missingIncludeSystem src bin fuzz bench
+	@echo "== clang-tidy"
+	@clang-tidy --quiet src/*.c bin/*.c -- -std=c11 -D_GNU_SOURCE -Isrc \
+	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) 2>&1 | { ! grep -E "(warning|error):"; }
+	@echo "== scan-build"
+	@rm -rf build/scan
+	@scan-build --status-bugs -o build/scan/reports $(MAKE) --no-print-directory BUILD=build/scan \
+	    CC=clang all > build/scan.log 2>&1 || { tail -30 build/scan.log; exit 1; }
 
 # libFuzzer targets (clang): the core library rebuilt with the fuzzer's
 # instrumentation in build/fuzz/, one binary per parser.

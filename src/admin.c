@@ -189,7 +189,7 @@ int admin_main(int argc, char **argv)
     out_state o = { BUF_INIT, 0, RC_OK };
     rc_t rc = RC_OK;
     int status = 0;
-    const char *arg = nargs ? argv[i] : NULL;
+    const char *arg = nargs ? argv[i] : "";
 
     if (strcmp(cmd, "list") == 0) {
         rc = store_list(st, (str_t){ arg, strlen(arg) }, now, print_one, &o);

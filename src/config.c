@@ -298,10 +298,14 @@ static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
     }
     if (f->n == sizeof f->names / sizeof f->names[0])
         return 0; /* unknown extra keys beyond the table are ignored */
-    f->names[f->n] = strndup(key, klen);
-    f->values[f->n] = strndup(val, vlen);
-    if (f->names[f->n] == NULL || f->values[f->n] == NULL)
+    char *k = strndup(key, klen), *v = strndup(val, vlen);
+    if (k == NULL || v == NULL) {
+        free(k);
+        free(v);
         return 1;
+    }
+    f->names[f->n] = k;
+    f->values[f->n] = v;
     f->n++;
     return 0;
 }

@@ -77,7 +77,7 @@ static str_t user_agent(http_request *r, char *out)
     size_t n = strlen(ua);
     if (n > SESSION_UA_MAX)
         n = SESSION_UA_MAX;
-    memcpy(out, ua, n);
+    memcpy(out, ua, n); // NOLINT(bugprone-not-null-terminated-result): a str_t, not a C string
     if (n && !session_text_valid(out, n, SESSION_UA_MAX))
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f)
@@ -100,7 +100,7 @@ static rc_t reply_json(http_request *r, unsigned status)
 static rc_t h_create(http_request *r)
 {
     const http_service *svc = r->svc;
-    token_claims who;
+    token_claims who = { 0 };
     session_request_t req;
     char ip[SESSION_IP_MAX + 1], ua[SESSION_UA_MAX];
     char *token = NULL;
@@ -184,8 +184,8 @@ static rc_t visible_session(http_request *r, const token_claims *who, session_t 
 
 static rc_t h_read(http_request *r)
 {
-    token_claims who;
-    session_t s;
+    token_claims who = { 0 };
+    session_t s = { 0 };
     rc_t rc = authenticate(r, &who, 0, NULL);
     if (rc == RC_OK)
         rc = visible_session(r, &who, &s);
@@ -196,7 +196,7 @@ static rc_t h_read(http_request *r)
 
 static rc_t h_close(http_request *r)
 {
-    token_claims who;
+    token_claims who = { 0 };
     char idz[SESSION_ID_MAX + 1];
     rc_t rc = authenticate(r, &who, 0, NULL);
     if (rc != RC_OK)
@@ -252,7 +252,7 @@ static rc_t user_param(http_request *r, const token_claims *who, str_t *user, in
 
 static rc_t h_list(http_request *r)
 {
-    token_claims who;
+    token_claims who = { 0 };
     str_t user;
     int valid = 0;
     rc_t rc = authenticate(r, &who, 0, NULL);
@@ -274,7 +274,7 @@ static rc_t h_list(http_request *r)
 
 static rc_t h_close_all(http_request *r)
 {
-    token_claims who;
+    token_claims who = { 0 };
     str_t user;
     char except[SESSION_ID_MAX + 2];
     size_t closed = 0;
@@ -301,8 +301,8 @@ static rc_t h_close_all(http_request *r)
 
 static rc_t h_validate(http_request *r)
 {
-    token_claims who;
-    session_t s;
+    token_claims who = { 0 };
+    session_t s = { 0 };
     rc_t rc = authenticate(r, &who, 1, &s);
     if (rc != RC_OK)
         return rc;

@@ -260,7 +260,7 @@ static size_t session_key(char *out, const char *id)
 
 static size_t user_key(char *out, str_t user)
 {
-    memcpy(out, "ss:u:", 5);
+    memcpy(out, "ss:u:", 5); // NOLINT(bugprone-not-null-terminated-result): a key with a length
     memcpy(out + 5, user.p, user.len);
     return 5 + user.len;
 }
@@ -287,7 +287,7 @@ typedef struct rcmd {
 static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
 {
     rconn *cn = conn(st);
-    memset(out, 0, n * sizeof *out);
+    memset(out, 0, n * sizeof(redisReply *));
     if (cn == NULL)
         return RC_UNAVAILABLE;
     for (size_t i = 0; i < n; i++)
@@ -301,7 +301,7 @@ broken:
     for (size_t i = 0; i < n; i++)
         if (out[i])
             freeReplyObject(out[i]);
-    memset(out, 0, n * sizeof *out);
+    memset(out, 0, n * sizeof(redisReply *));
     drop(cn);
     return RC_UNAVAILABLE;
 }
