@@ -71,6 +71,7 @@ asan:
 test: deps-test
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory all $(UNITS)
+	@scripts/image-check.sh
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
 	@echo "== sanitizer build (ASan + UBSan)"

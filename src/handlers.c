@@ -246,7 +246,7 @@ static rc_t user_param(http_request *r, const token_claims *who, str_t *user, in
     *user = r->params[0];
     if (!caller_may_act_for(who, *user))
         return http_fail(r, RC_DENIED, "only that user or an administrator may do this");
-    *valid = session_text_valid(user->p, user->len, SESSION_USER_MAX);
+    *valid = session_user_valid(user->p, user->len);
     return RC_OK;
 }
 

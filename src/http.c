@@ -497,26 +497,36 @@ static void check_request(http_request *r, const char *version)
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &t);
     if (t.bytes > HTTP_HEADERS_MAX) {
         r->early_status = 431;
+        r->close_after = 1;
     } else if (t.bad_name) {
         r->early_status = 400;
+        r->close_after = 1;
         r->detail = "malformed header field name";
     } else if (http11 && t.host != 1) {
         r->early_status = 400;
+        r->close_after = 1;
         r->detail = "HTTP/1.1 requests need exactly one Host header";
     } else if (t.content_length > 1 || t.transfer_encoding > 1) {
         r->early_status = 400;
+        r->close_after = 1;
         r->detail = "repeated Content-Length or Transfer-Encoding";
     } else if (te != NULL && cl != NULL) {
         r->early_status = 400;
+        r->close_after = 1;
         r->detail = "Content-Length together with Transfer-Encoding";
     } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
         r->early_status = 400;
+        r->close_after = 1;
         r->detail = "unsupported Transfer-Encoding";
     } else if (cl != NULL && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
         r->early_status = 413;
-    }
-    if (r->early_status)
         r->close_after = 1;
+    }
+    if (r->close_after) {
+        r->route = NULL; /* whatever the path, the request is not served */
+        if (r->early_status != 400)
+            r->detail = NULL;
+    }
 }
 
 static void run_handler(http_request *r)
@@ -630,10 +640,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->hc = ci ? ci->socket_context : NULL;
+        route_request(r, url); /* first, so that even a refusal counts under its route */
         check_request(r, version);
-        if (r->early_status)
+        if (r->close_after)
             return respond(r); /* framing errors: answer now and close */
-        route_request(r, url);
         return MHD_YES; /* answer on a later call: keeps the connection alive */
     }
     if (*upload_size > 0) {

@@ -68,6 +68,13 @@ int session_text_valid(const char *s, size_t len, size_t max)
     return 1;
 }
 
+int session_user_valid(const char *s, size_t len)
+{
+    if (!session_text_valid(s, len, SESSION_USER_MAX))
+        return 0;
+    return s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t';
+}
+
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
 {
     unsigned char raw[16];
@@ -381,8 +388,9 @@ rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
         if (strcmp(key, "user_id") == 0) {
             size_t ulen = json_is_string(val) ? json_string_length(val) : 0;
             if (!json_is_string(val) ||
-                !session_text_valid(json_string_value(val), ulen, SESSION_USER_MAX)) {
-                rc = refuse(req, "user_id must be a string of 1 to 256 bytes without control characters");
+                !session_user_valid(json_string_value(val), ulen)) {
+                rc = refuse(req, "user_id must be a string of 1 to 256 bytes without control "
+                                 "characters or spaces at either end");
                 goto out;
             }
             memcpy(req->user_id, json_string_value(val), ulen + 1);
@@ -485,8 +493,7 @@ rc_t session_parse_json(const char *text, size_t len, session_t *s, buf_t *space
             memcpy(s->id, json_string_value(val), json_string_length(val) + 1);
             seen |= 1;
         } else if (strcmp(key, "user_id") == 0 && json_is_string(val) &&
-                   session_text_valid(json_string_value(val), json_string_length(val),
-                                      SESSION_USER_MAX)) {
+                   session_user_valid(json_string_value(val), json_string_length(val))) {
             s->user_id = keep(space, json_string_value(val), json_string_length(val));
             seen |= 2;
         } else if (strcmp(key, "created_at") == 0 && time_member(val, text, sp, &s->created_at)) {

@@ -34,6 +34,11 @@ typedef struct session {
 int session_id_valid(const char *id, size_t len);
 /* Non-empty UTF-8 of at most max bytes without C0, DEL or C1 controls. */
 int session_text_valid(const char *s, size_t len, size_t max);
+/* A user id (a token's sub, a body's user_id): session_text_valid with
+ * SESSION_USER_MAX, and no space or tab at either end -- it travels in the
+ * X-User-Id header, where an HTTP parser would trim them and " alice" would
+ * pass for "alice". */
+int session_user_valid(const char *s, size_t len);
 /* Fills id (SESSION_ID_LEN chars + NUL) from getrandom(2).
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);

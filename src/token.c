@@ -130,7 +130,7 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
     if (!json_is_string(sub))
         return RC_UNAUTHORIZED;
     size_t sub_len = json_string_length(sub);
-    if (!session_text_valid(json_string_value(sub), sub_len, SESSION_USER_MAX))
+    if (!session_user_valid(json_string_value(sub), sub_len))
         return RC_UNAUTHORIZED;
 
     int present;

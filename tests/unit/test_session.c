@@ -98,6 +98,18 @@ static void test_id_valid(void)
 
 #define TV(lit) session_text_valid((lit), sizeof(lit) - 1, 256)
 
+static void test_user_valid(void)
+{
+    CHECK(session_user_valid("alice", 5));
+    CHECK(session_user_valid("alice smith", 11));  /* inner spaces are fine */
+    CHECK(!session_user_valid(" alice", 6));        /* X-User-Id would trim them */
+    CHECK(!session_user_valid("alice ", 6));
+    CHECK(!session_user_valid("\talice", 6));
+    CHECK(!session_user_valid(" ", 1));
+    CHECK(!session_user_valid("", 0));
+    CHECK(!session_user_valid("a\x01", 2));
+}
+
 static void test_text_valid(void)
 {
     CHECK(TV("alice"));
@@ -782,6 +794,7 @@ int main(void)
     RUN(test_id_generate);
     RUN(test_id_valid);
     RUN(test_text_valid);
+    RUN(test_user_valid);
     RUN(test_record_round_trip);
     RUN(test_record_garbled);
     RUN(test_record_fuzz_regressions);
