@@ -37,6 +37,20 @@ static int count_one(const session_t *s, void *arg)
 static const char ua100[] =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 OK";
 
+/* A session as a browser login would make it: a 100-byte user agent, empty
+ * data, a fresh id. user must outlive s. */
+static void sample_session(session_t *s, const char *user, int64_t now, int64_t ttl)
+{
+    memset(s, 0, sizeof *s);
+    session_id_generate(s->id);
+    s->user_id = (str_t){ user, strlen(user) };
+    s->created_at = s->last_seen_at = now;
+    s->expires_at = now + ttl;
+    s->ip = STR_LIT("203.0.113.7");
+    s->user_agent = (str_t){ ua100, sizeof ua100 - 1 };
+    s->data = STR_LIT("{}");
+}
+
 static int seed(const char *url, size_t n)
 {
     store_options opt = { .map_size = 1LL << 33, .timeout_ms = 1000, .sync = 2 };
@@ -50,15 +64,8 @@ static int seed(const char *url, size_t n)
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
         session_t s;
-        memset(&s, 0, sizeof s);
-        session_id_generate(s.id);
         snprintf(user, sizeof user, "user-%zu", i / 4);
-        s.user_id = (str_t){ user, strlen(user) };
-        s.created_at = s.last_seen_at = now;
-        s.expires_at = now + 86400;
-        s.ip = STR_LIT("203.0.113.7");
-        s.user_agent = (str_t){ ua100, sizeof ua100 - 1 };
-        s.data = STR_LIT("{}");
+        sample_session(&s, user, now, 86400);
         if (store_put(st, &s) != RC_OK) {
             fprintf(stderr, "seed: put %zu failed\n", i);
             return 1;
@@ -124,23 +131,14 @@ int main(int argc, char **argv)
     char (*ids)[SESSION_ID_MAX + 1] = calloc(n, sizeof *ids);
     char user[32];
     int64_t now = (int64_t)time(NULL);
-    static const char ua[] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
-                             "(KHTML, like Gecko) Chrome/120.0 Safari/537.36";
     buf_t rec = BUF_INIT;
     snprintf(user, sizeof user, "bench-%ld", (long)now);
 
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
         session_t s;
-        memset(&s, 0, sizeof s);
-        session_id_generate(s.id);
+        sample_session(&s, user, now, 3600);
         memcpy(ids[i], s.id, sizeof s.id);
-        s.user_id = (str_t){ user, strlen(user) };
-        s.created_at = s.last_seen_at = now;
-        s.expires_at = now + 3600;
-        s.ip = STR_LIT("127.0.0.1");
-        s.user_agent = (str_t){ ua, sizeof ua - 1 };
-        s.data = STR_LIT("{}");
         if (store_put(st, &s) != RC_OK) {
             fprintf(stderr, "put failed\n");
             return 1;
