@@ -4,7 +4,8 @@
 #   make run        install what is missing, build, serve on 127.0.0.1:8080 (LMDB)
 #   make test       install what is missing, build, unit + black-box tests,
 #                   then the same tests again on an ASan+UBSan build, then
-#                   every fuzz target briefly (TEST_FUZZ_SECONDS, default 5)
+#                   every fuzz target briefly (TEST_FUZZ_SECONDS, default 5),
+#                   and the concurrency tests under ThreadSanitizer
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (default 60) each
 #   make bench      sessiond (LMDB, Redis) against nginx, see docs/BENCHMARKS.md
 #   make asan       the sanitizer build, in build/asan/
@@ -81,6 +82,8 @@ test: deps-test
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" unit api
 	@echo "== fuzzing every parser for $(TEST_FUZZ_SECONDS)s each"
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+	@echo "== concurrency tests under ThreadSanitizer"
+	@sh tests/tsan.sh
 
 # Static analysis, clean or it fails: cppcheck, clang-tidy (.clang-tidy),
 # and the clang static analyzer through scan-build.

@@ -1,6 +1,7 @@
 /* http.c -- the HTTP edge on libmicrohttpd (see http.h). */
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
@@ -386,6 +387,18 @@ static void set_deadline(http_request *r, uint64_t when)
         atomic_store_explicit(&r->hc->deadline_us, when, memory_order_relaxed);
 }
 
+/* Whether the client has closed its side. libmicrohttpd's epoll loop can
+ * miss a close that arrives together with the last bytes of a partial
+ * request, and would then hold the connection (and a place under
+ * CONNECTION_LIMIT) until the timeout; shutting the socket down here wakes
+ * it. Only asked of connections waiting for a request, never of one being
+ * answered. */
+static int peer_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void *watch_loop(void *arg)
 {
     struct http_watch *w = arg;
@@ -401,7 +414,10 @@ static void *watch_loop(void *arg)
         pthread_cond_timedwait(&w->wake, &w->lock, &until);
         uint64_t now = now_us();
         for (struct http_conn *hc = w->head; hc; hc = hc->next) {
-            if (atomic_load_explicit(&hc->deadline_us, memory_order_relaxed) < now) {
+            uint64_t deadline = atomic_load_explicit(&hc->deadline_us, memory_order_relaxed);
+            if (deadline == NO_DEADLINE)
+                continue; /* being answered */
+            if (deadline < now || peer_gone(hc->fd)) {
                 shutdown(hc->fd, SHUT_RDWR);
                 atomic_store(&hc->deadline_us, NO_DEADLINE);
             }
@@ -429,6 +445,17 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     t->host += strcasecmp(key, "Host") == 0;
     /* a field name is a token: no whitespace (RFC 9112 5.1: "Name : v" is 400) */
     t->bad_name += key[0] == '\0' || strpbrk(key, " \t\r\n\"(),/:;<=>?@[\\]{}") != NULL;
+    /* libmicrohttpd 0.9.75 appends a folded line (obs-fold) to the header's
+     * name: "Content-Length: 5" + " x" arrives as "Content-Lengthx". Such a
+     * name hides the header that frames or authenticates the request, so the
+     * request is refused rather than read with that header missing. */
+    static const char *const guarded[] = { "Content-Length", "Transfer-Encoding", "Host",
+                                           "Authorization", "Cookie", "Connection" };
+    for (size_t i = 0; i < sizeof guarded / sizeof guarded[0]; i++) {
+        size_t n = strlen(guarded[i]);
+        if (strncasecmp(key, guarded[i], n) == 0 && key[n] != '\0')
+            t->bad_name++;
+    }
     return MHD_YES;
 }
 
