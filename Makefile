@@ -95,7 +95,7 @@ lint:
 	@clang-tidy --quiet src/*.c bin/*.c -- -std=c11 -D_GNU_SOURCE -Isrc \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) 2>&1 | { ! grep -E "(warning|error):"; }
 	@echo "== scan-build"
-	@rm -rf build/scan
+	@rm -rf build/scan && mkdir -p build
 	@scan-build --status-bugs -o build/scan/reports $(MAKE) --no-print-directory BUILD=build/scan \
 	    CC=clang all > build/scan.log 2>&1 || { tail -30 build/scan.log; exit 1; }
 
