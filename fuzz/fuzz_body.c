@@ -14,11 +14,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (session_request_parse(body, size, 2592000, &req) == RC_OK) {
         if (req.has_ttl && (req.ttl < 1 || req.ttl > 2592000))
             abort();
-        if (req.has_user_id && !session_text_valid(req.user_id, req.user_id_len, 256))
+        if (req.has_user_id && !session_user_valid(req.user_id, req.user_id_len))
             abort();
         if (req.data_len > SESSION_DATA_MAX)
             abort();
-        json_t *d = json_loadb(req.data_json, req.data_len, JSON_DECODE_INT_AS_REAL, NULL);
+        json_t *d = json_loadb(req.data_json, req.data_len,
+                               JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL); /* as the service */
         if (!json_is_object(d)) /* kept data must be a JSON object */
             abort();
         json_decref(d);
