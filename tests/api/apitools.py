@@ -610,7 +610,23 @@ class RawResponse:
         return "<RawResponse %d %r>" % (self.status, self.body[:200])
 
 
-class RawConn:
+class SocketOwner:
+    """close() and `with` support for a client that holds self.sock."""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RawConn(SocketOwner):
     def __init__(self, port, timeout=5.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
@@ -716,17 +732,6 @@ class RawConn:
             self.buf += chunk
         return False
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _raw_req_headers(sent):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from apitools import free_port, wait_until
+from apitools import SocketOwner, free_port, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
@@ -52,7 +52,7 @@ def encode_command(*args):
     return b"".join(out)
 
 
-class Resp:
+class Resp(SocketOwner):
     """One connection to Redis.  call() answers str for bulk/simple strings
     (bytes when not UTF-8), int, None, or a list; raises RespError on -ERR."""
 
@@ -67,17 +67,6 @@ class Resp:
         if db:
             self.call("SELECT", db)
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _line(self):
         while b"\r\n" not in self.buf:
