@@ -126,6 +126,7 @@ struct http_watch {
     pthread_t thread;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic int draining;  /* shutting down: close connections after answers */
+    int listen_fd;         /* handed back by MHD_quiesce_daemon; -1 if none */
 };
 
 /* ---- answers ---- */
@@ -803,6 +804,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     w->timeout_us = (uint64_t)cfg->connection_timeout * 1000000u;
+    w->listen_fd = -1;
     svc->watch = w;
     if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the connection watcher");
@@ -828,9 +830,10 @@ void http_drain(http_service *svc, int seconds)
     if (svc->daemon == NULL || svc->watch == NULL)
         return;
     atomic_store(&svc->watch->draining, 1);
-    MHD_socket fd = MHD_quiesce_daemon(svc->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd); /* no new connections from here on */
+    /* No new connections from here on. The listening socket is closed only
+     * after MHD_stop_daemon: libmicrohttpd's threads take it out of their
+     * epoll sets on their own time, and panic if it is closed under them. */
+    svc->watch->listen_fd = MHD_quiesce_daemon(svc->daemon);
     for (int i = 0; i < seconds * 20 && atomic_load(&svc->watch->in_flight) > 0; i++)
         usleep(50 * 1000);
     if (atomic_load(&svc->watch->in_flight) > 0)
@@ -845,6 +848,10 @@ void http_stop(http_service *svc)
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
+    if (w != NULL && w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
     if (wr != NULL) {
         pthread_mutex_lock(&wr->lock);
         wr->stop = 1;
