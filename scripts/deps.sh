@@ -11,7 +11,7 @@ set -eu
 
 mode=${1:-run}
 build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
-test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server nginx-light clang libclang-rt-14-dev clang-tools clang-tidy cppcheck"
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck"
 
 bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools"
 
