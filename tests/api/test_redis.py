@@ -31,6 +31,17 @@ VIEW = ("id", "user_id", "created_at", "expires_at", "last_seen_at", "ip", "user
         "data")
 
 
+
+def run_on_each(conns, go):
+    """Runs go(i) for every connection in its own thread, then closes them."""
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(conns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for c in conns:
+        c.close()
+
 def view(s):
     return {k: s[k] for k in VIEW}
 
@@ -167,13 +178,7 @@ def race(requests_by_port, rounds=1):
         except Exception as exc:  # noqa: BLE001 - reported through statuses
             statuses[i] = repr(exc)
 
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(conns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    for c in conns:
-        c.close()
+    run_on_each(conns, go)
     return statuses
 
 
@@ -231,13 +236,7 @@ def test_concurrent_close_all_counts_each_session_once(fleet, suite_redis):
             conns[i].send(reqs[i][1])
             answers[i] = conns[i].read_response()
 
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(conns))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for c in conns:
-            c.close()
+        run_on_each(conns, go)
         assert all(a is not None and a.status == 200 for a in answers), answers
         counts = [a.json()["closed"] for a in answers]
         assert sum(counts) == n, "close-all from %s at once: closed %s, sum %d != %d" % (
