@@ -1,6 +1,9 @@
-/* token.c -- HS256 verification (our own, strict) and signing (libjwt). */
+/* token.c -- HS256 tokens: our own strict verifier and our own signer, both
+ * on OpenSSL's HMAC through a per-thread keyed context. (libjwt signed
+ * session tokens at first; its JSON, libb64 and one-shot HMAC took half of a
+ * create's CPU, see docs/BENCHMARKS.md. The unit tests check every token
+ * signed here with libjwt, an independent implementation.) */
 #include <jansson.h>
-#include <jwt.h>
 #include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "b64.h"
+#include "buf.h"
 #include "token.h"
 
 #define SIG_LEN 32               /* SHA-256 */
@@ -192,8 +196,26 @@ typedef struct cache {
     size_t key_len;
     char *issuer, *audience, *admin_scope;
     int64_t leeway;
+    EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with key; NULL: use one-shot HMAC() */
     cached slot[CACHE_SLOTS];
 } cache;
+
+/* A new HMAC-SHA256 context keyed with key, or NULL. Reinitialised with
+ * EVP_MAC_init(ctx, NULL, ...) it reuses the key's precomputed pads, which
+ * spares the digest and MAC lookups of a one-shot HMAC(). Caller frees. */
+static EVP_MAC_CTX *keyed_mac(const unsigned char *key, size_t key_len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                            OSSL_PARAM_construct_end() };
+    if (ctx != NULL && EVP_MAC_init(ctx, key, key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
@@ -204,6 +226,7 @@ static void cache_free(void *arg)
     free(c->issuer);
     free(c->audience);
     free(c->admin_scope);
+    EVP_MAC_CTX_free(c->mac);
     free(c);
 }
 
@@ -240,6 +263,8 @@ static cache *cache_for(const token_policy *p)
         free(c->audience);
         free(c->admin_scope);
         c->issuer = c->audience = c->admin_scope = NULL;
+        EVP_MAC_CTX_free(c->mac);
+        c->mac = NULL;
         memset(c->slot, 0, sizeof c->slot);
     }
     memcpy(c->key, p->key, p->key_len);
@@ -251,6 +276,7 @@ static cache *cache_for(const token_policy *p)
         c->key_len = (size_t)-1; /* matches no policy: rebuilt next time */
         return NULL;
     }
+    c->mac = keyed_mac(p->key, p->key_len); /* NULL is fine: hs256 falls back */
     return c;
 }
 
@@ -262,6 +288,26 @@ static cached *cache_slot(cache *c, const char *tok, size_t len)
     for (size_t i = len > 16 ? len - 16 : 0; i < len; i++)
         h = (h ^ (unsigned char)tok[i]) * 16777619u;
     return &c->slot[h % CACHE_SLOTS];
+}
+
+/* HMAC-SHA256 of msg under p's key into mac. RC_OK or RC_ERR. */
+static rc_t hs256(const token_policy *p, const char *msg, size_t len,
+                  unsigned char mac[SIG_LEN])
+{
+    cache *c = cache_for(p);
+    size_t outl = 0;
+    if (c != NULL && c->mac != NULL) {
+        if (EVP_MAC_init(c->mac, NULL, 0, NULL) == 1 &&
+            EVP_MAC_update(c->mac, (const unsigned char *)msg, len) == 1 &&
+            EVP_MAC_final(c->mac, mac, &outl, SIG_LEN) == 1 && outl == SIG_LEN)
+            return RC_OK;
+        return RC_ERR;
+    }
+    unsigned int ml = 0;
+    if (HMAC(EVP_sha256(), p->key, (int)p->key_len, (const unsigned char *)msg, len, mac,
+             &ml) == NULL || ml != SIG_LEN)
+        return RC_ERR;
+    return RC_OK;
 }
 
 static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
@@ -321,10 +367,8 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
     if (slen != B64_ENCODED_LEN(SIG_LEN) ||
         b64url_decode(d2 + 1, slen, sig, &siglen) != RC_OK || siglen != SIG_LEN)
         goto out;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (HMAC(EVP_sha256(), p->key, (int)p->key_len, (const unsigned char *)tok,
-             (size_t)(d2 - tok), mac, &maclen) == NULL || maclen != SIG_LEN)
+    unsigned char mac[SIG_LEN];
+    if (hs256(p, tok, (size_t)(d2 - tok), mac) != RC_OK)
         goto out;
     if (!token_mac_equal(mac, sig, SIG_LEN))
         goto out;
@@ -341,33 +385,64 @@ out:
     return rc;
 }
 
+/* The header every session token carries, {"alg":"HS256","typ":"JWT"},
+ * already encoded. */
+static const char SIGNED_HEADER[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/* Claims in the order libjwt wrote them (sorted by name), so that tokens
+ * look the same as before the signer moved here. */
+static rc_t session_claims(const token_policy *p, const char *sub, const char *sid,
+                           int64_t iat, int64_t exp, const char *jti, buf_t *b)
+{
+    rc_t rc;
+    if ((rc = buf_append_cstr(b, "{\"exp\":")) != RC_OK ||
+        (rc = buf_append_i64(b, exp)) != RC_OK ||
+        (rc = buf_append_cstr(b, ",\"iat\":")) != RC_OK ||
+        (rc = buf_append_i64(b, iat)) != RC_OK)
+        return rc;
+    if (p->issuer != NULL &&
+        ((rc = buf_append_cstr(b, ",\"iss\":")) != RC_OK ||
+         (rc = buf_append_json_str(b, p->issuer, strlen(p->issuer))) != RC_OK))
+        return rc;
+    if ((rc = buf_append_cstr(b, ",\"jti\":")) != RC_OK ||
+        (rc = buf_append_json_str(b, jti, strlen(jti))) != RC_OK ||
+        (rc = buf_append_cstr(b, ",\"sid\":")) != RC_OK ||
+        (rc = buf_append_json_str(b, sid, strlen(sid))) != RC_OK ||
+        (rc = buf_append_cstr(b, ",\"sub\":")) != RC_OK ||
+        (rc = buf_append_json_str(b, sub, strlen(sub))) != RC_OK)
+        return rc;
+    return buf_append(b, "}", 1);
+}
+
 rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
                         int64_t iat, int64_t exp, char **out)
 {
-    jwt_t *jwt = NULL;
-    rc_t rc = RC_NOMEM;
     char jti[SESSION_ID_MAX + 1];
+    buf_t claims = BUF_INIT, tok = BUF_INIT;
+    unsigned char mac[SIG_LEN];
+    rc_t rc;
 
     *out = NULL;
     if (session_id_generate(jti) != RC_OK)
         return RC_ERR;
-    if (jwt_new(&jwt) != 0)
-        return RC_NOMEM;
-    if (jwt_add_grant(jwt, "sub", sub) != 0 ||
-        jwt_add_grant(jwt, "sid", sid) != 0 ||
-        jwt_add_grant_int(jwt, "iat", (long)iat) != 0 ||
-        jwt_add_grant_int(jwt, "exp", (long)exp) != 0 ||
-        jwt_add_grant(jwt, "jti", jti) != 0 ||
-        (p->issuer != NULL && jwt_add_grant(jwt, "iss", p->issuer) != 0))
+    if ((rc = session_claims(p, sub, sid, iat, exp, jti, &claims)) != RC_OK)
         goto out;
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, p->key, (int)p->key_len) != 0)
+    size_t hl = sizeof SIGNED_HEADER - 1, pl = B64_ENCODED_LEN(claims.len);
+    if ((rc = buf_reserve(&tok, hl + 1 + pl + 1 + B64_ENCODED_LEN(SIG_LEN) + 1)) != RC_OK)
         goto out;
-    char *s = jwt_encode_str(jwt);
-    if (s == NULL)
+    memcpy(tok.p, SIGNED_HEADER, hl);
+    tok.p[hl] = '.';
+    b64url_encode((const unsigned char *)claims.p, claims.len, tok.p + hl + 1);
+    tok.len = hl + 1 + pl;
+    if ((rc = hs256(p, tok.p, tok.len, mac)) != RC_OK)
         goto out;
-    *out = s;
-    rc = RC_OK;
+    tok.p[tok.len++] = '.';
+    b64url_encode(mac, SIG_LEN, tok.p + tok.len);
+    tok.len += B64_ENCODED_LEN(SIG_LEN);
+    *out = buf_steal(&tok);
 out:
-    jwt_free(jwt);
+    OPENSSL_cleanse(mac, sizeof mac);
+    buf_free(&claims);
+    buf_free(&tok);
     return rc;
 }

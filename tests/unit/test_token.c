@@ -1,7 +1,8 @@
 /* test_token.c -- token_verify (our strict HS256 verifier), token_sign_session
- * (libjwt) and token_mac_equal. Hostile tokens are built here with
+ * (our signer, checked with libjwt) and token_mac_equal. Hostile tokens are built here with
  * b64url_encode and OpenSSL's HMAC, so each case changes one thing. */
 #include <jansson.h>
+#include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdarg.h>
@@ -897,6 +898,49 @@ static void test_round_trip(void)
     free(t2);
 }
 
+/* Every token the signer issues is accepted by libjwt, an independent
+ * implementation: signature, header and claims. */
+static void test_signer_against_libjwt(void)
+{
+    static const char *const subs[] = { "alice", "bob \xc3\xa9", "q\"uote\\back", "tab\tx" };
+    static const char *const issuers[] = { NULL, "https://sessions.example" };
+    token_policy p = policy();
+    char sid[SESSION_ID_MAX + 1];
+    CHECK_EQ_INT(session_id_generate(sid), RC_OK);
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        for (size_t k = 0; k < 2; k++) {
+            p.issuer = issuers[k];
+            char *tok = NULL;
+            jwt_t *jwt = NULL;
+            CHECK_EQ_INT(token_sign_session(&p, subs[i], sid, NOW, NOW + 120, &tok), RC_OK);
+            if (tok == NULL)
+                continue;
+            CHECK(strncmp(tok, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37) == 0);
+            CHECK_EQ_INT(jwt_decode(&jwt, tok, KEY, (int)KEY_LEN), 0);
+            if (jwt != NULL) {
+                CHECK_EQ_INT(jwt_get_alg(jwt), JWT_ALG_HS256);
+                CHECK_STR_EQ(jwt_get_grant(jwt, "sub"), subs[i]);
+                CHECK_STR_EQ(jwt_get_grant(jwt, "sid"), sid);
+                CHECK_EQ_INT(jwt_get_grant_int(jwt, "iat"), NOW);
+                CHECK_EQ_INT(jwt_get_grant_int(jwt, "exp"), NOW + 120);
+                CHECK(jwt_get_grant(jwt, "jti") != NULL);
+                if (issuers[k])
+                    CHECK_STR_EQ(jwt_get_grant(jwt, "iss"), issuers[k]);
+                else
+                    CHECK(jwt_get_grant(jwt, "iss") == NULL);
+                jwt_free(jwt);
+                jwt = NULL;
+            }
+            /* one flipped signature bit: libjwt refuses it too */
+            size_t n = strlen(tok);
+            tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';
+            CHECK(jwt_decode(&jwt, tok, KEY, (int)KEY_LEN) != 0);
+            jwt_free(jwt);
+            free(tok);
+        }
+    }
+}
+
 /* ---- token_mac_equal ---- */
 
 static void test_mac_equal(void)
@@ -941,6 +985,7 @@ static void test_mac_equal(void)
 int main(void)
 {
     RUN(test_rfc7515_a1);
+    RUN(test_signer_against_libjwt);
     RUN(test_alg);
     RUN(test_signature);
     RUN(test_time);
