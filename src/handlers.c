@@ -97,70 +97,99 @@ static rc_t reply_json(http_request *r, unsigned status)
     return RC_OK;
 }
 
+/* A create between its two halves: what the continuation needs once the
+ * record is committed. */
+typedef struct create_ctx {
+    session_t s;
+    session_request_t req;
+    char user[SESSION_USER_MAX + 1];
+    char ip[SESSION_IP_MAX + 1], ua[SESSION_UA_MAX];
+    int attempts;
+} create_ctx;
+
+static void create_ctx_free(void *p)
+{
+    create_ctx *c = p;
+    session_request_free(&c->req);
+    free(c);
+}
+
+static rc_t create_done(http_request *r);
+
+/* Draws a fresh id and defers the insert. */
+static rc_t create_put(http_request *r, create_ctx *c)
+{
+    rc_t rc = session_id_generate(c->s.id);
+    if (rc != RC_OK)
+        return rc;
+    r->write = (store_write){ .kind = STORE_WRITE_PUT, .s = &c->s };
+    return http_defer_write(r, create_done);
+}
+
 static rc_t h_create(http_request *r)
 {
     const http_service *svc = r->svc;
     token_claims who = { 0 };
-    session_request_t req;
-    char ip[SESSION_IP_MAX + 1], ua[SESSION_UA_MAX];
-    char *token = NULL;
     rc_t rc = authenticate(r, &who, 0, NULL);
     if (rc != RC_OK)
         return rc;
     if (r->body.len > 0 && !is_json_type(http_header(r, "Content-Type")))
         return http_fail(r, RC_UNSUPPORTED, "the body must be application/json");
-    rc = session_request_parse(r->body.p, r->body.len, svc->cfg->session_max_ttl, &req);
+    create_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return RC_NOMEM;
+    r->ctx = c; /* freed with the request */
+    r->ctx_free = create_ctx_free;
+    rc = session_request_parse(r->body.p, r->body.len, svc->cfg->session_max_ttl, &c->req);
     if (rc == RC_INVALID)
-        return http_fail(r, rc, req.detail);
+        return http_fail(r, rc, c->req.detail);
     if (rc != RC_OK)
         return rc;
 
-    session_t s;
-    memset(&s, 0, sizeof s);
-    s.user_id = req.has_user_id ? (str_t){ req.user_id, req.user_id_len }
-                                : (str_t){ who.sub, who.sub_len };
-    if (!caller_may_act_for(&who, s.user_id)) {
-        rc = http_fail(r, RC_DENIED, "only an administrator may open a session for another user");
-        goto out;
-    }
-    s.created_at = s.last_seen_at = r->now;
-    s.expires_at = r->now + (req.has_ttl ? req.ttl : svc->cfg->session_ttl);
-    http_client_ip(r, ip, sizeof ip);
-    s.ip = (str_t){ ip, strlen(ip) };
-    s.user_agent = user_agent(r, ua);
-    s.data = (str_t){ req.data_json, req.data_len };
-    for (int attempt = 0; attempt < 3; attempt++) {
-        if ((rc = session_id_generate(s.id)) != RC_OK)
-            goto out;
-        if ((rc = store_put(svc->store, &s)) != RC_EXISTS)
-            break;
-    }
-    if (rc != RC_OK) {
-        if (rc == RC_FULL)
-            rc = http_fail(r, RC_FULL, "the session store is full; retry later");
-        goto out;
-    }
-    metrics_sessions_created(1);
-    http_note_session(r, s.id, strlen(s.id));
+    session_t *s = &c->s;
+    str_t user = c->req.has_user_id ? (str_t){ c->req.user_id, c->req.user_id_len }
+                                    : (str_t){ who.sub, who.sub_len };
+    if (!caller_may_act_for(&who, user))
+        return http_fail(r, RC_DENIED, "only an administrator may open a session for another user");
+    memcpy(c->user, user.p, user.len);
+    c->user[user.len] = '\0';
+    s->user_id = (str_t){ c->user, user.len };
+    s->created_at = s->last_seen_at = r->now;
+    s->expires_at = r->now + (c->req.has_ttl ? c->req.ttl : svc->cfg->session_ttl);
+    http_client_ip(r, c->ip, sizeof c->ip);
+    s->ip = (str_t){ c->ip, strlen(c->ip) };
+    s->user_agent = user_agent(r, c->ua);
+    s->data = (str_t){ c->req.data_json, c->req.data_len };
+    return create_put(r, c);
+}
 
-    char user[SESSION_USER_MAX + 1];
-    memcpy(user, s.user_id.p, s.user_id.len);
-    user[s.user_id.len] = '\0';
-    if ((rc = token_sign_session(&svc->policy, user, s.id, s.created_at, s.expires_at,
+/* After the insert: another id on the (astronomically rare) collision,
+ * else the session's token and the 201. */
+static rc_t create_done(http_request *r)
+{
+    create_ctx *c = r->ctx;
+    session_t *s = &c->s;
+    char *token = NULL;
+    rc_t rc = r->write.rc;
+    if (rc == RC_EXISTS && ++c->attempts < 3)
+        return create_put(r, c);
+    if (rc == RC_FULL)
+        return http_fail(r, RC_FULL, "the session store is full; retry later");
+    if (rc != RC_OK)
+        return rc;
+    metrics_sessions_created(1);
+    http_note_session(r, s->id, strlen(s->id));
+    if ((rc = token_sign_session(&r->svc->policy, c->user, s->id, s->created_at, s->expires_at,
                                  &token)) != RC_OK)
-        goto out;
-    if ((rc = session_render(&s, token, &r->out)) != RC_OK)
-        goto out;
-    char loc[16 + SESSION_ID_MAX];
-    int n = snprintf(loc, sizeof loc, "/session/%s", s.id);
-    http_add_header(r, "Location", loc, (size_t)n);
-    rc = reply_json(r, 201);
-out:
-    if (token) {
-        memset(token, 0, strlen(token));
-        free(token);
+        return rc;
+    if ((rc = session_render(s, token, &r->out)) == RC_OK) {
+        char loc[16 + SESSION_ID_MAX];
+        int n = snprintf(loc, sizeof loc, "/session/%s", s->id);
+        http_add_header(r, "Location", loc, (size_t)n);
+        rc = reply_json(r, 201);
     }
-    session_request_free(&req);
+    memset(token, 0, strlen(token));
+    free(token);
     return rc;
 }
 
@@ -194,10 +223,28 @@ static rc_t h_read(http_request *r)
     return rc == RC_OK ? reply_json(r, 200) : rc;
 }
 
+/* A close between its halves. */
+typedef struct close_ctx {
+    char id[SESSION_ID_MAX + 1];
+    char owner[SESSION_USER_MAX + 1];
+    size_t owner_len;
+    int is_admin, as_admin;
+} close_ctx;
+
+static rc_t close_done(http_request *r);
+
+/* Defers the delete: as the owner first; an administrator may then close
+ * anyone's. */
+static rc_t close_del(http_request *r, close_ctx *c)
+{
+    str_t owner = c->as_admin ? STR_NULL : (str_t){ c->owner, c->owner_len };
+    r->write = (store_write){ .kind = STORE_WRITE_DEL, .id = c->id, .user = owner, .now = r->now };
+    return http_defer_write(r, close_done);
+}
+
 static rc_t h_close(http_request *r)
 {
     token_claims who = { 0 };
-    char idz[SESSION_ID_MAX + 1];
     rc_t rc = authenticate(r, &who, 0, NULL);
     if (rc != RC_OK)
         return rc;
@@ -205,20 +252,31 @@ static rc_t h_close(http_request *r)
     if (!session_id_valid(id.p, id.len))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
     http_note_session(r, id.p, id.len);
-    memcpy(idz, id.p, id.len);
-    idz[id.len] = '\0';
-    /* as its owner first; an administrator may then close anyone's */
-    metrics_close_reason why = METRICS_CLOSED_BY_USER;
-    rc = store_del(r->svc->store, idz, (str_t){ who.sub, who.sub_len }, r->now);
-    if (rc == RC_NOT_FOUND && who.is_admin) {
-        why = METRICS_CLOSED_BY_ADMIN;
-        rc = store_del(r->svc->store, idz, STR_NULL, r->now);
+    close_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return RC_NOMEM;
+    r->ctx = c; /* freed with the request */
+    r->ctx_free = free;
+    memcpy(c->id, id.p, id.len);
+    memcpy(c->owner, who.sub, who.sub_len);
+    c->owner_len = who.sub_len;
+    c->is_admin = who.is_admin;
+    return close_del(r, c);
+}
+
+static rc_t close_done(http_request *r)
+{
+    close_ctx *c = r->ctx;
+    rc_t rc = r->write.rc;
+    if (rc == RC_NOT_FOUND && c->is_admin && !c->as_admin) {
+        c->as_admin = 1;
+        return close_del(r, c);
     }
     if (rc == RC_NOT_FOUND)
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
     if (rc != RC_OK)
         return rc;
-    metrics_sessions_closed(why, 1);
+    metrics_sessions_closed(c->as_admin ? METRICS_CLOSED_BY_ADMIN : METRICS_CLOSED_BY_USER, 1);
     r->status = 204;
     return RC_OK;
 }
@@ -272,23 +330,10 @@ static rc_t h_list(http_request *r)
     return rc == RC_OK ? reply_json(r, 200) : rc;
 }
 
-static rc_t h_close_all(http_request *r)
+static rc_t close_all_done(http_request *r)
 {
-    token_claims who = { 0 };
-    str_t user;
-    char except[SESSION_ID_MAX + 2];
-    size_t closed = 0;
-    int valid = 0;
-    rc_t rc = authenticate(r, &who, 0, NULL);
-    if (rc == RC_OK)
-        rc = user_param(r, &who, &user, &valid);
-    if (rc != RC_OK)
-        return rc;
-    rc_t q = http_query(r, "except", except, sizeof except);
-    if (q == RC_INVALID)
-        return http_fail(r, RC_INVALID, "except must be a session id");
-    if (valid)
-        rc = store_del_user(r->svc->store, user, q == RC_OK ? except : NULL, r->now, &closed);
+    rc_t rc = r->write.rc;
+    size_t closed = r->write.count;
     if (rc != RC_OK)
         return rc;
     metrics_sessions_closed(METRICS_CLOSED_BY_CLOSE_ALL, closed);
@@ -297,6 +342,35 @@ static rc_t h_close_all(http_request *r)
         (rc = buf_append_cstr(&r->out, "}")) != RC_OK)
         return rc;
     return reply_json(r, 200);
+}
+
+static rc_t h_close_all(http_request *r)
+{
+    token_claims who = { 0 };
+    str_t user;
+    int valid = 0;
+    rc_t rc = authenticate(r, &who, 0, NULL);
+    if (rc == RC_OK)
+        rc = user_param(r, &who, &user, &valid);
+    if (rc != RC_OK)
+        return rc;
+    char *except = calloc(1, SESSION_ID_MAX + 2);
+    if (except == NULL)
+        return RC_NOMEM;
+    r->ctx = except; /* freed with the request */
+    r->ctx_free = free;
+    rc_t q = http_query(r, "except", except, SESSION_ID_MAX + 2);
+    if (q == RC_INVALID)
+        return http_fail(r, RC_INVALID, "except must be a session id");
+    /* user is a view into r's path parameters: it lives as long as r */
+    r->write = (store_write){ .kind = STORE_WRITE_DEL_USER, .user = user,
+                              .id = q == RC_OK ? except : NULL, .now = r->now };
+    if (!valid) { /* a string no user id can be: such a user has no sessions */
+        r->write.rc = RC_OK;
+        r->write.count = 0;
+        return close_all_done(r);
+    }
+    return http_defer_write(r, close_all_done);
 }
 
 static rc_t h_validate(http_request *r)
@@ -363,15 +437,15 @@ const unsigned handlers_nmetrics = M_COUNT;
 const unsigned handlers_metric_other = M_OTHER;
 
 const http_route handlers_routes[] = {
-    /* method, pattern, handler, served by, metric, no-store, writes */
-    { "POST", "/session", h_create, GROUP_CREATE, M_SESSION, 1, 1 },
-    { "GET", "/session/{id}", h_read, GROUP_READ, M_SESSION_ID, 1, 0 },
-    { "DELETE", "/session/{id}", h_close, GROUP_CLOSE, M_SESSION_ID, 1, 1 },
-    { "GET", "/users/{user_id}/sessions", h_list, GROUP_READ, M_USER_SESSIONS, 1, 0 },
-    { "DELETE", "/users/{user_id}/sessions", h_close_all, GROUP_CLOSE, M_USER_SESSIONS, 1, 1 },
-    { "GET", "/validate", h_validate, GROUP_READ, M_VALIDATE, 1, 0 },
-    { "GET", "/healthz", h_healthz, GROUP_ALWAYS, M_HEALTHZ, 0, 0 },
-    { "GET", "/readyz", h_readyz, GROUP_ALWAYS, M_READYZ, 0, 0 },
-    { "GET", "/metrics", h_metrics, GROUP_ALWAYS, M_METRICS, 0, 0 },
+    /* method, pattern, handler, served by, metric, no-store */
+    { "POST", "/session", h_create, GROUP_CREATE, M_SESSION, 1 },
+    { "GET", "/session/{id}", h_read, GROUP_READ, M_SESSION_ID, 1 },
+    { "DELETE", "/session/{id}", h_close, GROUP_CLOSE, M_SESSION_ID, 1 },
+    { "GET", "/users/{user_id}/sessions", h_list, GROUP_READ, M_USER_SESSIONS, 1 },
+    { "DELETE", "/users/{user_id}/sessions", h_close_all, GROUP_CLOSE, M_USER_SESSIONS, 1 },
+    { "GET", "/validate", h_validate, GROUP_READ, M_VALIDATE, 1 },
+    { "GET", "/healthz", h_healthz, GROUP_ALWAYS, M_HEALTHZ, 0 },
+    { "GET", "/readyz", h_readyz, GROUP_ALWAYS, M_READYZ, 0 },
+    { "GET", "/metrics", h_metrics, GROUP_ALWAYS, M_METRICS, 0 },
 };
 const size_t handlers_nroutes = sizeof handlers_routes / sizeof handlers_routes[0];

@@ -126,7 +126,6 @@ struct http_watch {
     pthread_t thread;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic int draining;  /* shutting down: close connections after answers */
-    int listen_fd;         /* handed back by MHD_quiesce_daemon; -1 if none */
 };
 
 /* ---- answers ---- */
@@ -165,7 +164,8 @@ static unsigned status_of(rc_t rc)
     case RC_FULL:
     case RC_UNAVAILABLE:
     case RC_NOMEM: return 503;
-    case RC_ERR: return 500;
+    case RC_ERR:
+    case RC_PENDING: return 500; /* never rendered: http.c waits for the write */
     }
     return 500;
 }
@@ -557,79 +557,135 @@ static void check_request(http_request *r, const char *version)
     }
 }
 
-static void run_handler(http_request *r)
+/* Runs fn, a handler or a continuation. Returns 1 when it deferred a store
+ * write (the answer comes later), 0 when r holds the answer. */
+static int run_handler(http_request *r, http_handler fn)
 {
     r->now = (int64_t)time(NULL);
     r->status = 200;
     r->detail = NULL;
-    rc_t rc = r->route->handler(r);
+    rc_t rc = fn(r);
+    if (rc == RC_PENDING)
+        return 1;
     if (rc != RC_OK) {
         unsigned status = status_of(rc);
         if (status == 500)
             log_msg(LOG_ERROR, "%s %s: %s", r->method, r->route->pattern, rc_str(rc));
         problem(r, status, r->detail);
     }
+    return 0;
 }
 
-/* ---- writers ----
- * Handlers that write to the store wait for a durable commit. They run on
- * a pool of writer threads while their connection is suspended, so the
- * event threads keep serving and many writes share one commit (the stores
- * group them). The writer resumes the connection; libmicrohttpd then calls
- * on_request again and the answer is sent from the event thread. */
+/* ---- the commit queue ----
+ * A handler that writes to the store does not wait for the disk on an event
+ * thread: it describes the write in r->write and defers (http_defer_write).
+ * The connection is suspended and queued here; one committer thread takes
+ * everything queued, applies it with store_write_many (one LMDB transaction
+ * and one fsync, or one Redis round trip, for the lot) and resumes the
+ * connections. libmicrohttpd then calls on_request again, and the handler's
+ * continuation runs on the event thread. */
 
-struct http_writers {
+#define COMMIT_BATCH 256
+#define COMMITTERS 2 /* so that one batch's commit overlaps another's sync */
+
+struct http_commits {
     pthread_mutex_t lock;
     pthread_cond_t work;
     http_request *head, *tail;
     int stop;
     size_t nthreads;
-    pthread_t threads[];
+    pthread_t threads[COMMITTERS];
 };
 
-static void *writer_loop(void *arg)
+static void *commit_loop(void *arg)
 {
-    struct http_writers *w = arg;
-    pthread_mutex_lock(&w->lock);
+    struct http_commits *q = arg;
+    http_request *reqs[COMMIT_BATCH];
+    store_write *ops[COMMIT_BATCH];
+    pthread_mutex_lock(&q->lock);
     for (;;) {
-        while (w->head == NULL && !w->stop)
-            pthread_cond_wait(&w->work, &w->lock);
-        if (w->head == NULL)
+        while (q->head == NULL && !q->stop)
+            pthread_cond_wait(&q->work, &q->lock);
+        if (q->head == NULL)
             break;
-        http_request *r = w->head;
-        w->head = r->next_queued;
-        if (w->head == NULL)
-            w->tail = NULL;
-        pthread_mutex_unlock(&w->lock);
-        run_handler(r);
-        r->handled = 1;
-        MHD_resume_connection(r->conn);
-        pthread_mutex_lock(&w->lock);
+        http_request *next = q->head;
+        q->head = q->tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        while (next != NULL) {
+            size_t n = 0;
+            /* collect first: a resumed request may be freed at once */
+            for (; next != NULL && n < COMMIT_BATCH; next = next->next_queued) {
+                reqs[n] = next;
+                ops[n++] = &next->write;
+            }
+            store_write_many(reqs[0]->svc->store, ops, n);
+            for (size_t i = 0; i < n; i++) {
+                reqs[i]->handled = 1;
+                MHD_resume_connection(reqs[i]->conn);
+            }
+        }
+        pthread_mutex_lock(&q->lock);
     }
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&q->lock);
     return NULL;
 }
 
-static void offload(http_request *r)
+/* Queues r's write, its connection suspended. Returns 0 when there is no
+ * committer (none started, or stopping): the caller then writes inline. */
+static int enqueue_write(http_request *r)
 {
-    struct http_writers *w = r->svc->writers;
+    struct http_commits *q = r->svc->commits;
+    if (q == NULL)
+        return 0;
+    pthread_mutex_lock(&q->lock);
+    if (q->stop) {
+        pthread_mutex_unlock(&q->lock);
+        return 0;
+    }
     MHD_suspend_connection(r->conn);
-    pthread_mutex_lock(&w->lock);
     r->next_queued = NULL;
-    if (w->tail)
-        w->tail->next_queued = r;
+    if (q->tail)
+        q->tail->next_queued = r;
     else
-        w->head = r;
-    w->tail = r;
-    pthread_cond_signal(&w->work);
-    pthread_mutex_unlock(&w->lock);
+        q->head = r;
+    q->tail = r;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    return 1;
+}
+
+rc_t http_defer_write(http_request *r, http_handler then)
+{
+    r->then = then;
+    return RC_PENDING;
+}
+
+/* Runs fn and the continuations of its deferred writes. Returns 1 while a
+ * write is queued (the connection is suspended), 0 once r holds the
+ * answer. */
+static int run_to_answer(http_request *r, http_handler fn)
+{
+    while (run_handler(r, fn)) {
+        r->handled = 0;
+        if (enqueue_write(r))
+            return 1;
+        store_write *one = &r->write;
+        store_write_many(r->svc->store, &one, 1);
+        fn = r->then;
+        r->then = NULL;
+    }
+    return 0;
 }
 
 static enum MHD_Result respond(http_request *r)
 {
-    if (r->offloaded) {
+    if (r->then != NULL) {
         if (!r->handled)
-            return MHD_YES; /* spurious call while the writer works */
+            return MHD_YES; /* spurious call while the write commits */
+        http_handler then = r->then;
+        r->then = NULL;
+        if (run_to_answer(r, then))
+            return MHD_YES;
         r->responded = 1;
         return send_answer(r);
     }
@@ -639,13 +695,9 @@ static enum MHD_Result respond(http_request *r)
         problem(r, r->early_status, r->detail);
         return send_answer(r);
     }
-    if (r->route->writes && r->svc->writers != NULL) {
-        r->offloaded = 1;
-        offload(r);
+    if (run_to_answer(r, r->route->handler))
         return MHD_YES;
-    }
     r->responded = 1;
-    run_handler(r);
     return send_answer(r);
 }
 
@@ -722,6 +774,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* the next request on this connection must arrive within the timeout */
     set_deadline(r, now + r->svc->watch->timeout_us);
     atomic_fetch_sub(&r->svc->watch->in_flight, 1);
+    if (r->ctx_free)
+        r->ctx_free(r->ctx);
     buf_free(&r->body);
     buf_free(&r->rec);
     buf_free(&r->out);
@@ -734,6 +788,15 @@ static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
     (void)cls;
     (void)c;
     return strlen(s); /* keep the path raw: segments are decoded after splitting */
+}
+
+/* Refuses connections once draining (they are closed as accepted). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    const struct http_watch *w = cls;
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&w->draining) ? MHD_NO : MHD_YES;
 }
 
 rc_t http_start(http_service *svc, char *err, size_t errlen)
@@ -777,24 +840,23 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
-    size_t nwriters = HTTP_WRITERS;
-    struct http_writers *wr = calloc(1, sizeof *wr + nwriters * sizeof(pthread_t));
-    if (wr == NULL) {
+    struct http_commits *q = calloc(1, sizeof *q);
+    if (q == NULL) {
         snprintf(err, errlen, "out of memory");
         return RC_NOMEM;
     }
-    pthread_mutex_init(&wr->lock, NULL);
-    pthread_cond_init(&wr->work, NULL);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (; wr->nthreads < nwriters; wr->nthreads++)
-        if (pthread_create(&wr->threads[wr->nthreads], &attr, writer_loop, wr) != 0)
-            break;
-    pthread_attr_destroy(&attr);
-    svc->writers = wr->nthreads ? wr : NULL;
-    if (svc->writers == NULL)
-        free(wr); /* no writer threads: handlers write on the event threads */
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->work, NULL);
+    while (q->nthreads < COMMITTERS &&
+           pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
+        q->nthreads++;
+    if (q->nthreads == 0) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->work);
+        free(q); /* no committer: handlers write on the event threads */
+        q = NULL;
+    }
+    svc->commits = q;
 
     struct http_watch *w = calloc(1, sizeof *w);
     if (w == NULL) {
@@ -804,7 +866,6 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     w->timeout_us = (uint64_t)cfg->connection_timeout * 1000000u;
-    w->listen_fd = -1;
     svc->watch = w;
     if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the connection watcher");
@@ -812,7 +873,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         svc->watch = NULL;
         return RC_ERR;
     }
-    svc->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, svc,
+    svc->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, accept_policy, w, on_request, svc,
                                    MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (svc->daemon == NULL) {
         snprintf(err, errlen, "PORT: cannot listen on %s:%lld (in use, or not permitted)",
@@ -829,11 +890,11 @@ void http_drain(http_service *svc, int seconds)
 {
     if (svc->daemon == NULL || svc->watch == NULL)
         return;
+    /* No new connections from here on: accept_policy closes them at once.
+     * (Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races the pool's
+     * threads taking the listening socket out of their epoll sets, and
+     * panics when a thread was first.) */
     atomic_store(&svc->watch->draining, 1);
-    /* No new connections from here on. The listening socket is closed only
-     * after MHD_stop_daemon: libmicrohttpd's threads take it out of their
-     * epoll sets on their own time, and panic if it is closed under them. */
-    svc->watch->listen_fd = MHD_quiesce_daemon(svc->daemon);
     for (int i = 0; i < seconds * 20 && atomic_load(&svc->watch->in_flight) > 0; i++)
         usleep(50 * 1000);
     if (atomic_load(&svc->watch->in_flight) > 0)
@@ -844,25 +905,26 @@ void http_drain(http_service *svc, int seconds)
 void http_stop(http_service *svc)
 {
     struct http_watch *w = svc->watch;
-    struct http_writers *wr = svc->writers;
+    struct http_commits *q = svc->commits;
+    /* The committer first: it finishes what is queued and resumes those
+     * connections (libmicrohttpd refuses to stop with a connection still
+     * suspended); writes that arrive later run inline. */
+    if (q != NULL) {
+        pthread_mutex_lock(&q->lock);
+        q->stop = 1;
+        pthread_cond_broadcast(&q->work);
+        pthread_mutex_unlock(&q->lock);
+        for (size_t i = 0; i < q->nthreads; i++)
+            pthread_join(q->threads[i], NULL);
+    }
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
-    if (w != NULL && w->listen_fd >= 0) {
-        close(w->listen_fd);
-        w->listen_fd = -1;
-    }
-    if (wr != NULL) {
-        pthread_mutex_lock(&wr->lock);
-        wr->stop = 1;
-        pthread_cond_broadcast(&wr->work);
-        pthread_mutex_unlock(&wr->lock);
-        for (size_t i = 0; i < wr->nthreads; i++)
-            pthread_join(wr->threads[i], NULL);
-        pthread_mutex_destroy(&wr->lock);
-        pthread_cond_destroy(&wr->work);
-        free(wr);
-        svc->writers = NULL;
+    if (q != NULL) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->work);
+        free(q);
+        svc->commits = NULL;
     }
     if (w != NULL) {
         pthread_mutex_lock(&w->lock);

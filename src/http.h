@@ -23,7 +23,6 @@
 #define HTTP_MAX_PARAMS 2
 #define HTTP_MAX_OUT_HEADERS 4
 #define HTTP_PARAM_SPACE 1024
-#define HTTP_WRITERS 64  /* threads that wait for durable store writes */
 #define HTTP_POOL_SIZE 32768 /* libmicrohttpd's per-connection memory */
 
 typedef struct http_request http_request;
@@ -36,7 +35,6 @@ typedef struct http_route {
     unsigned groups;       /* bit set of executables serving it */
     unsigned metric;       /* metrics route id */
     int no_store;          /* answers carry Cache-Control: no-store */
-    int writes;            /* waits for a store write: runs on a writer thread */
 } http_route;
 
 typedef struct http_service {
@@ -51,7 +49,7 @@ typedef struct http_service {
     unsigned metric_other;         /* id for unmatched paths */
     void *daemon;                  /* struct MHD_Daemon * */
     struct http_watch *watch;      /* request deadlines (http.c) */
-    struct http_writers *writers;  /* writer threads (http.c) */
+    struct http_commits *commits;  /* the commit queue and its thread (http.c) */
     struct touch_queue *touches;   /* last_seen_at notes (touch.h) */
 } http_service;
 
@@ -89,9 +87,14 @@ struct http_request {
     int responded;
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
-    int offloaded, handled;        /* handed to a writer thread; done there */
     char log_sid[SESSION_ID_MAX + 1]; /* the session this request was about */
-    http_request *next_queued;     /* writer queue link */
+    /* a deferred store write (http_defer_write) */
+    store_write write;
+    http_handler then;             /* its continuation; NULL: none pending */
+    int handled;                   /* the write is done */
+    http_request *next_queued;     /* commit queue link */
+    void *ctx;                     /* handler state kept across the write, */
+    void (*ctx_free)(void *ctx);   /* freed with the request */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.
@@ -114,6 +117,12 @@ void http_client_ip(http_request *r, char *out, size_t outlen);
 void http_add_header(http_request *r, const char *name, const char *value, size_t len);
 /* Names the session a request is about, for its log line. */
 void http_note_session(http_request *r, const char *id, size_t len);
+/* Defers the store write the handler has put in r->write: answer
+ * http_defer_write(r, then) from the handler. The write is committed with
+ * those of other requests; then `then` runs (on an event thread) with the
+ * outcome in r->write.rc, and renders the answer or defers again. Keep
+ * what it needs in r->ctx. */
+rc_t http_defer_write(http_request *r, http_handler then);
 /* Sets a detail message for an error answer (copied). */
 rc_t http_fail(http_request *r, rc_t rc, const char *detail);
 

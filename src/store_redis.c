@@ -313,49 +313,6 @@ static void free_replies(redisReply **r, size_t n)
             freeReplyObject(r[i]);
 }
 
-static rc_t redis_put(store_t *base, const session_t *s)
-{
-    redis_store *st = (redis_store *)base;
-    buf_t rec = BUF_INIT;
-    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24];
-    redisReply *r[5];
-    rc_t rc = session_encode(s, &rec);
-    if (rc != RC_OK)
-        return rc;
-    size_t sk = session_key(skey, s->id), uk = user_key(ukey, s->user_id);
-    i64_text(exp, s->expires_at);
-    i64_text(now, s->created_at);
-
-    /* In this order, in one round trip:
-     * 1. the index entry first: a crash after it leaves a dangling id, never
-     *    a session that close-all cannot find;
-     * 2. the session, with its native expiry (NX: ids are never reused);
-     * 3. housekeeping: drop the index's expired entries, and let the index
-     *    key live as long as its longest session (NX sets a first expiry,
-     *    GT only ever extends it). */
-    const char *za[] = { "ZADD", ukey, exp, s->id };
-    size_t zl[] = { 4, uk, strlen(exp), strlen(s->id) };
-    const char *sa[] = { "SET", skey, rec.p, "EXAT", exp, "NX" };
-    size_t sl[] = { 3, sk, rec.len, 4, strlen(exp), 2 };
-    const char *pa[] = { "ZREMRANGEBYSCORE", ukey, "-inf", now };
-    size_t pl[] = { 16, uk, 4, strlen(now) };
-    const char *na[] = { "EXPIREAT", ukey, exp, "NX" };
-    const char *ga[] = { "EXPIREAT", ukey, exp, "GT" };
-    size_t el[] = { 8, uk, strlen(exp), 2 };
-    const rcmd cmds[] = { { 4, za, zl }, { 6, sa, sl }, { 4, pa, pl }, { 4, na, el }, { 4, ga, el } };
-    if ((rc = pipeline(st, cmds, 5, r)) == RC_OK) {
-        if (r[0]->type == REDIS_REPLY_ERROR)
-            rc = reply_error(r[0]);
-        else if (r[1]->type == REDIS_REPLY_ERROR)
-            rc = reply_error(r[1]);
-        else if (r[1]->type == REDIS_REPLY_NIL)
-            rc = RC_EXISTS;
-        free_replies(r, 5);
-    }
-    buf_free(&rec);
-    return rc;
-}
-
 /* Fetches the live record of id into rec. */
 static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, session_t *s)
 {
@@ -434,37 +391,6 @@ static void unindex(redis_store *st, str_t user, const char *const *ids, size_t 
         ids += k;
         n -= k;
     }
-}
-
-static rc_t redis_del(store_t *base, const char *id, str_t owner, int64_t now)
-{
-    redis_store *st = (redis_store *)base;
-    buf_t rec = BUF_INIT;
-    session_t s;
-    /* The owner of a session never changes and ids are never reused, so a
-     * read, a check, then DEL is race-free: the DEL decides who closed it. */
-    rc_t rc = fetch(st, id, now, &rec, &s);
-    if (rc == RC_OK && owner.p != NULL && !str_eq(owner, s.user_id))
-        rc = RC_NOT_FOUND;
-    if (rc == RC_OK) {
-        /* DEL and the index entry's ZREM in one round trip */
-        char skey[KEY_MAX], ukey[KEY_MAX];
-        redisReply *r[2];
-        const char *da[] = { "DEL", skey };
-        size_t dl[] = { 3, session_key(skey, id) };
-        const char *za[] = { "ZREM", ukey, id };
-        size_t zl[] = { 4, user_key(ukey, s.user_id), strlen(id) };
-        const rcmd cmds[] = { { 2, da, dl }, { 3, za, zl } };
-        if ((rc = pipeline(st, cmds, 2, r)) == RC_OK) {
-            if (r[0]->type == REDIS_REPLY_ERROR)
-                rc = reply_error(r[0]);
-            else
-                rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
-            free_replies(r, 2);
-        }
-    }
-    buf_free(&rec);
-    return rc;
 }
 
 /* The ids in the user's index (all of them, live or not). */
@@ -589,6 +515,213 @@ out:
     if (ids)
         freeReplyObject(ids);
     return rc;
+}
+
+/* ---- the request path's writes, many at once ----
+ * Round 1 pipelines every create's commands and every close's GET; round 2
+ * the DEL and ZREM of the closes whose session is live and theirs. With
+ * appendfsync always, Redis syncs each round's writes together. Close-all
+ * runs alone afterwards (its commands depend on the index it reads). */
+
+typedef struct wscratch {
+    buf_t rec;      /* create: the encoded record; close: the fetched one */
+    session_t s;    /* close: the fetched session (views into rec) */
+    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24];
+    const char *argv[5][6];
+    size_t lens[5][6];
+    size_t first;   /* its first reply in the round; SIZE_MAX: not sent */
+} wscratch;
+
+/* A create's commands, in this order, in one round trip:
+ * 1. the index entry first: a crash after it leaves a dangling id, never a
+ *    session that close-all cannot find;
+ * 2. the session, with its native expiry (NX: ids are never reused);
+ * 3. housekeeping: drop the index's expired entries, and let the index key
+ *    live as long as its longest session (NX sets a first expiry, GT only
+ *    ever extends it). */
+#define PUT_CMDS 5
+static void put_commands(wscratch *x, const session_t *s, rcmd *cmds)
+{
+    size_t sk = session_key(x->skey, s->id), uk = user_key(x->ukey, s->user_id);
+    size_t idl = strlen(s->id);
+    i64_text(x->exp, s->expires_at);
+    i64_text(x->now, s->created_at);
+    size_t el = strlen(x->exp);
+    static const char *const name[PUT_CMDS] = { "ZADD", "SET", "ZREMRANGEBYSCORE", "EXPIREAT",
+                                                "EXPIREAT" };
+    const char *const args[PUT_CMDS][5] = {
+        { x->ukey, x->exp, s->id },
+        { x->skey, x->rec.p, "EXAT", x->exp, "NX" },
+        { x->ukey, "-inf", x->now },
+        { x->ukey, x->exp, "NX" },
+        { x->ukey, x->exp, "GT" },
+    };
+    const size_t lens[PUT_CMDS][5] = {
+        { uk, el, idl }, { sk, x->rec.len, 4, el, 2 }, { uk, 4, strlen(x->now) },
+        { uk, el, 2 }, { uk, el, 2 },
+    };
+    static const int argc[PUT_CMDS] = { 4, 6, 4, 4, 4 };
+    for (int c = 0; c < PUT_CMDS; c++) {
+        x->argv[c][0] = name[c];
+        x->lens[c][0] = strlen(name[c]);
+        for (int i = 1; i < argc[c]; i++) {
+            x->argv[c][i] = args[c][i - 1];
+            x->lens[c][i] = lens[c][i - 1];
+        }
+        cmds[c] = (rcmd){ argc[c], x->argv[c], x->lens[c] };
+    }
+}
+
+static rc_t put_result(redisReply *const *r)
+{
+    if (r[0]->type == REDIS_REPLY_ERROR)
+        return reply_error(r[0]);
+    if (r[1]->type == REDIS_REPLY_ERROR)
+        return reply_error(r[1]);
+    return r[1]->type == REDIS_REPLY_NIL ? RC_EXISTS : RC_OK;
+}
+
+/* A close's GET reply: RC_OK when it holds a live session of owner (any
+ * owner when owner.p is NULL), decoded into x->s. The owner of a session
+ * never changes and ids are never reused, so reading, checking, then DEL is
+ * race-free: the DEL decides who closed it. */
+static rc_t closable(wscratch *x, const redisReply *r, str_t owner, int64_t now)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_STRING)
+        return RC_NOT_FOUND;
+    rc_t rc = buf_append(&x->rec, r->str, r->len);
+    if (rc != RC_OK)
+        return rc;
+    if (session_decode(x->rec.p, x->rec.len, &x->s) != RC_OK || !session_live(&x->s, now) ||
+        (owner.p != NULL && !str_eq(owner, x->s.user_id)))
+        return RC_NOT_FOUND;
+    return RC_OK;
+}
+
+/* Sends the n commands of a round and hands each op its replies (through
+ * judge); on a broken connection every op of the round gets its rc. */
+static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply **r,
+                       store_write *const *ops, wscratch *w, size_t n,
+                       void (*judge)(store_write *, wscratch *, redisReply *const *))
+{
+    if (nc == 0)
+        return;
+    rc_t rc = pipeline(st, cmds, nc, r);
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].first == SIZE_MAX)
+            continue;
+        if (rc != RC_OK)
+            ops[i]->rc = rc;
+        else
+            judge(ops[i], &w[i], r + w[i].first);
+    }
+    if (rc == RC_OK)
+        free_replies(r, nc);
+}
+
+static void judge_first(store_write *o, wscratch *x, redisReply *const *r)
+{
+    if (o->kind == STORE_WRITE_PUT)
+        o->rc = put_result(r);
+    else
+        o->rc = closable(x, r[0], o->user, o->now);
+}
+
+static void judge_second(store_write *o, wscratch *x, redisReply *const *r)
+{
+    (void)x;
+    if (r[0]->type == REDIS_REPLY_ERROR)
+        o->rc = reply_error(r[0]);
+    else
+        o->rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
+}
+
+static void redis_write(store_t *base, store_write *const *ops, size_t n)
+{
+    redis_store *st = (redis_store *)base;
+    wscratch *w = calloc(n, sizeof *w);
+    rcmd *cmds = calloc(PUT_CMDS * n, sizeof *cmds);
+    redisReply **r = calloc(PUT_CMDS * n, sizeof *r);
+    size_t nc = 0;
+    if (w == NULL || cmds == NULL || r == NULL) {
+        for (size_t i = 0; i < n; i++)
+            ops[i]->rc = RC_NOMEM;
+        goto out;
+    }
+    /* round 1: creates, and the closes' reads */
+    for (size_t i = 0; i < n; i++) {
+        store_write *o = ops[i];
+        wscratch *x = &w[i];
+        x->first = SIZE_MAX;
+        if (o->kind == STORE_WRITE_PUT) {
+            if ((o->rc = session_encode(o->s, &x->rec)) != RC_OK)
+                continue;
+            x->first = nc;
+            put_commands(x, o->s, cmds + nc);
+            nc += PUT_CMDS;
+        } else if (o->kind == STORE_WRITE_DEL) {
+            x->first = nc;
+            x->argv[0][0] = "GET";
+            x->lens[0][0] = 3;
+            x->argv[0][1] = x->skey;
+            x->lens[0][1] = session_key(x->skey, o->id);
+            cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
+        }
+    }
+    round_trip(st, cmds, nc, r, ops, w, n, judge_first);
+    /* round 2: DEL and ZREM of the closes that may go ahead */
+    nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        store_write *o = ops[i];
+        wscratch *x = &w[i];
+        if (o->kind != STORE_WRITE_DEL || x->first == SIZE_MAX || o->rc != RC_OK) {
+            x->first = SIZE_MAX;
+            continue;
+        }
+        x->first = nc;
+        x->argv[0][0] = "DEL";
+        x->lens[0][0] = 3;
+        x->argv[0][1] = x->skey;
+        x->lens[0][1] = strlen(x->skey);
+        x->argv[1][0] = "ZREM";
+        x->lens[1][0] = 4;
+        x->argv[1][1] = x->ukey;
+        x->lens[1][1] = user_key(x->ukey, x->s.user_id);
+        x->argv[1][2] = o->id;
+        x->lens[1][2] = strlen(o->id);
+        cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
+        cmds[nc++] = (rcmd){ 3, x->argv[1], x->lens[1] };
+    }
+    round_trip(st, cmds, nc, r, ops, w, n, judge_second);
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->kind == STORE_WRITE_DEL_USER)
+            ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
+                                        &ops[i]->count);
+out:
+    if (w != NULL)
+        for (size_t i = 0; i < n; i++)
+            buf_free(&w[i].rec);
+    free(w);
+    free(cmds);
+    free(r);
+}
+
+static rc_t redis_put(store_t *base, const session_t *s)
+{
+    store_write o = { .kind = STORE_WRITE_PUT, .s = s };
+    store_write *one = &o;
+    redis_write(base, &one, 1);
+    return o.rc;
+}
+
+static rc_t redis_del(store_t *base, const char *id, str_t owner, int64_t now)
+{
+    store_write o = { .kind = STORE_WRITE_DEL, .id = id, .user = owner, .now = now };
+    store_write *one = &o;
+    redis_write(base, &one, 1);
+    return o.rc;
 }
 
 static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_t now)
@@ -735,6 +868,7 @@ const store_ops store_redis_ops = {
     .del = redis_del,
     .list = redis_list,
     .del_user = redis_del_user,
+    .write = redis_write,
     .touch = redis_touch,
     .purge = redis_purge,
     .ping = redis_ping,
