@@ -643,7 +643,7 @@ static void redis_write(store_t *base, store_write *const *ops, size_t n)
     redis_store *st = (redis_store *)base;
     wscratch *w = calloc(n, sizeof *w);
     rcmd *cmds = calloc(PUT_CMDS * n, sizeof *cmds);
-    redisReply **r = calloc(PUT_CMDS * n, sizeof *r);
+    redisReply **r = calloc(PUT_CMDS * n, sizeof(redisReply *));
     size_t nc = 0;
     if (w == NULL || cmds == NULL || r == NULL) {
         for (size_t i = 0; i < n; i++)
