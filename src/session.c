@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include "b64.h"
 #include "session.h"
 
@@ -76,20 +75,8 @@ int session_user_valid(const char *s, size_t len)
     return s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t';
 }
 
-void session_id_make(uint64_t ms, const unsigned char raw[16], char id[SESSION_ID_MAX + 1])
-{
-    /* the base64url characters in ASCII order: 6 bits a character */
-    static const char sorted[] =
-        "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
-    for (int i = SESSION_ID_TIME - 1; i >= 0; i--, ms >>= 6)
-        id[i] = sorted[ms & 63];
-    b64url_encode(raw, 16, id + SESSION_ID_TIME);
-}
-
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     unsigned char raw[16];
     size_t got = 0;
     while (got < sizeof raw) {
@@ -101,7 +88,7 @@ rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
         }
         got += (size_t)n;
     }
-    session_id_make((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u, raw, id);
+    b64url_encode(raw, sizeof raw, id);
     return RC_OK;
 }
 

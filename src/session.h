@@ -11,8 +11,7 @@
 #include "buf.h"
 #include "rc.h"
 
-#define SESSION_ID_TIME 8      /* the creation time's prefix, see session_id_make */
-#define SESSION_ID_LEN 30      /* that prefix, then 16 random bytes in base64url */
+#define SESSION_ID_LEN 22      /* 16 random bytes in base64url */
 #define SESSION_ID_MIN 22
 #define SESSION_ID_MAX 64
 #define SESSION_USER_MAX 256
@@ -40,14 +39,7 @@ int session_text_valid(const char *s, size_t len, size_t max);
  * X-User-Id header, where an HTTP parser would trim them and " alice" would
  * pass for "alice". */
 int session_user_valid(const char *s, size_t len);
-/* Writes the id of a session created at ms (Unix milliseconds) with the
- * random bytes raw: SESSION_ID_TIME characters of ms in an alphabet whose
- * ASCII order is its numeric order, then raw in base64url, then a NUL. Ids
- * sort by creation time, so a store's B-tree takes new sessions at one edge
- * (few pages written per commit) instead of on random pages; the 128 random
- * bits make them unguessable as before (like UUIDv7 or ULID). Pure. */
-void session_id_make(uint64_t ms, const unsigned char raw[16], char id[SESSION_ID_MAX + 1]);
-/* session_id_make with the clock and 16 bytes from getrandom(2).
+/* Fills id (SESSION_ID_LEN chars + NUL) from getrandom(2).
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
 /* now >= expires_at means expired. */
