@@ -1,10 +1,12 @@
 /* session.c -- session identity rules, binary record, JSON form, and the
  * POST /session body decoder. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include "b64.h"
 #include "session.h"
 
@@ -75,8 +77,35 @@ int session_user_valid(const char *s, size_t len)
     return s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t';
 }
 
+void session_id_make(uint64_t stamp, const unsigned char raw[16], char id[SESSION_ID_MAX + 1])
+{
+    /* the base64url characters in ASCII order: 6 bits a character */
+    static const char sorted[] =
+        "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    for (int i = SESSION_ID_TIME - 1; i >= 0; i--, stamp >>= 6)
+        id[i] = sorted[stamp & 63];
+    b64url_encode(raw, 16, id + SESSION_ID_TIME);
+}
+
+/* The last stamp this process gave out: stamps only grow, so that ids made
+ * here arrive at the store in order even within a millisecond. */
+static _Atomic uint64_t last_stamp;
+
+uint64_t session_id_stamp(uint64_t ms, uint64_t last)
+{
+    uint64_t want = ms << SESSION_ID_SEQ_BITS;
+    return want > last ? want : last + 1;
+}
+
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t prev = atomic_load(&last_stamp), next;
+    do
+        next = session_id_stamp(ms, prev);
+    while (!atomic_compare_exchange_weak(&last_stamp, &prev, next));
     unsigned char raw[16];
     size_t got = 0;
     while (got < sizeof raw) {
@@ -88,7 +117,7 @@ rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
         }
         got += (size_t)n;
     }
-    b64url_encode(raw, sizeof raw, id);
+    session_id_make(next, raw, id);
     return RC_OK;
 }
 

@@ -11,7 +11,9 @@
 #include "buf.h"
 #include "rc.h"
 
-#define SESSION_ID_LEN 22      /* 16 random bytes in base64url */
+#define SESSION_ID_TIME 9      /* the creation stamp's prefix, see session_id_make */
+#define SESSION_ID_SEQ_BITS 10 /* a stamp is milliseconds << 10 | a sequence */
+#define SESSION_ID_LEN 31      /* that prefix, then 16 random bytes in base64url */
 #define SESSION_ID_MIN 22
 #define SESSION_ID_MAX 64
 #define SESSION_USER_MAX 256
@@ -39,7 +41,19 @@ int session_text_valid(const char *s, size_t len, size_t max);
  * X-User-Id header, where an HTTP parser would trim them and " alice" would
  * pass for "alice". */
 int session_user_valid(const char *s, size_t len);
-/* Fills id (SESSION_ID_LEN chars + NUL) from getrandom(2).
+/* Writes the id of a session with creation stamp `stamp` and the random
+ * bytes raw: SESSION_ID_TIME characters of the stamp in an alphabet whose
+ * ASCII order is its numeric order, then raw in base64url, then a NUL. Ids
+ * sort by creation, so a store's B-tree takes new sessions at one edge, by
+ * appends that fill its pages (few pages written per commit, none left half
+ * empty); the 128 random bits make them unguessable as before (like UUIDv7
+ * or ULID). Pure. */
+void session_id_make(uint64_t stamp, const unsigned char raw[16], char id[SESSION_ID_MAX + 1]);
+/* The stamp after last for a clock reading of ms: ms << SESSION_ID_SEQ_BITS,
+ * or last + 1 when that is not past *last (the same millisecond, or a
+ * clock stepped back), so stamps only grow. Pure. */
+uint64_t session_id_stamp(uint64_t ms, uint64_t last);
+/* session_id_make with the next stamp and 16 bytes from getrandom(2).
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
 /* now >= expires_at means expired. */

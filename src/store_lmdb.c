@@ -318,6 +318,20 @@ typedef struct put_args {
     const buf_t *rec;
 } put_args;
 
+/* mdb_put that first tries MDB_APPEND: ids and expiry keys mostly arrive in
+ * order (ids begin with their creation stamp), and an append fills pages
+ * where an insert at the end would split them half-empty. A key that is not
+ * past the last one fails the append with MDB_KEYEXIST (LMDB compares it
+ * with the last key) and goes in normally. */
+static int put_in_order(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    MDB_val k2 = *k, v2 = *v;
+    int rc = mdb_put(txn, dbi, &k2, &v2, flags | MDB_APPEND);
+    if (rc != MDB_KEYEXIST)
+        return rc;
+    return mdb_put(txn, dbi, k, v, flags);
+}
+
 static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
     const put_args *a = arg;
@@ -328,7 +342,7 @@ static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
     if (!room_left(st))
         return RC_FULL;
     MDB_val k = { idlen, (void *)s->id }, v = { a->rec->len, a->rec->p };
-    if ((rc = from_mdb(mdb_put(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
+    if ((rc = from_mdb(put_in_order(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
         return rc;
     be64(ukey, s->created_at);
     memcpy(ukey + 8, s->id, idlen);
@@ -338,7 +352,7 @@ static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
     be64(ekey, s->expires_at);
     memcpy(ekey + 8, s->id, idlen);
     MDB_val ek = { 8 + idlen, ekey }, ev = { 0, "" };
-    return from_mdb(mdb_put(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
+    return from_mdb(put_in_order(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
 }
 
 static rc_t lmdb_put(store_t *base, const session_t *s)
@@ -517,26 +531,42 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
 }
 
 /* The request path's writes: one chain, hence one transaction and one
- * commit for all of them (and for whatever else is queued meanwhile). */
+ * commit for all of them (and for whatever else is queued meanwhile).
+ * Creates go last and in id order, so that they append (put_in_order). */
+typedef struct batch_item {
+    wop w;
+    buf_t rec;
+    put_args put;
+    del_args del;
+    del_user_args du;
+    const store_write *op;
+} batch_item;
+
+static int creates_last_by_id(const void *a, const void *b)
+{
+    const store_write *x = (*(batch_item *const *)a)->op, *y = (*(batch_item *const *)b)->op;
+    int px = x->kind == STORE_WRITE_PUT, py = y->kind == STORE_WRITE_PUT;
+    if (px != py)
+        return px - py;
+    return px ? strcmp(x->s->id, y->s->id) : 0;
+}
+
 static void lmdb_write(store_t *base, store_write *const *ops, size_t n)
 {
     lmdb_store *st = (lmdb_store *)base;
-    struct item {
-        wop w;
-        buf_t rec;
-        put_args put;
-        del_args del;
-        del_user_args du;
-    } *items = calloc(n, sizeof *items);
+    batch_item *items = calloc(n, sizeof *items);
+    batch_item **order = calloc(n, sizeof(batch_item *));
     wop *first = NULL, *last = NULL;
-    if (items == NULL) {
+    if (items == NULL || order == NULL) {
         for (size_t i = 0; i < n; i++)
             ops[i]->rc = RC_NOMEM;
-        return;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
         store_write *o = ops[i];
-        struct item *it = &items[i];
+        batch_item *it = &items[i];
+        it->op = o;
+        order[i] = it;
         switch (o->kind) {
         case STORE_WRITE_PUT:
             if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)
@@ -553,23 +583,30 @@ static void lmdb_write(store_t *base, store_write *const *ops, size_t n)
             it->w = (wop){ del_user_in, &it->du, RC_OK, 0, NULL };
             break;
         }
+    }
+    qsort(order, n, sizeof *order, creates_last_by_id);
+    for (size_t i = 0; i < n; i++) {
+        if (order[i]->w.apply == NULL)
+            continue; /* refused before the chain */
         if (last)
-            last->next = &it->w;
+            last->next = &order[i]->w;
         else
-            first = &it->w;
-        last = &it->w;
+            first = &order[i]->w;
+        last = &order[i]->w;
     }
     if (first)
         write_chain(st, first, last);
     for (size_t i = 0; i < n; i++) {
         buf_free(&items[i].rec);
         if (items[i].w.apply == NULL)
-            continue; /* refused before the chain */
+            continue;
         ops[i]->rc = items[i].w.rc;
         if (ops[i]->kind == STORE_WRITE_DEL_USER)
             ops[i]->count = items[i].w.rc == RC_OK ? items[i].du.count : 0;
     }
+out:
     free(items);
+    free(order);
 }
 
 typedef struct touch_args {

@@ -12,6 +12,40 @@ static const char ID_ALPHABET[] =
 
 /* ---- ids ---- */
 
+/* The stamp prefix sorts like the stamp; the rest is the random bytes. */
+static void test_id_make(void)
+{
+    static const unsigned char zero[16] = { 0 }, ones[16] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                          0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                          0xff, 0xff, 0xff, 0xff };
+    char a[SESSION_ID_MAX + 1], b[SESSION_ID_MAX + 1];
+    session_id_make(0, zero, a);
+    CHECK_STR_EQ(a, "---------AAAAAAAAAAAAAAAAAAAAAA");
+    session_id_make(1, zero, a);
+    CHECK_STR_EQ(a, "--------0AAAAAAAAAAAAAAAAAAAAAA");
+    session_id_make(64, ones, a);
+    CHECK_STR_EQ(a, "-------0-_____________________w");
+    CHECK(session_id_valid(a, strlen(a)));
+    /* later stamps sort later, whatever the random part */
+    static const uint64_t st[] = { 0, 1, 63, 64, 65, 4095, 4096, 1700000000000ULL << 10,
+                                   (1700000000000ULL << 10) + 1, 1700000000001ULL << 10,
+                                   253402300799999ULL << 10, (1ULL << 54) - 1 };
+    int sorted = 1;
+    for (size_t i = 0; i + 1 < sizeof st / sizeof st[0]; i++) {
+        session_id_make(st[i], ones, a);
+        session_id_make(st[i + 1], zero, b);
+        if (strcmp(a, b) >= 0)
+            sorted = 0;
+    }
+    CHECK(sorted);
+    /* stamps: the clock's millisecond, or one past the last when that is
+     * not later (same millisecond, clock stepped back) */
+    CHECK(session_id_stamp(1000, 0) == 1000ULL << 10);
+    CHECK(session_id_stamp(1000, 1000ULL << 10) == (1000ULL << 10) + 1);
+    CHECK(session_id_stamp(999, (1000ULL << 10) + 5) == (1000ULL << 10) + 6);
+    CHECK(session_id_stamp(1001, (1000ULL << 10) + 5) == 1001ULL << 10);
+}
+
 static int cmp_id(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -19,6 +53,8 @@ static int cmp_id(const void *a, const void *b)
 
 static void test_id_generate(void)
 {
+    char first[SESSION_ID_MAX + 1];
+    CHECK_EQ_INT(session_id_generate(first), RC_OK);
     enum { N = 10000 };
     char (*ids)[SESSION_ID_MAX + 1] = calloc(N, sizeof *ids);
     int all_ok = 1;
@@ -31,31 +67,33 @@ static void test_id_generate(void)
             all_ok = 0;
     }
     CHECK(all_ok);
-    CHECK_EQ_INT(strlen(ids[0]), 22);
-    CHECK(session_id_valid(ids[0], 22));
+    CHECK_EQ_INT(strlen(ids[0]), 31);
+    CHECK(session_id_valid(ids[0], 31));
     qsort(ids, N, sizeof *ids, cmp_id);
     int distinct = 1;
     for (int i = 1; i < N; i++)
         if (strcmp(ids[i - 1], ids[i]) == 0)
             distinct = 0;
     CHECK(distinct);
-    /* 16 random bytes: the 22nd character carries only 2 bits, so it is one
+    /* 16 random bytes: the last character carries only 2 bits, so it is one
      * of A, Q, g, w (canonical base64url). */
     int last_ok = 1;
     for (int i = 0; i < N; i++)
-        if (strchr("AQgw", ids[i][21]) == NULL)
+        if (strchr("AQgw", ids[i][30]) == NULL)
             last_ok = 0;
     CHECK(last_ok);
-    /* every alphabet character appears somewhere (not a constant id) */
+    /* every alphabet character appears in the random part (not constant) */
     int seen[256] = { 0 };
     for (int i = 0; i < N; i++)
-        for (int k = 0; k < 21; k++)
+        for (int k = SESSION_ID_TIME; k < 30; k++)
             seen[(unsigned char)ids[i][k]] = 1;
     int all_seen = 1;
     for (const char *a = ID_ALPHABET; *a; a++)
         if (!seen[(unsigned char)*a])
             all_seen = 0;
     CHECK(all_seen);
+    /* generated later, sorted later: stamps only grow */
+    CHECK(strcmp(first, ids[0]) < 0);
     free(ids);
 }
 
@@ -791,6 +829,7 @@ static void test_json_depth(void)
 
 int main(void)
 {
+    RUN(test_id_make);
     RUN(test_id_generate);
     RUN(test_id_valid);
     RUN(test_text_valid);

@@ -595,6 +595,74 @@ typedef struct race {
     rc_t rc;
 } race;
 
+/* store_write_many: every write answers what its single call would have,
+ * in one batch; creates in any order (appends and the fallback). */
+static void test_write_batch(void)
+{
+    store_t *st = open_at("batch", 64 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    enum { N = 40 };
+    char ids[N][SESSION_ID_MAX + 1];
+    session_t ss[N];
+    store_write w[N + 8], *ops[N + 8];
+    size_t n = 0;
+    /* descending, ascending and a duplicate, all in one batch */
+    for (int i = 0; i < N; i++) {
+        idn(ids[i], i % 2 ? "bAsc" : "bDsc", i % 2 ? i : N - i);
+        ss[i] = mk(ids[i], i < N / 2 ? "carol" : "dave", NOW, NOW + 100 + i);
+        w[n] = (store_write){ .kind = STORE_WRITE_PUT, .s = &ss[i], .rc = RC_ERR };
+        ops[n] = &w[n];
+        n++;
+    }
+    w[n] = (store_write){ .kind = STORE_WRITE_PUT, .s = &ss[3], .rc = RC_ERR };
+    ops[n] = &w[n];
+    n++;
+    store_write_many(st, ops, n);
+    int all_ok = 1;
+    for (int i = 0; i < N; i++)
+        all_ok &= w[i].rc == RC_OK;
+    CHECK(all_ok);
+    CHECK_EQ_INT(w[N].rc, RC_EXISTS);
+    buf_t rec = BUF_INIT;
+    session_t got;
+    int all_read = 1;
+    for (int i = 0; i < N; i++)
+        all_read &= get_session(st, ids[i], NOW, &rec, &got) == RC_OK &&
+                    got.expires_at == NOW + 100 + i;
+    CHECK(all_read);
+
+    /* closes: by the owner, by another user, of an absent or malformed id,
+     * as an administrator; close-all with an exception */
+    n = 0;
+    store_write d[6];
+    d[0] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[0], .user = STR_LIT("carol"), .now = NOW };
+    d[1] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[1], .user = STR_LIT("mallory"), .now = NOW };
+    d[2] = (store_write){ .kind = STORE_WRITE_DEL, .id = "bNone000000000000000000", .user = STR_NULL, .now = NOW };
+    d[3] = (store_write){ .kind = STORE_WRITE_DEL, .id = "bad id", .user = STR_NULL, .now = NOW };
+    d[4] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[2], .user = STR_NULL, .now = NOW };
+    d[5] = (store_write){ .kind = STORE_WRITE_DEL_USER, .user = STR_LIT("dave"), .id = ids[N - 1],
+                          .now = NOW };
+    for (int i = 0; i < 6; i++)
+        ops[i] = &d[i];
+    store_write_many(st, ops, 6);
+    CHECK_EQ_INT(d[0].rc, RC_OK);
+    CHECK_EQ_INT(d[1].rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(d[2].rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(d[3].rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(d[4].rc, RC_OK);
+    CHECK_EQ_INT(d[5].rc, RC_OK);
+    CHECK_EQ_INT(d[5].count, N / 2 - 1);
+    CHECK_EQ_INT(get_session(st, ids[0], NOW, &rec, &got), RC_NOT_FOUND);
+    CHECK_EQ_INT(get_session(st, ids[1], NOW, &rec, &got), RC_OK);
+    CHECK_EQ_INT(get_session(st, ids[2], NOW, &rec, &got), RC_NOT_FOUND);
+    CHECK_EQ_INT(get_session(st, ids[N - 1], NOW, &rec, &got), RC_OK);
+    CHECK_EQ_INT(get_session(st, ids[N - 2], NOW, &rec, &got), RC_NOT_FOUND);
+    buf_free(&rec);
+    store_close(st);
+}
+
 static void *deleter(void *arg)
 {
     race *r = arg;
@@ -721,6 +789,7 @@ int main(void)
     RUN(test_touch_purge);
     RUN(test_reopen);
     RUN(test_full);
+    RUN(test_write_batch);
     RUN(test_concurrent_delete);
     RUN(test_concurrent_put_get);
     CHECK_EQ_INT(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
