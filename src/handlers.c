@@ -14,10 +14,9 @@
 #define TOUCH_EVERY 60 /* seconds: last_seen_at may lag this much */
 
 /* Verifies the caller's token (Bearer, or the session cookie when
- * cookie_too). A session token must name a live session of its sub; that
- * session is then decoded into *live (views into r->rec) when live != NULL. */
-static rc_t authenticate(http_request *r, token_claims *who, int cookie_too,
-                         session_t *live)
+ * cookie_too). Whether a session token's session is live is not checked
+ * here: see token_session. */
+static rc_t caller_token(http_request *r, token_claims *who, int cookie_too)
 {
     const http_service *svc = r->svc;
     const char *h = http_header(r, "Authorization");
@@ -41,11 +40,16 @@ static rc_t authenticate(http_request *r, token_claims *who, int cookie_too,
         return rc;
     if (rc != RC_OK)
         return http_fail(r, RC_UNAUTHORIZED, "the token is invalid or expired");
-    if (!who->has_sid)
-        return RC_OK;
+    return RC_OK;
+}
 
+/* Judges the read of a session token's session (r->op.rc, the record in
+ * r->rec): it must be live and belong to the token's sub. On RC_OK the
+ * session is decoded into *live (views into r->rec) when live != NULL. */
+static rc_t token_session(http_request *r, const token_claims *who, session_t *live)
+{
     session_t s;
-    rc = store_get(svc->store, who->sid, r->now, &r->rec);
+    rc_t rc = r->op.rc;
     if (rc == RC_OK && session_decode(r->rec.p, r->rec.len, &s) != RC_OK)
         rc = RC_ERR;
     if (rc == RC_NOT_FOUND ||
@@ -56,6 +60,30 @@ static rc_t authenticate(http_request *r, token_claims *who, int cookie_too,
     if (live != NULL)
         *live = s;
     return RC_OK;
+}
+
+/* Reads session id (a string that lives in r) into r->rec, then runs then
+ * with the outcome in r->op.rc: at once where reads are local (LMDB), and
+ * deferred to the commit queue, which pipelines the reads of many requests,
+ * where each read is a round trip (Redis). */
+static rc_t read_then(http_request *r, const char *id, http_handler then)
+{
+    r->op = (store_op){ .kind = STORE_OP_GET, .id = id, .now = r->now, .rec = &r->rec };
+    if (r->svc->store->remote)
+        return http_defer(r, then);
+    r->op.rc = store_get(r->svc->store, id, r->now, &r->rec);
+    return then(r);
+}
+
+/* The caller's token, and for a session token its session (read at once). */
+static rc_t authenticate(http_request *r, token_claims *who, int cookie_too)
+{
+    rc_t rc = caller_token(r, who, cookie_too);
+    if (rc != RC_OK || !who->has_sid)
+        return rc;
+    r->op = (store_op){ .kind = STORE_OP_GET, .id = who->sid, .now = r->now, .rec = &r->rec };
+    r->op.rc = store_get(r->svc->store, who->sid, r->now, &r->rec);
+    return token_session(r, who, NULL);
 }
 
 static int is_json_type(const char *ct)
@@ -122,15 +150,15 @@ static rc_t create_put(http_request *r, create_ctx *c)
     rc_t rc = session_id_generate(c->s.id);
     if (rc != RC_OK)
         return rc;
-    r->write = (store_write){ .kind = STORE_WRITE_PUT, .s = &c->s };
-    return http_defer_write(r, create_done);
+    r->op = (store_op){ .kind = STORE_OP_PUT, .s = &c->s };
+    return http_defer(r, create_done);
 }
 
 static rc_t h_create(http_request *r)
 {
     const http_service *svc = r->svc;
     token_claims who = { 0 };
-    rc_t rc = authenticate(r, &who, 0, NULL);
+    rc_t rc = authenticate(r, &who, 0);
     if (rc != RC_OK)
         return rc;
     if (r->body.len > 0 && !is_json_type(http_header(r, "Content-Type")))
@@ -170,7 +198,7 @@ static rc_t create_done(http_request *r)
     create_ctx *c = r->ctx;
     session_t *s = &c->s;
     char *token = NULL;
-    rc_t rc = r->write.rc;
+    rc_t rc = r->op.rc;
     if (rc == RC_EXISTS && ++c->attempts < 3)
         return create_put(r, c);
     if (rc == RC_FULL)
@@ -193,34 +221,32 @@ static rc_t create_done(http_request *r)
     return rc;
 }
 
-/* Finds the live session named by the path that the caller may see. */
-static rc_t visible_session(http_request *r, const token_claims *who, session_t *s)
+static rc_t read_done(http_request *r)
 {
-    str_t id = r->params[0];
-    char idz[SESSION_ID_MAX + 1];
-    if (!session_id_valid(id.p, id.len))
-        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
-    http_note_session(r, id.p, id.len);
-    memcpy(idz, id.p, id.len);
-    idz[id.len] = '\0';
-    rc_t rc = store_get(r->svc->store, idz, r->now, &r->rec);
-    if (rc == RC_OK && session_decode(r->rec.p, r->rec.len, s) != RC_OK)
+    session_t s;
+    rc_t rc = r->op.rc;
+    if (rc == RC_OK && session_decode(r->rec.p, r->rec.len, &s) != RC_OK)
         rc = RC_ERR;
-    if (rc == RC_NOT_FOUND || (rc == RC_OK && !caller_may_act_for(who, s->user_id)))
+    /* another user's session looks exactly like an unknown one */
+    if (rc == RC_NOT_FOUND || (rc == RC_OK && !caller_may_act_for(&r->who, s.user_id)))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
-    return rc;
+    if (rc == RC_OK)
+        rc = session_render(&s, NULL, &r->out);
+    return rc == RC_OK ? reply_json(r, 200) : rc;
 }
 
 static rc_t h_read(http_request *r)
 {
-    token_claims who = { 0 };
-    session_t s = { 0 };
-    rc_t rc = authenticate(r, &who, 0, NULL);
-    if (rc == RC_OK)
-        rc = visible_session(r, &who, &s);
-    if (rc == RC_OK)
-        rc = session_render(&s, NULL, &r->out);
-    return rc == RC_OK ? reply_json(r, 200) : rc;
+    rc_t rc = authenticate(r, &r->who, 0);
+    if (rc != RC_OK)
+        return rc;
+    str_t id = r->params[0];
+    if (!session_id_valid(id.p, id.len))
+        return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    http_note_session(r, id.p, id.len);
+    memcpy(r->op_id, id.p, id.len);
+    r->op_id[id.len] = '\0';
+    return read_then(r, r->op_id, read_done);
 }
 
 /* A close between its halves. */
@@ -238,14 +264,14 @@ static rc_t close_done(http_request *r);
 static rc_t close_del(http_request *r, close_ctx *c)
 {
     str_t owner = c->as_admin ? STR_NULL : (str_t){ c->owner, c->owner_len };
-    r->write = (store_write){ .kind = STORE_WRITE_DEL, .id = c->id, .user = owner, .now = r->now };
-    return http_defer_write(r, close_done);
+    r->op = (store_op){ .kind = STORE_OP_DEL, .id = c->id, .user = owner, .now = r->now };
+    return http_defer(r, close_done);
 }
 
 static rc_t h_close(http_request *r)
 {
     token_claims who = { 0 };
-    rc_t rc = authenticate(r, &who, 0, NULL);
+    rc_t rc = authenticate(r, &who, 0);
     if (rc != RC_OK)
         return rc;
     str_t id = r->params[0];
@@ -267,7 +293,7 @@ static rc_t h_close(http_request *r)
 static rc_t close_done(http_request *r)
 {
     close_ctx *c = r->ctx;
-    rc_t rc = r->write.rc;
+    rc_t rc = r->op.rc;
     if (rc == RC_NOT_FOUND && c->is_admin && !c->as_admin) {
         c->as_admin = 1;
         return close_del(r, c);
@@ -313,7 +339,7 @@ static rc_t h_list(http_request *r)
     token_claims who = { 0 };
     str_t user;
     int valid = 0;
-    rc_t rc = authenticate(r, &who, 0, NULL);
+    rc_t rc = authenticate(r, &who, 0);
     if (rc == RC_OK)
         rc = user_param(r, &who, &user, &valid);
     if (rc != RC_OK)
@@ -332,8 +358,8 @@ static rc_t h_list(http_request *r)
 
 static rc_t close_all_done(http_request *r)
 {
-    rc_t rc = r->write.rc;
-    size_t closed = r->write.count;
+    rc_t rc = r->op.rc;
+    size_t closed = r->op.count;
     if (rc != RC_OK)
         return rc;
     metrics_sessions_closed(METRICS_CLOSED_BY_CLOSE_ALL, closed);
@@ -349,7 +375,7 @@ static rc_t h_close_all(http_request *r)
     token_claims who = { 0 };
     str_t user;
     int valid = 0;
-    rc_t rc = authenticate(r, &who, 0, NULL);
+    rc_t rc = authenticate(r, &who, 0);
     if (rc == RC_OK)
         rc = user_param(r, &who, &user, &valid);
     if (rc != RC_OK)
@@ -363,25 +389,22 @@ static rc_t h_close_all(http_request *r)
     if (q == RC_INVALID)
         return http_fail(r, RC_INVALID, "except must be a session id");
     /* user is a view into r's path parameters: it lives as long as r */
-    r->write = (store_write){ .kind = STORE_WRITE_DEL_USER, .user = user,
+    r->op = (store_op){ .kind = STORE_OP_DEL_USER, .user = user,
                               .id = q == RC_OK ? except : NULL, .now = r->now };
     if (!valid) { /* a string no user id can be: such a user has no sessions */
-        r->write.rc = RC_OK;
-        r->write.count = 0;
+        r->op.rc = RC_OK;
+        r->op.count = 0;
         return close_all_done(r);
     }
-    return http_defer_write(r, close_all_done);
+    return http_defer(r, close_all_done);
 }
 
-static rc_t h_validate(http_request *r)
+static rc_t validate_done(http_request *r)
 {
-    token_claims who = { 0 };
     session_t s = { 0 };
-    rc_t rc = authenticate(r, &who, 1, &s);
+    rc_t rc = token_session(r, &r->who, &s);
     if (rc != RC_OK)
         return rc;
-    if (!who.has_sid)
-        return http_fail(r, RC_UNAUTHORIZED, "not a session token");
     http_note_session(r, s.id, strlen(s.id));
     http_add_header(r, "X-User-Id", s.user_id.p, s.user_id.len);
     http_add_header(r, "X-Session-Id", s.id, strlen(s.id));
@@ -396,6 +419,16 @@ static rc_t h_validate(http_request *r)
     if (r->now - s.last_seen_at >= TOUCH_EVERY && r->svc->touches != NULL)
         touch_queue_add(r->svc->touches, s.id); /* written in the background */
     return reply_json(r, 200);
+}
+
+static rc_t h_validate(http_request *r)
+{
+    rc_t rc = caller_token(r, &r->who, 1);
+    if (rc != RC_OK)
+        return rc;
+    if (!r->who.has_sid)
+        return http_fail(r, RC_UNAUTHORIZED, "not a session token");
+    return read_then(r, r->who.sid, validate_done);
 }
 
 static rc_t h_healthz(http_request *r)

@@ -165,7 +165,7 @@ static unsigned status_of(rc_t rc)
     case RC_UNAVAILABLE:
     case RC_NOMEM: return 503;
     case RC_ERR:
-    case RC_PENDING: return 500; /* never rendered: http.c waits for the write */
+    case RC_PENDING: return 500; /* never rendered: http.c waits for the store */
     }
     return 500;
 }
@@ -577,16 +577,21 @@ static int run_handler(http_request *r, http_handler fn)
 }
 
 /* ---- the commit queue ----
- * A handler that writes to the store does not wait for the disk on an event
- * thread: it describes the write in r->write and defers (http_defer_write).
- * The connection is suspended and queued here; one committer thread takes
- * everything queued, applies it with store_write_many (one LMDB transaction
- * and one fsync, or one Redis round trip, for the lot) and resumes the
- * connections. libmicrohttpd then calls on_request again, and the handler's
- * continuation runs on the event thread. */
+ * A handler that writes to the store (or reads a remote one) does not wait
+ * for the disk or the network on an event thread: it describes the
+ * operation in r->op and defers (http_defer). The connection is suspended
+ * and queued here; a committer thread takes everything queued, applies it
+ * with store_batch (one LMDB transaction and commit, or one pipelined Redis
+ * round trip, for the lot) and resumes the connections. libmicrohttpd then
+ * calls on_request again, and the handler's continuation runs on the event
+ * thread. */
 
 #define COMMIT_BATCH 256
-#define COMMITTERS 2 /* so that one batch's commit overlaps another's sync */
+/* Committer threads: two on LMDB, so that one batch's commit overlaps the
+ * previous batch's meta sync (store_lmdb.c, write_chain); one on Redis,
+ * whose single connection then carries everything queued in one pipeline
+ * (two split the batches, measured slower). */
+#define COMMITTERS 2
 
 struct http_commits {
     pthread_mutex_t lock;
@@ -601,7 +606,7 @@ static void *commit_loop(void *arg)
 {
     struct http_commits *q = arg;
     http_request *reqs[COMMIT_BATCH];
-    store_write *ops[COMMIT_BATCH];
+    store_op *ops[COMMIT_BATCH];
     pthread_mutex_lock(&q->lock);
     for (;;) {
         while (q->head == NULL && !q->stop)
@@ -616,9 +621,9 @@ static void *commit_loop(void *arg)
             /* collect first: a resumed request may be freed at once */
             for (; next != NULL && n < COMMIT_BATCH; next = next->next_queued) {
                 reqs[n] = next;
-                ops[n++] = &next->write;
+                ops[n++] = &next->op;
             }
-            store_write_many(reqs[0]->svc->store, ops, n);
+            store_batch(reqs[0]->svc->store, ops, n);
             for (size_t i = 0; i < n; i++) {
                 reqs[i]->handled = 1;
                 MHD_resume_connection(reqs[i]->conn);
@@ -630,9 +635,9 @@ static void *commit_loop(void *arg)
     return NULL;
 }
 
-/* Queues r's write, its connection suspended. Returns 0 when there is no
+/* Queues r's operation, its connection suspended. Returns 0 when there is no
  * committer (none started, or stopping): the caller then writes inline. */
-static int enqueue_write(http_request *r)
+static int enqueue_op(http_request *r)
 {
     struct http_commits *q = r->svc->commits;
     if (q == NULL)
@@ -654,23 +659,23 @@ static int enqueue_write(http_request *r)
     return 1;
 }
 
-rc_t http_defer_write(http_request *r, http_handler then)
+rc_t http_defer(http_request *r, http_handler then)
 {
     r->then = then;
     return RC_PENDING;
 }
 
-/* Runs fn and the continuations of its deferred writes. Returns 1 while a
- * write is queued (the connection is suspended), 0 once r holds the
+/* Runs fn and the continuations of its deferred operations. Returns 1
+ * while one is queued (the connection is suspended), 0 once r holds the
  * answer. */
 static int run_to_answer(http_request *r, http_handler fn)
 {
     while (run_handler(r, fn)) {
         r->handled = 0;
-        if (enqueue_write(r))
+        if (enqueue_op(r))
             return 1;
-        store_write *one = &r->write;
-        store_write_many(r->svc->store, &one, 1);
+        store_op *one = &r->op;
+        store_batch(r->svc->store, &one, 1);
         fn = r->then;
         r->then = NULL;
     }
@@ -681,7 +686,7 @@ static enum MHD_Result respond(http_request *r)
 {
     if (r->then != NULL) {
         if (!r->handled)
-            return MHD_YES; /* spurious call while the write commits */
+            return MHD_YES; /* spurious call while the store works */
         http_handler then = r->then;
         r->then = NULL;
         if (run_to_answer(r, then))
@@ -847,13 +852,14 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
-    while (q->nthreads < COMMITTERS &&
+    size_t want = svc->store->remote ? 1 : COMMITTERS;
+    while (q->nthreads < want &&
            pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
         q->nthreads++;
     if (q->nthreads == 0) {
         pthread_mutex_destroy(&q->lock);
         pthread_cond_destroy(&q->work);
-        free(q); /* no committer: handlers write on the event threads */
+        free(q); /* no committer: deferred operations run inline */
         q = NULL;
     }
     svc->commits = q;

@@ -88,10 +88,12 @@ struct http_request {
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
     char log_sid[SESSION_ID_MAX + 1]; /* the session this request was about */
-    /* a deferred store write (http_defer_write) */
-    store_write write;
+    token_claims who;              /* the caller, once authenticated (handlers) */
+    /* a deferred store operation (http_defer) */
+    store_op op;
+    char op_id[SESSION_ID_MAX + 1]; /* room for its id */
     http_handler then;             /* its continuation; NULL: none pending */
-    int handled;                   /* the write is done */
+    int handled;                   /* the operation is done */
     http_request *next_queued;     /* commit queue link */
     void *ctx;                     /* handler state kept across the write, */
     void (*ctx_free)(void *ctx);   /* freed with the request */
@@ -117,12 +119,12 @@ void http_client_ip(http_request *r, char *out, size_t outlen);
 void http_add_header(http_request *r, const char *name, const char *value, size_t len);
 /* Names the session a request is about, for its log line. */
 void http_note_session(http_request *r, const char *id, size_t len);
-/* Defers the store write the handler has put in r->write: answer
- * http_defer_write(r, then) from the handler. The write is committed with
- * those of other requests; then `then` runs (on an event thread) with the
- * outcome in r->write.rc, and renders the answer or defers again. Keep
- * what it needs in r->ctx. */
-rc_t http_defer_write(http_request *r, http_handler then);
+/* Defers the store operation the handler has put in r->op: answer
+ * http_defer(r, then) from the handler. The operation is applied with those
+ * of other requests (store_batch: one commit, one round trip); then `then`
+ * runs (on an event thread) with the outcome in r->op.rc, and renders the
+ * answer or defers again. Keep what it needs in r->ctx. */
+rc_t http_defer(http_request *r, http_handler then);
 /* Sets a detail message for an error answer (copied). */
 rc_t http_fail(http_request *r, rc_t rc, const char *detail);
 

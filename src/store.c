@@ -114,28 +114,28 @@ rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now, si
     return timed(OP_DEL_USER, t0, st->ops->del_user(st, user, except, now, count));
 }
 
-void store_write_many(store_t *st, store_write *const *ops, size_t n)
+void store_batch(store_t *st, store_op *const *ops, size_t n)
 {
-    store_write *todo[64];
-    static const unsigned op_of[] = { [STORE_WRITE_PUT] = OP_PUT, [STORE_WRITE_DEL] = OP_DEL,
-                                      [STORE_WRITE_DEL_USER] = OP_DEL_USER };
+    store_op *todo[64];
+    static const unsigned op_of[] = { [STORE_OP_GET] = OP_GET, [STORE_OP_PUT] = OP_PUT,
+                                      [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER };
     while (n > 0) {
-        /* the same checks as the single calls; at most 64 writes a batch */
+        /* the same checks as the single calls; at most 64 operations a batch */
         size_t k = 0, used = 0;
         for (; used < n && k < sizeof todo / sizeof todo[0]; used++) {
-            store_write *w = ops[used];
+            store_op *w = ops[used];
             w->rc = RC_OK;
             w->count = 0;
-            if (w->kind == STORE_WRITE_DEL && !id_ok(w->id))
+            if ((w->kind == STORE_OP_DEL || w->kind == STORE_OP_GET) && !id_ok(w->id))
                 w->rc = RC_NOT_FOUND;
-            else if (w->kind == STORE_WRITE_DEL_USER && !user_ok(w->user))
+            else if (w->kind == STORE_OP_DEL_USER && !user_ok(w->user))
                 w->rc = RC_OK; /* such a user has no sessions */
             else
                 todo[k++] = w;
         }
         if (k > 0) {
             uint64_t t0 = clock_us();
-            st->ops->write(st, todo, k);
+            st->ops->batch(st, todo, k);
             uint64_t dt = clock_us() - t0;
             for (size_t i = 0; i < k; i++)
                 metrics_store(op_of[todo[i]->kind], todo[i]->rc, dt);

@@ -24,23 +24,25 @@ typedef struct store_options {
                          * process, not of the host) */
 } store_options;
 
-/* One write of a batch (store_write_many): the arguments of the single
- * call it stands for, and that call's answer once applied. */
-typedef enum store_write_kind {
-    STORE_WRITE_PUT,      /* put(s) */
-    STORE_WRITE_DEL,      /* del(id, user as owner, now) */
-    STORE_WRITE_DEL_USER  /* del_user(user, id as except, now, &count) */
-} store_write_kind;
+/* One operation of a batch (store_batch): the arguments of the single call
+ * it stands for, and that call's answer once applied. */
+typedef enum store_op_kind {
+    STORE_OP_GET,      /* get(id, now, rec) */
+    STORE_OP_PUT,      /* put(s) */
+    STORE_OP_DEL,      /* del(id, user as owner, now) */
+    STORE_OP_DEL_USER  /* del_user(user, id as except, now, &count) */
+} store_op_kind;
 
-typedef struct store_write {
-    store_write_kind kind;
+typedef struct store_op {
+    store_op_kind kind;
     const session_t *s;
     const char *id;
     str_t user;
     int64_t now;
+    buf_t *rec;   /* GET: receives the record */
     rc_t rc;      /* out */
     size_t count; /* out, DEL_USER */
-} store_write;
+} store_op;
 
 /* Called once per session by list; s is valid only during the call.
  * Return non-zero to stop early. */
@@ -67,10 +69,11 @@ typedef struct store_ops {
      * (may be NULL); *count is how many were deleted. */
     rc_t (*del_user)(store_t *st, str_t user, const char *except, int64_t now,
                      size_t *count);
-    /* Applies n independent writes, each with the outcome its single call
-     * would have had, in as few durable commits (LMDB) or round trips
-     * (Redis) as the store can: the request path's writes come this way. */
-    void (*write)(store_t *st, store_write *const *ops, size_t n);
+    /* Applies n independent operations, each with the outcome its single
+     * call would have had, in as few durable commits (LMDB) or round trips
+     * (Redis) as the store can: the request path's writes come this way,
+     * and its reads too where a read is a round trip (remote, below). */
+    void (*batch)(store_t *st, store_op *const *ops, size_t n);
     /* Sets last_seen_at of the live sessions among ids (absent ones are
      * skipped), in as few writes as the store allows. */
     rc_t (*touch)(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
@@ -87,6 +90,7 @@ typedef struct store_ops {
 
 struct store {
     const store_ops *ops;
+    int remote; /* a read costs a network round trip: batch reads too */
 };
 
 /* Opens the store named by url ("scheme://target"). RC_INVALID with err set
@@ -104,8 +108,9 @@ rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec);
 rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now);
 rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg);
 rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now, size_t *count);
-/* The writes of many requests at once; sets every ops[i]->rc (and count). */
-void store_write_many(store_t *st, store_write *const *ops, size_t n);
+/* The operations of many requests at once; sets every ops[i]->rc (and
+ * count, rec). */
+void store_batch(store_t *st, store_op *const *ops, size_t n);
 /* ids must all be valid session ids (touch.c checks them). */
 rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
                       int64_t last_seen, int64_t now);

@@ -532,6 +532,8 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
 
 /* The request path's writes: one chain, hence one transaction and one
  * commit for all of them (and for whatever else is queued meanwhile).
+ * (Reads are not batched on LMDB, store_t.remote is 0; one is served
+ * directly if it comes.)
  * Creates go last and in id order, so that they append (put_in_order). */
 typedef struct batch_item {
     wop w;
@@ -539,19 +541,19 @@ typedef struct batch_item {
     put_args put;
     del_args del;
     del_user_args du;
-    const store_write *op;
+    const store_op *op;
 } batch_item;
 
 static int creates_last_by_id(const void *a, const void *b)
 {
-    const store_write *x = (*(batch_item *const *)a)->op, *y = (*(batch_item *const *)b)->op;
-    int px = x->kind == STORE_WRITE_PUT, py = y->kind == STORE_WRITE_PUT;
+    const store_op *x = (*(batch_item *const *)a)->op, *y = (*(batch_item *const *)b)->op;
+    int px = x->kind == STORE_OP_PUT, py = y->kind == STORE_OP_PUT;
     if (px != py)
         return px - py;
     return px ? strcmp(x->s->id, y->s->id) : 0;
 }
 
-static void lmdb_write(store_t *base, store_write *const *ops, size_t n)
+static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
 {
     lmdb_store *st = (lmdb_store *)base;
     batch_item *items = calloc(n, sizeof *items);
@@ -563,22 +565,25 @@ static void lmdb_write(store_t *base, store_write *const *ops, size_t n)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        store_write *o = ops[i];
+        store_op *o = ops[i];
         batch_item *it = &items[i];
         it->op = o;
         order[i] = it;
         switch (o->kind) {
-        case STORE_WRITE_PUT:
+        case STORE_OP_GET: /* a read needs no commit: done here, outside the chain */
+            o->rc = lmdb_get(base, o->id, o->now, o->rec);
+            continue;
+        case STORE_OP_PUT:
             if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)
                 continue;
             it->put = (put_args){ o->s, &it->rec };
             it->w = (wop){ put_in, &it->put, RC_OK, 0, NULL };
             break;
-        case STORE_WRITE_DEL:
+        case STORE_OP_DEL:
             it->del = (del_args){ o->id, o->user, o->now };
             it->w = (wop){ del_in, &it->del, RC_OK, 0, NULL };
             break;
-        case STORE_WRITE_DEL_USER:
+        case STORE_OP_DEL_USER:
             it->du = (del_user_args){ o->user, o->id, o->now, 0 };
             it->w = (wop){ del_user_in, &it->du, RC_OK, 0, NULL };
             break;
@@ -601,7 +606,7 @@ static void lmdb_write(store_t *base, store_write *const *ops, size_t n)
         if (items[i].w.apply == NULL)
             continue;
         ops[i]->rc = items[i].w.rc;
-        if (ops[i]->kind == STORE_WRITE_DEL_USER)
+        if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->count = items[i].w.rc == RC_OK ? items[i].du.count : 0;
     }
 out:
@@ -883,7 +888,7 @@ const store_ops store_lmdb_ops = {
     .del = lmdb_del,
     .list = lmdb_list,
     .del_user = lmdb_del_user,
-    .write = lmdb_write,
+    .batch = lmdb_batch,
     .touch = lmdb_touch,
     .purge = lmdb_purge,
     .ping = lmdb_ping,

@@ -15,6 +15,7 @@
  * at most every RECONNECT_MS while Redis is down. */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "store_redis.h"
 
 #define RECONNECT_MS 200
+#define IDLE_CHECK_MS 100 /* a connection idle this long is checked before use */
 #define KEY_MAX (8 + SESSION_USER_MAX)
 
 typedef struct redis_store {
@@ -36,6 +38,7 @@ typedef struct redis_store {
 typedef struct rconn {
     redisContext *c;
     uint64_t retry_at_ms;
+    uint64_t used_ms; /* last handed out */
 } rconn;
 
 static uint64_t now_ms(void)
@@ -188,6 +191,15 @@ static int handshake(redis_store *st, redisContext *c)
     return 1;
 }
 
+/* Whether an idle connection was closed by the other side (Redis restarted,
+ * or a proxy timed it out): Redis never sends anything unasked, so any
+ * readable state -- EOF, reset, stray bytes -- means it is of no use. */
+static int went_stale(const redisContext *c)
+{
+    struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+    return poll(&p, 1, 0) != 0;
+}
+
 /* The calling thread's connection, opened if needed; NULL while Redis is
  * unreachable. */
 static rconn *conn(redis_store *st)
@@ -200,9 +212,15 @@ static rconn *conn(redis_store *st)
             return NULL;
         }
     }
+    uint64_t now = now_ms();
+    if (cn->c != NULL && now - cn->used_ms >= IDLE_CHECK_MS && went_stale(cn->c)) {
+        redisFree(cn->c); /* reopened at once below, not after a back-off */
+        cn->c = NULL;
+    }
+    cn->used_ms = now;
     if (cn->c != NULL)
         return cn;
-    if (now_ms() < cn->retry_at_ms)
+    if (now < cn->retry_at_ms)
         return NULL;
     redisContext *c = redisConnectWithTimeout(st->url.host, st->url.port, st->timeout);
     if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
@@ -517,8 +535,9 @@ out:
     return rc;
 }
 
-/* ---- the request path's writes, many at once ----
- * Round 1 pipelines every create's commands and every close's GET; round 2
+/* ---- the request path's operations, many at once ----
+ * Round 1 pipelines every create's commands and every read's and close's
+ * GET; round 2
  * the DEL and ZREM of the closes whose session is live and theirs. With
  * appendfsync always, Redis syncs each round's writes together. Close-all
  * runs alone afterwards (its commands depend on the index it reads). */
@@ -603,8 +622,8 @@ static rc_t closable(wscratch *x, const redisReply *r, str_t owner, int64_t now)
 /* Sends the n commands of a round and hands each op its replies (through
  * judge); on a broken connection every op of the round gets its rc. */
 static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply **r,
-                       store_write *const *ops, wscratch *w, size_t n,
-                       void (*judge)(store_write *, wscratch *, redisReply *const *))
+                       store_op *const *ops, wscratch *w, size_t n,
+                       void (*judge)(store_op *, wscratch *, redisReply *const *))
 {
     if (nc == 0)
         return;
@@ -621,15 +640,33 @@ static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply 
         free_replies(r, nc);
 }
 
-static void judge_first(store_write *o, wscratch *x, redisReply *const *r)
+/* A read's GET reply: the live record into o->rec. */
+static rc_t read_result(store_op *o, const redisReply *r)
 {
-    if (o->kind == STORE_WRITE_PUT)
+    session_t s;
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_STRING)
+        return RC_NOT_FOUND;
+    buf_reset(o->rec);
+    rc_t rc = buf_append(o->rec, r->str, r->len);
+    if (rc == RC_OK && (session_decode(o->rec->p, o->rec->len, &s) != RC_OK ||
+                        !session_live(&s, o->now)))
+        rc = RC_NOT_FOUND;
+    return rc;
+}
+
+static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
+{
+    if (o->kind == STORE_OP_PUT)
         o->rc = put_result(r);
+    else if (o->kind == STORE_OP_GET)
+        o->rc = read_result(o, r[0]);
     else
         o->rc = closable(x, r[0], o->user, o->now);
 }
 
-static void judge_second(store_write *o, wscratch *x, redisReply *const *r)
+static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 {
     (void)x;
     if (r[0]->type == REDIS_REPLY_ERROR)
@@ -638,7 +675,7 @@ static void judge_second(store_write *o, wscratch *x, redisReply *const *r)
         o->rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
 }
 
-static void redis_write(store_t *base, store_write *const *ops, size_t n)
+static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
     wscratch *w = calloc(n, sizeof *w);
@@ -652,16 +689,16 @@ static void redis_write(store_t *base, store_write *const *ops, size_t n)
     }
     /* round 1: creates, and the closes' reads */
     for (size_t i = 0; i < n; i++) {
-        store_write *o = ops[i];
+        store_op *o = ops[i];
         wscratch *x = &w[i];
         x->first = SIZE_MAX;
-        if (o->kind == STORE_WRITE_PUT) {
+        if (o->kind == STORE_OP_PUT) {
             if ((o->rc = session_encode(o->s, &x->rec)) != RC_OK)
                 continue;
             x->first = nc;
             put_commands(x, o->s, cmds + nc);
             nc += PUT_CMDS;
-        } else if (o->kind == STORE_WRITE_DEL) {
+        } else if (o->kind == STORE_OP_DEL || o->kind == STORE_OP_GET) {
             x->first = nc;
             x->argv[0][0] = "GET";
             x->lens[0][0] = 3;
@@ -674,9 +711,9 @@ static void redis_write(store_t *base, store_write *const *ops, size_t n)
     /* round 2: DEL and ZREM of the closes that may go ahead */
     nc = 0;
     for (size_t i = 0; i < n; i++) {
-        store_write *o = ops[i];
+        store_op *o = ops[i];
         wscratch *x = &w[i];
-        if (o->kind != STORE_WRITE_DEL || x->first == SIZE_MAX || o->rc != RC_OK) {
+        if (o->kind != STORE_OP_DEL || x->first == SIZE_MAX || o->rc != RC_OK) {
             x->first = SIZE_MAX;
             continue;
         }
@@ -696,7 +733,7 @@ static void redis_write(store_t *base, store_write *const *ops, size_t n)
     }
     round_trip(st, cmds, nc, r, ops, w, n, judge_second);
     for (size_t i = 0; i < n; i++)
-        if (ops[i]->kind == STORE_WRITE_DEL_USER)
+        if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
                                         &ops[i]->count);
 out:
@@ -710,17 +747,17 @@ out:
 
 static rc_t redis_put(store_t *base, const session_t *s)
 {
-    store_write o = { .kind = STORE_WRITE_PUT, .s = s };
-    store_write *one = &o;
-    redis_write(base, &one, 1);
+    store_op o = { .kind = STORE_OP_PUT, .s = s };
+    store_op *one = &o;
+    redis_batch(base, &one, 1);
     return o.rc;
 }
 
 static rc_t redis_del(store_t *base, const char *id, str_t owner, int64_t now)
 {
-    store_write o = { .kind = STORE_WRITE_DEL, .id = id, .user = owner, .now = now };
-    store_write *one = &o;
-    redis_write(base, &one, 1);
+    store_op o = { .kind = STORE_OP_DEL, .id = id, .user = owner, .now = now };
+    store_op *one = &o;
+    redis_batch(base, &one, 1);
     return o.rc;
 }
 
@@ -837,6 +874,7 @@ static rc_t redis_open(const char *target, const store_options *opt, store_t **o
         return RC_NOMEM;
     }
     st->base.ops = &store_redis_ops;
+    st->base.remote = 1;
     rc_t rc = store_redis_url_parse(target, strlen(target), &st->url, err, errlen);
     if (rc != RC_OK) {
         free(st);
@@ -868,7 +906,7 @@ const store_ops store_redis_ops = {
     .del = redis_del,
     .list = redis_list,
     .del_user = redis_del_user,
-    .write = redis_write,
+    .batch = redis_batch,
     .touch = redis_touch,
     .purge = redis_purge,
     .ping = redis_ping,

@@ -481,8 +481,11 @@ def expiry_scene(mspawn, suite_redis):
     scene["users"], scene["toks"] = users, toks
     scene["hyg_long"] = [srv.create(toks["hyg"], {"ttl": 600}) for _ in range(30)]
     scene["hyg_short"] = [srv.create(toks["hyg"], {"ttl": 1}) for _ in range(5)]
-    scene["prune_short"] = [srv.create(toks["prune"], {"ttl": 1}) for _ in range(4)]
+    # long ones first: a create prunes its user's expired index entries, and
+    # a short one created just before a second boundary may already count
+    # as expired to a create just after it
     scene["prune_long"] = [srv.create(toks["prune"], {"ttl": 600}) for _ in range(3)]
+    scene["prune_short"] = [srv.create(toks["prune"], {"ttl": 1}) for _ in range(4)]
     scene["short"] = [srv.create(toks["short"], {"ttl": 1}) for _ in range(3)]
     scene["long"] = srv.create(toks["long"], {"ttl": 600})
     key = "ss:u:" + users["hyg"]

@@ -595,7 +595,7 @@ typedef struct race {
     rc_t rc;
 } race;
 
-/* store_write_many: every write answers what its single call would have,
+/* store_batch: every write answers what its single call would have,
  * in one batch; creates in any order (appends and the fallback). */
 static void test_write_batch(void)
 {
@@ -606,20 +606,20 @@ static void test_write_batch(void)
     enum { N = 40 };
     char ids[N][SESSION_ID_MAX + 1];
     session_t ss[N];
-    store_write w[N + 8], *ops[N + 8];
+    store_op w[N + 8], *ops[N + 8];
     size_t n = 0;
     /* descending, ascending and a duplicate, all in one batch */
     for (int i = 0; i < N; i++) {
         idn(ids[i], i % 2 ? "bAsc" : "bDsc", i % 2 ? i : N - i);
         ss[i] = mk(ids[i], i < N / 2 ? "carol" : "dave", NOW, NOW + 100 + i);
-        w[n] = (store_write){ .kind = STORE_WRITE_PUT, .s = &ss[i], .rc = RC_ERR };
+        w[n] = (store_op){ .kind = STORE_OP_PUT, .s = &ss[i], .rc = RC_ERR };
         ops[n] = &w[n];
         n++;
     }
-    w[n] = (store_write){ .kind = STORE_WRITE_PUT, .s = &ss[3], .rc = RC_ERR };
+    w[n] = (store_op){ .kind = STORE_OP_PUT, .s = &ss[3], .rc = RC_ERR };
     ops[n] = &w[n];
     n++;
-    store_write_many(st, ops, n);
+    store_batch(st, ops, n);
     int all_ok = 1;
     for (int i = 0; i < N; i++)
         all_ok &= w[i].rc == RC_OK;
@@ -636,17 +636,17 @@ static void test_write_batch(void)
     /* closes: by the owner, by another user, of an absent or malformed id,
      * as an administrator; close-all with an exception */
     n = 0;
-    store_write d[6];
-    d[0] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[0], .user = STR_LIT("carol"), .now = NOW };
-    d[1] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[1], .user = STR_LIT("mallory"), .now = NOW };
-    d[2] = (store_write){ .kind = STORE_WRITE_DEL, .id = "bNone000000000000000000", .user = STR_NULL, .now = NOW };
-    d[3] = (store_write){ .kind = STORE_WRITE_DEL, .id = "bad id", .user = STR_NULL, .now = NOW };
-    d[4] = (store_write){ .kind = STORE_WRITE_DEL, .id = ids[2], .user = STR_NULL, .now = NOW };
-    d[5] = (store_write){ .kind = STORE_WRITE_DEL_USER, .user = STR_LIT("dave"), .id = ids[N - 1],
+    store_op d[6];
+    d[0] = (store_op){ .kind = STORE_OP_DEL, .id = ids[0], .user = STR_LIT("carol"), .now = NOW };
+    d[1] = (store_op){ .kind = STORE_OP_DEL, .id = ids[1], .user = STR_LIT("mallory"), .now = NOW };
+    d[2] = (store_op){ .kind = STORE_OP_DEL, .id = "bNone000000000000000000", .user = STR_NULL, .now = NOW };
+    d[3] = (store_op){ .kind = STORE_OP_DEL, .id = "bad id", .user = STR_NULL, .now = NOW };
+    d[4] = (store_op){ .kind = STORE_OP_DEL, .id = ids[2], .user = STR_NULL, .now = NOW };
+    d[5] = (store_op){ .kind = STORE_OP_DEL_USER, .user = STR_LIT("dave"), .id = ids[N - 1],
                           .now = NOW };
     for (int i = 0; i < 6; i++)
         ops[i] = &d[i];
-    store_write_many(st, ops, 6);
+    store_batch(st, ops, 6);
     CHECK_EQ_INT(d[0].rc, RC_OK);
     CHECK_EQ_INT(d[1].rc, RC_NOT_FOUND);
     CHECK_EQ_INT(d[2].rc, RC_NOT_FOUND);
