@@ -432,8 +432,28 @@ static void *watch_loop(void *arg)
 
 typedef struct header_tally {
     size_t bytes;
-    unsigned content_length, transfer_encoding, host, bad_name;
+    unsigned content_length, transfer_encoding, host, bad_name, folded;
 } header_tally;
+
+/* Whether value was read from a folded line (obs-fold). libmicrohttpd
+ * 0.9.75 parses "Name: value" in place: the value follows the NUL that
+ * replaced the colon, after optional SP/HT. A continuation line it appends
+ * to a copy of the name made elsewhere in its pool ("User-Agent: abc" then
+ * " def" arrives as "User-Agentdef": "abc"), so a value that does not follow
+ * its name marks a fold. (Addresses compared as integers: after a fold the
+ * two are in different places of the pool.) */
+static int folded_line(const char *key, const char *value)
+{
+    uintptr_t k = (uintptr_t)key + strlen(key) + 1, v = (uintptr_t)value;
+    if (value == NULL)
+        return 0;
+    if (v < k || v - k > 256)
+        return 1;
+    for (const char *p = key + (k - (uintptr_t)key); (uintptr_t)p < v; p++)
+        if (*p != ' ' && *p != '\t')
+            return 1;
+    return 0;
+}
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -446,6 +466,7 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     t->host += strcasecmp(key, "Host") == 0;
     /* a field name is a token: no whitespace (RFC 9112 5.1: "Name : v" is 400) */
     t->bad_name += key[0] == '\0' || strpbrk(key, " \t\r\n\"(),/:;<=>?@[\\]{}") != NULL;
+    t->folded += folded_line(key, value);
     /* libmicrohttpd 0.9.75 appends a folded line (obs-fold) to the header's
      * name: "Content-Length: 5" + " x" arrives as "Content-Lengthx". Such a
      * name hides the header that frames or authenticates the request, so the
@@ -520,7 +541,7 @@ static void check_request(http_request *r, const char *version)
     struct MHD_Connection *c = r->conn;
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    header_tally t = { 0, 0, 0, 0, 0 };
+    header_tally t = { 0, 0, 0, 0, 0, 0 };
     int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &t);
     if (t.bytes > HTTP_HEADERS_MAX) {
@@ -530,6 +551,11 @@ static void check_request(http_request *r, const char *version)
         r->early_status = 400;
         r->close_after = 1;
         r->detail = "malformed header field name";
+    } else if (t.folded) {
+        /* RFC 9112 5.2: a server may refuse obs-fold with 400 */
+        r->early_status = 400;
+        r->close_after = 1;
+        r->detail = "folded header lines (obs-fold) are not accepted";
     } else if (http11 && t.host != 1) {
         r->early_status = 400;
         r->close_after = 1;

@@ -589,7 +589,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
             break;
         }
     }
-    qsort(order, n, sizeof *order, creates_last_by_id);
+    qsort(order, n, sizeof *order, creates_last_by_id); // NOLINT(bugprone-sizeof-expression): an array of pointers
     for (size_t i = 0; i < n; i++) {
         if (order[i]->w.apply == NULL)
             continue; /* refused before the chain */
