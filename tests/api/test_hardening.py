@@ -219,7 +219,7 @@ def test_obs_fold_cannot_hide_content_length(server, user):
 def test_pipelined_writes_and_reads_run_in_order(server, user):
     """One write holding creates, a list, a close and reads of the closed
     session: answered in order, each seeing the effects of the ones before
-    (writes are handed to writer threads while the connection waits)."""
+    (writes wait in the commit queue while the connection is suspended)."""
     tok = make_token(user)
     old = server.create(tok)
     h = {"Authorization": "Bearer %s" % tok}
