@@ -687,7 +687,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             ops[i]->rc = RC_NOMEM;
         goto out;
     }
-    /* round 1: creates, and the closes' reads */
+    /* round 1: creates, and the GETs of reads and closes */
     for (size_t i = 0; i < n; i++) {
         store_op *o = ops[i];
         wscratch *x = &w[i];
