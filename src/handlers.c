@@ -75,15 +75,24 @@ static rc_t read_then(http_request *r, const char *id, http_handler then)
     return then(r);
 }
 
-/* The caller's token, and for a session token its session (read at once). */
-static rc_t authenticate(http_request *r, token_claims *who, int cookie_too)
+static rc_t session_checked(http_request *r)
 {
-    rc_t rc = caller_token(r, who, cookie_too);
-    if (rc != RC_OK || !who->has_sid)
+    rc_t rc = token_session(r, &r->who, NULL);
+    return rc == RC_OK ? r->after_auth(r) : rc;
+}
+
+/* Verifies the caller into r->who, then runs next. For a session token its
+ * session is read first (read_then: deferred where reads are round trips)
+ * and must be live and the token's sub's (token_session). */
+static rc_t authenticate_then(http_request *r, http_handler next)
+{
+    rc_t rc = caller_token(r, &r->who, 0);
+    if (rc != RC_OK)
         return rc;
-    r->op = (store_op){ .kind = STORE_OP_GET, .id = who->sid, .now = r->now, .rec = &r->rec };
-    r->op.rc = store_get(r->svc->store, who->sid, r->now, &r->rec);
-    return token_session(r, who, NULL);
+    if (!r->who.has_sid)
+        return next(r);
+    r->after_auth = next;
+    return read_then(r, r->who.sid, session_checked);
 }
 
 static int is_json_type(const char *ct)
@@ -154,13 +163,11 @@ static rc_t create_put(http_request *r, create_ctx *c)
     return http_defer(r, create_done);
 }
 
-static rc_t h_create(http_request *r)
+static rc_t create_authed(http_request *r)
 {
     const http_service *svc = r->svc;
-    token_claims who = { 0 };
-    rc_t rc = authenticate(r, &who, 0);
-    if (rc != RC_OK)
-        return rc;
+    const token_claims *who = &r->who;
+    rc_t rc;
     if (r->body.len > 0 && !is_json_type(http_header(r, "Content-Type")))
         return http_fail(r, RC_UNSUPPORTED, "the body must be application/json");
     create_ctx *c = calloc(1, sizeof *c);
@@ -176,8 +183,8 @@ static rc_t h_create(http_request *r)
 
     session_t *s = &c->s;
     str_t user = c->req.has_user_id ? (str_t){ c->req.user_id, c->req.user_id_len }
-                                    : (str_t){ who.sub, who.sub_len };
-    if (!caller_may_act_for(&who, user))
+                                    : (str_t){ who->sub, who->sub_len };
+    if (!caller_may_act_for(who, user))
         return http_fail(r, RC_DENIED, "only an administrator may open a session for another user");
     memcpy(c->user, user.p, user.len);
     c->user[user.len] = '\0';
@@ -235,11 +242,8 @@ static rc_t read_done(http_request *r)
     return rc == RC_OK ? reply_json(r, 200) : rc;
 }
 
-static rc_t h_read(http_request *r)
+static rc_t read_authed(http_request *r)
 {
-    rc_t rc = authenticate(r, &r->who, 0);
-    if (rc != RC_OK)
-        return rc;
     str_t id = r->params[0];
     if (!session_id_valid(id.p, id.len))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
@@ -268,12 +272,8 @@ static rc_t close_del(http_request *r, close_ctx *c)
     return http_defer(r, close_done);
 }
 
-static rc_t h_close(http_request *r)
+static rc_t close_authed(http_request *r)
 {
-    token_claims who = { 0 };
-    rc_t rc = authenticate(r, &who, 0);
-    if (rc != RC_OK)
-        return rc;
     str_t id = r->params[0];
     if (!session_id_valid(id.p, id.len))
         return http_fail(r, RC_NOT_FOUND, NOT_FOUND_DETAIL);
@@ -284,9 +284,9 @@ static rc_t h_close(http_request *r)
     r->ctx = c; /* freed with the request */
     r->ctx_free = free;
     memcpy(c->id, id.p, id.len);
-    memcpy(c->owner, who.sub, who.sub_len);
-    c->owner_len = who.sub_len;
-    c->is_admin = who.is_admin;
+    memcpy(c->owner, r->who.sub, r->who.sub_len);
+    c->owner_len = r->who.sub_len;
+    c->is_admin = r->who.is_admin;
     return close_del(r, c);
 }
 
@@ -334,14 +334,11 @@ static rc_t user_param(http_request *r, const token_claims *who, str_t *user, in
     return RC_OK;
 }
 
-static rc_t h_list(http_request *r)
+static rc_t list_authed(http_request *r)
 {
-    token_claims who = { 0 };
     str_t user;
     int valid = 0;
-    rc_t rc = authenticate(r, &who, 0);
-    if (rc == RC_OK)
-        rc = user_param(r, &who, &user, &valid);
+    rc_t rc = user_param(r, &r->who, &user, &valid);
     if (rc != RC_OK)
         return rc;
     list_state ls = { &r->out, 1, RC_OK };
@@ -370,14 +367,11 @@ static rc_t close_all_done(http_request *r)
     return reply_json(r, 200);
 }
 
-static rc_t h_close_all(http_request *r)
+static rc_t close_all_authed(http_request *r)
 {
-    token_claims who = { 0 };
     str_t user;
     int valid = 0;
-    rc_t rc = authenticate(r, &who, 0);
-    if (rc == RC_OK)
-        rc = user_param(r, &who, &user, &valid);
+    rc_t rc = user_param(r, &r->who, &user, &valid);
     if (rc != RC_OK)
         return rc;
     char *except = calloc(1, SESSION_ID_MAX + 2);
@@ -457,6 +451,32 @@ static rc_t h_metrics(http_request *r)
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4";
     return RC_OK;
+}
+
+
+static rc_t h_create(http_request *r)
+{
+    return authenticate_then(r, create_authed);
+}
+
+static rc_t h_read(http_request *r)
+{
+    return authenticate_then(r, read_authed);
+}
+
+static rc_t h_close(http_request *r)
+{
+    return authenticate_then(r, close_authed);
+}
+
+static rc_t h_list(http_request *r)
+{
+    return authenticate_then(r, list_authed);
+}
+
+static rc_t h_close_all(http_request *r)
+{
+    return authenticate_then(r, close_all_authed);
 }
 
 enum { M_SESSION, M_SESSION_ID, M_USER_SESSIONS, M_VALIDATE, M_HEALTHZ, M_READYZ,

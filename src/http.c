@@ -447,7 +447,7 @@ static int folded_line(const char *key, const char *value)
     uintptr_t k = (uintptr_t)key + strlen(key) + 1, v = (uintptr_t)value;
     if (value == NULL)
         return 0;
-    if (v < k || v - k > 256)
+    if (v < k || v - k > HTTP_HEADERS_MAX)
         return 1;
     for (const char *p = key + (k - (uintptr_t)key); (uintptr_t)p < v; p++)
         if (*p != ' ' && *p != '\t')

@@ -89,6 +89,7 @@ struct http_request {
     struct http_conn *hc;          /* the connection's deadline (http.c) */
     char log_sid[SESSION_ID_MAX + 1]; /* the session this request was about */
     token_claims who;              /* the caller, once authenticated (handlers) */
+    http_handler after_auth;       /* what runs once it is (handlers) */
     /* a deferred store operation (http_defer) */
     store_op op;
     char op_id[SESSION_ID_MAX + 1]; /* room for its id */

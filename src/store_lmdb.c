@@ -300,7 +300,9 @@ static void write_chain(lmdb_store *st, wop *first, wop *last)
             next = w->next;
             w->done = 1; /* w may be gone once the lock is released */
         }
-        st->leading = 0;
+        if (!st->sync_after)
+            st->leading = 0; /* (with sync_after, handed over before the sync,
+                              * and maybe taken by the next leader since) */
         pthread_cond_broadcast(&st->wdone);
     }
     pthread_mutex_unlock(&st->wlock);

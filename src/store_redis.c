@@ -359,21 +359,6 @@ static rc_t redis_get(store_t *base, const char *id, int64_t now, buf_t *rec)
     return fetch((redis_store *)base, id, now, rec, &s);
 }
 
-/* DEL of the session key; RC_OK only for the caller whose DEL removed it. */
-static rc_t del_key(redis_store *st, const char *id)
-{
-    char skey[KEY_MAX];
-    redisReply *r;
-    const char *da[] = { "DEL", skey };
-    size_t dl[] = { 3, session_key(skey, id) };
-    rc_t rc = cmd(st, &r, 2, da, dl);
-    if (rc != RC_OK)
-        return rc;
-    rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? RC_OK : RC_NOT_FOUND;
-    freeReplyObject(r);
-    return rc;
-}
-
 /* Drops index entries whose expires_at has passed: they are dead for sure,
  * whereas an entry without its session may be a create in flight (between
  * its ZADD and its SET) and is only ever removed this way, once expired. */
@@ -493,43 +478,72 @@ out:
     return rc;
 }
 
+/* One DEL of close-all's pipeline. */
+typedef struct del_cmd {
+    const char *argv[2];
+    size_t lens[2];
+    char key[KEY_MAX];
+} del_cmd;
+
 static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_t now,
                            size_t *count)
 {
     redis_store *st = (redis_store *)base;
-    redisReply *ids = NULL;
+    redisReply *ids = NULL, **replies = NULL;
     const char **gone = NULL;
-    size_t ng = 0;
+    del_cmd *dels = NULL;
+    rcmd *cmds = NULL;
+    size_t ng = 0, nd = 0;
     (void)now; /* Redis has already dropped expired keys: DEL answers 0 */
     *count = 0;
     rc_t rc = index_ids(st, user, &ids);
     if (rc != RC_OK || ids->elements == 0)
         goto out;
-    gone = calloc(ids->elements, sizeof *gone);
-    if (gone == NULL) {
+    size_t n = ids->elements;
+    gone = calloc(n, sizeof *gone);
+    dels = calloc(n, sizeof *dels);
+    cmds = calloc(n, sizeof *cmds);
+    replies = calloc(n, sizeof(redisReply *));
+    if (gone == NULL || dels == NULL || cmds == NULL || replies == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
-    for (size_t i = 0; i < ids->elements; i++) {
+    /* every DEL in one round trip; each still decides alone whether this
+     * close-all closed that session (1) or someone else did first (0) */
+    for (size_t i = 0; i < n; i++) {
         const char *id = ids->element[i]->str;
         if (except != NULL && strcmp(id, except) == 0)
             continue;
-        rc_t d = del_key(st, id);
-        if (d == RC_OK) {
-            (*count)++;
-            gone[ng++] = id;
-        } else if (d != RC_NOT_FOUND) {
-            rc = d; /* some may be closed already: the count says how many */
-            break;
-        }
-        /* RC_NOT_FOUND: closed, expired, or a create between its ZADD and
-         * its SET: left to expiry-based pruning, never unindexed here */
+        del_cmd *d = &dels[nd];
+        d->argv[0] = "DEL";
+        d->lens[0] = 3;
+        d->argv[1] = d->key;
+        d->lens[1] = session_key(d->key, id);
+        gone[nd] = id; /* for now: the id of each DEL */
+        cmds[nd++] = (rcmd){ 2, d->argv, d->lens };
     }
+    if (nd == 0 || (rc = pipeline(st, cmds, nd, replies)) != RC_OK)
+        goto out;
+    for (size_t i = 0; i < nd; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR) {
+            if (rc == RC_OK)
+                rc = reply_error(replies[i]);
+        } else if (replies[i]->type == REDIS_REPLY_INTEGER && replies[i]->integer == 1) {
+            gone[ng++] = gone[i]; /* ng <= i: compacts in place */
+        }
+        /* 0: closed, expired, or a create between its ZADD and its SET:
+         * left to expiry-based pruning, never unindexed here */
+    }
+    free_replies(replies, nd);
+    *count = ng;
     if (ng)
         unindex(st, user, gone, ng);
     prune(st, user, now);
 out:
     free(gone);
+    free(dels);
+    free(cmds);
+    free(replies);
     if (ids)
         freeReplyObject(ids);
     return rc;
