@@ -389,8 +389,7 @@ out:
  * already encoded. */
 static const char SIGNED_HEADER[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/* Claims in the order libjwt wrote them (sorted by name), so that tokens
- * look the same as before the signer moved here. */
+/* The claims, sorted by name, as compact JSON. */
 static rc_t session_claims(const token_policy *p, const char *sub, const char *sid,
                            int64_t iat, int64_t exp, const char *jti, buf_t *b)
 {

@@ -4,7 +4,8 @@
  * algorithm is pinned, the signature compared in constant time, and the
  * header and claims parsed strictly (one JSON object each, no duplicate
  * keys, no "crit", canonical unpadded base64url). Session tokens are signed
- * with libjwt. Neither path logs or returns token bytes in errors. */
+ * on the same per-thread keyed HMAC (token.c). Neither path logs or returns
+ * token bytes in errors. */
 #ifndef TOKEN_H
 #define TOKEN_H
 
