@@ -18,7 +18,7 @@ CONNS=32
 TMP=$(mktemp -d /tmp/sessiond-bench.XXXXXX)
 PIDS=""
 cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $PIDS $(cat "$TMP"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
     sleep 0.3
     rm -rf "$TMP"
@@ -66,10 +66,12 @@ PIDS="$PIDS $!"
 i=0; until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
 
 start_sessiond() { # name store_url -> prints port
+    # (runs in a command substitution, a subshell: the pid goes to a file
+    # for cleanup, not into PIDS)
     port=$(free_port)
     PORT=$port STORE_URL=$2 LOG_LEVEL=warn ENV_FILE=/dev/null "$ROOT/$BUILD/sessiond" \
         > "$TMP/$1.log" 2>&1 &
-    PIDS="$PIDS $!"
+    echo $! > "$TMP/$1.pid"
     echo "$port"
 }
 LMDB_PORT=$(start_sessiond lmdb "lmdb://$TMP/lmdb")
