@@ -331,6 +331,21 @@ static void free_replies(redisReply **r, size_t n)
             freeReplyObject(r[i]);
 }
 
+/* A GET reply: the live session's record into rec (reset first), decoded
+ * into s (views into rec). RC_NOT_FOUND for absent or expired. */
+static rc_t live_record(const redisReply *r, int64_t now, buf_t *rec, session_t *s)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_STRING)
+        return RC_NOT_FOUND;
+    buf_reset(rec);
+    rc_t rc = buf_append(rec, r->str, r->len);
+    if (rc == RC_OK && (session_decode(rec->p, rec->len, s) != RC_OK || !session_live(s, now)))
+        rc = RC_NOT_FOUND;
+    return rc;
+}
+
 /* Fetches the live record of id into rec. */
 static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, session_t *s)
 {
@@ -341,14 +356,7 @@ static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, sess
     rc_t rc = cmd(st, &r, 2, ga, gl);
     if (rc != RC_OK)
         return rc;
-    if (r->type != REDIS_REPLY_STRING) {
-        rc = RC_NOT_FOUND;
-    } else {
-        buf_reset(rec);
-        rc = buf_append(rec, r->str, r->len);
-        if (rc == RC_OK && (session_decode(rec->p, rec->len, s) != RC_OK || !session_live(s, now)))
-            rc = RC_NOT_FOUND;
-    }
+    rc = live_record(r, now, rec, s);
     freeReplyObject(r);
     return rc;
 }
@@ -558,7 +566,7 @@ out:
 
 typedef struct wscratch {
     buf_t rec;      /* create: the encoded record; close: the fetched one */
-    session_t s;    /* close: the fetched session (views into rec) */
+    session_t s;    /* read, close: the fetched session (views into the record) */
     char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24];
     const char *argv[5][6];
     size_t lens[5][6];
@@ -620,17 +628,10 @@ static rc_t put_result(redisReply *const *r)
  * race-free: the DEL decides who closed it. */
 static rc_t closable(wscratch *x, const redisReply *r, str_t owner, int64_t now)
 {
-    if (r->type == REDIS_REPLY_ERROR)
-        return reply_error(r);
-    if (r->type != REDIS_REPLY_STRING)
-        return RC_NOT_FOUND;
-    rc_t rc = buf_append(&x->rec, r->str, r->len);
-    if (rc != RC_OK)
-        return rc;
-    if (session_decode(x->rec.p, x->rec.len, &x->s) != RC_OK || !session_live(&x->s, now) ||
-        (owner.p != NULL && !str_eq(owner, x->s.user_id)))
-        return RC_NOT_FOUND;
-    return RC_OK;
+    rc_t rc = live_record(r, now, &x->rec, &x->s);
+    if (rc == RC_OK && owner.p != NULL && !str_eq(owner, x->s.user_id))
+        rc = RC_NOT_FOUND;
+    return rc;
 }
 
 /* Sends the n commands of a round and hands each op its replies (through
@@ -654,28 +655,13 @@ static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply 
         free_replies(r, nc);
 }
 
-/* A read's GET reply: the live record into o->rec. */
-static rc_t read_result(store_op *o, const redisReply *r)
-{
-    session_t s;
-    if (r->type == REDIS_REPLY_ERROR)
-        return reply_error(r);
-    if (r->type != REDIS_REPLY_STRING)
-        return RC_NOT_FOUND;
-    buf_reset(o->rec);
-    rc_t rc = buf_append(o->rec, r->str, r->len);
-    if (rc == RC_OK && (session_decode(o->rec->p, o->rec->len, &s) != RC_OK ||
-                        !session_live(&s, o->now)))
-        rc = RC_NOT_FOUND;
-    return rc;
-}
 
 static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
 {
     if (o->kind == STORE_OP_PUT)
         o->rc = put_result(r);
     else if (o->kind == STORE_OP_GET)
-        o->rc = read_result(o, r[0]);
+        o->rc = live_record(r[0], o->now, o->rec, &x->s);
     else
         o->rc = closable(x, r[0], o->user, o->now);
 }
