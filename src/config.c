@@ -276,18 +276,21 @@ rc_t config_parse_env(const char *text, size_t len, config_pair_fn fn,
 
 /* ---- loading from the process environment and a .env file ---- */
 
+/* The .env file's values, one slot per setting of the table: a line whose
+ * key is no setting is parsed and checked, then ignored, so the number of
+ * lines never matters (nothing is dropped for want of room). */
+#define NSETTINGS (sizeof table / sizeof table[0])
+
 typedef struct env_file {
-    char *names[64];
-    char *values[64];
-    size_t n;
+    char *values[NSETTINGS];
 } env_file;
 
 static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
                      void *arg)
 {
     env_file *f = arg;
-    for (size_t i = 0; i < f->n; i++) {
-        if (strlen(f->names[i]) == klen && memcmp(f->names[i], key, klen) == 0) {
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (strlen(table[i].name) == klen && memcmp(table[i].name, key, klen) == 0) {
             char *v = strndup(val, vlen);
             if (v == NULL)
                 return 1;
@@ -296,18 +299,7 @@ static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
             return 0;
         }
     }
-    if (f->n == sizeof f->names / sizeof f->names[0])
-        return 0; /* unknown extra keys beyond the table are ignored */
-    char *k = strndup(key, klen), *v = strndup(val, vlen);
-    if (k == NULL || v == NULL) {
-        free(k);
-        free(v);
-        return 1;
-    }
-    f->names[f->n] = k;
-    f->values[f->n] = v;
-    f->n++;
-    return 0;
+    return 0; /* not a setting of ours */
 }
 
 static const char *lookup_env(const char *name, void *arg)
@@ -316,8 +308,8 @@ static const char *lookup_env(const char *name, void *arg)
     const char *v = getenv(name);
     if (v != NULL)
         return v;
-    for (size_t i = 0; i < f->n; i++)
-        if (strcmp(f->names[i], name) == 0)
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(table[i].name, name) == 0)
             return f->values[i];
     return NULL;
 }
@@ -370,16 +362,14 @@ out:
 
 rc_t config_load(config *c, char *err, size_t errlen)
 {
-    env_file f = { .n = 0 };
+    env_file f = { .values = { NULL } };
     const char *path = getenv("ENV_FILE");
     rc_t rc = read_env_file(path ? path : ".env", path != NULL, &f, err, errlen);
     if (rc == RC_OK)
         rc = config_load_from(c, lookup_env, &f, err, errlen);
     else
         memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < f.n; i++) {
-        free(f.names[i]);
+    for (size_t i = 0; i < NSETTINGS; i++)
         free(f.values[i]);
-    }
     return rc;
 }

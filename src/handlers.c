@@ -168,6 +168,10 @@ static rc_t create_authed(http_request *r)
     const http_service *svc = r->svc;
     const token_claims *who = &r->who;
     rc_t rc;
+    /* A stolen browser token must not mint sessions that outlive the
+     * victim's logout (contract v2). */
+    if (who->has_sid)
+        return http_fail(r, RC_DENIED, "a session token cannot open another session");
     if (r->body.len > 0 && !is_json_type(http_header(r, "Content-Type")))
         return http_fail(r, RC_UNSUPPORTED, "the body must be application/json");
     create_ctx *c = calloc(1, sizeof *c);

@@ -127,7 +127,11 @@ static int times_ok(const token_policy *p, const token_times *t, int64_t now)
     return 1;
 }
 
-static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
+/* Checks a verified token's claims into out. own_key: the token was
+ * verified with one of this service's own secrets; only such a token can be
+ * a session token, so "sid" is read only then (an identity provider's
+ * tokens carry an OIDC "sid" of their own, which means nothing here). */
+static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now, int own_key,
                          token_claims *out, token_times *t)
 {
     json_t *sub = json_object_get(claims, "sub");
@@ -155,7 +159,7 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now,
     if (scope != NULL && !json_is_string(scope))
         return RC_UNAUTHORIZED;
 
-    json_t *sid = json_object_get(claims, "sid");
+    json_t *sid = own_key ? json_object_get(claims, "sid") : NULL;
     out->has_sid = sid != NULL;
     if (sid != NULL) {
         if (!json_is_string(sid) ||
@@ -376,7 +380,7 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
     claims = decode_object(d1 + 1, plen);
     if (claims == NULL)
         goto out;
-    rc = check_claims(p, claims, now, out, t);
+    rc = check_claims(p, claims, now, 1, out, t); /* HS256: verified with JWT_SECRET */
 out:
     json_decref(header);
     json_decref(claims);
@@ -394,7 +398,15 @@ static rc_t session_claims(const token_policy *p, const char *sub, const char *s
                            int64_t iat, int64_t exp, const char *jti, buf_t *b)
 {
     rc_t rc;
-    if ((rc = buf_append_cstr(b, "{\"exp\":")) != RC_OK ||
+    if ((rc = buf_append_cstr(b, "{")) != RC_OK)
+        return rc;
+    /* the service's own audience check applies to its session tokens too */
+    if (p->audience != NULL &&
+        ((rc = buf_append_cstr(b, "\"aud\":")) != RC_OK ||
+         (rc = buf_append_json_str(b, p->audience, strlen(p->audience))) != RC_OK ||
+         (rc = buf_append_cstr(b, ",")) != RC_OK))
+        return rc;
+    if ((rc = buf_append_cstr(b, "\"exp\":")) != RC_OK ||
         (rc = buf_append_i64(b, exp)) != RC_OK ||
         (rc = buf_append_cstr(b, ",\"iat\":")) != RC_OK ||
         (rc = buf_append_i64(b, iat)) != RC_OK)
@@ -443,5 +455,22 @@ out:
     OPENSSL_cleanse(mac, sizeof mac);
     buf_free(&claims);
     buf_free(&tok);
+    return rc;
+}
+
+rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int64_t now,
+                        int own_key, token_claims *out)
+{
+    token_times t;
+    rc_t rc = RC_UNAUTHORIZED;
+    memset(out, 0, sizeof *out);
+    if (session_json_depth(json, len) > 8)
+        return rc;
+    json_t *claims = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(claims))
+        rc = check_claims(p, claims, now, own_key, out, &t);
+    json_decref(claims);
+    if (rc != RC_OK)
+        memset(out, 0, sizeof *out);
     return rc;
 }

@@ -28,6 +28,8 @@ typedef struct token_policy {
 typedef struct token_claims {
     char sub[SESSION_USER_MAX + 1];
     size_t sub_len;
+    /* a session token's session: set only for tokens verified with this
+     * service's own secret (see token_claims_parse's own_key) */
     int has_sid;
     char sid[SESSION_ID_MAX + 1];
     int is_admin;
@@ -39,7 +41,15 @@ typedef struct token_claims {
 rc_t token_verify(const token_policy *p, const char *tok, size_t len,
                   int64_t now, token_claims *out);
 
-/* Signs a session token {sub, sid, iat, exp, jti[, iss]}. On RC_OK *out is a
+/* The claim checks of token_verify on a JSON claims object json[0..len),
+ * as if its signature had been verified. own_key: with one of the service's
+ * own secrets; when 0 (a key of an identity provider), "sid" is ignored and
+ * the token is never a session token. Pure; for tests and fuzzing. RC_OK or
+ * RC_UNAUTHORIZED. */
+rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int64_t now,
+                        int own_key, token_claims *out);
+
+/* Signs a session token {sub, sid, iat, exp, jti[, iss][, aud]}. On RC_OK *out is a
  * malloc'd NUL-terminated string owned by the caller (free()). */
 rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
                         int64_t iat, int64_t exp, char **out);

@@ -896,6 +896,57 @@ static void test_round_trip(void)
     CHECK(t1 && t2 && strcmp(t1, t2) != 0);
     free(t1);
     free(t2);
+
+    /* with an audience: carried, so that the service's own check passes */
+    p.audience = "sessions-api";
+    tok = NULL;
+    CHECK_EQ_INT(token_sign_session(&p, "alice", sid, NOW, NOW + 60, &tok), RC_OK);
+    if (tok == NULL)
+        return;
+    j = payload_of(tok);
+    CHECK(j != NULL);
+    CHECK_STR_EQ(json_string_value(json_object_get(j, "aud")), "sessions-api");
+    json_decref(j);
+    CHECK_EQ_INT(token_verify(&p, tok, strlen(tok), NOW, &c), RC_OK);
+    CHECK_STR_EQ(c.sid, sid);
+    q = p;
+    q.audience = "another-api";
+    CHECK_EQ_INT(token_verify(&q, tok, strlen(tok), NOW, &c), RC_UNAUTHORIZED);
+    free(tok);
+}
+
+/* Only a token verified with the service's own secret is a session token:
+ * an identity provider's token carries an OIDC "sid" of its own, which is
+ * neither read nor checked (contract v2, "Tightened rules"). */
+static void test_sid_only_with_own_key(void)
+{
+    token_policy p = policy();
+    token_claims c;
+    char claims[256];
+    const char *sid = "Ab0_-Ab0_-Ab0_-Ab0_-Ab";
+    int n = snprintf(claims, sizeof claims, "{\"sub\":\"carol\",\"exp\":%lld,\"sid\":\"%s\"}",
+                     (long long)EXP, sid);
+    CHECK_EQ_INT(token_claims_parse(&p, claims, (size_t)n, NOW, 1, &c), RC_OK);
+    CHECK_EQ_INT(c.has_sid, 1);
+    CHECK_STR_EQ(c.sid, sid);
+    CHECK_EQ_INT(token_claims_parse(&p, claims, (size_t)n, NOW, 0, &c), RC_OK);
+    CHECK_EQ_INT(c.has_sid, 0);
+    CHECK_STR_EQ(c.sub, "carol");
+    /* an OIDC sid is not a session id: refused from our own key, ignored
+     * from a provider's */
+    n = snprintf(claims, sizeof claims,
+                 "{\"sub\":\"carol\",\"exp\":%lld,\"sid\":\"08a5019c-17e1-4977-8f42-65a12843ea02.x\"}",
+                 (long long)EXP);
+    CHECK_EQ_INT(token_claims_parse(&p, claims, (size_t)n, NOW, 1, &c), RC_UNAUTHORIZED);
+    CHECK_EQ_INT(token_claims_parse(&p, claims, (size_t)n, NOW, 0, &c), RC_OK);
+    CHECK_EQ_INT(c.has_sid, 0);
+    /* every other rule still holds without the own key */
+    n = snprintf(claims, sizeof claims, "{\"sub\":\"carol\",\"exp\":%lld}", (long long)(NOW - 3600));
+    CHECK_EQ_INT(token_claims_parse(&p, claims, (size_t)n, NOW, 0, &c), RC_UNAUTHORIZED);
+    CHECK_EQ_INT(token_claims_parse(&p, "{\"sub\":1}", 9, NOW, 0, &c), RC_UNAUTHORIZED);
+    CHECK_EQ_INT(token_claims_parse(&p, "[]", 2, NOW, 0, &c), RC_UNAUTHORIZED);
+    CHECK_EQ_INT(token_claims_parse(&p, "{\"sub\":\"a\",\"sub\":\"b\"}", 21, NOW, 0, &c),
+                 RC_UNAUTHORIZED);
 }
 
 /* Every token the signer issues is accepted by libjwt, an independent
@@ -994,6 +1045,7 @@ int main(void)
     RUN(test_iss_aud);
     RUN(test_scope_sid);
     RUN(test_round_trip);
+    RUN(test_sid_only_with_own_key);
     RUN(test_mac_equal);
     return UNIT_SUMMARY();
 }
