@@ -29,6 +29,7 @@ typedef struct cfg_entry {
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const lmdb_syncs[] = { "full", "meta", "none", NULL };
+static const char *const limit_policies[] = { "evict_oldest", "refuse", NULL };
 
 #define F(field) offsetof(config, field)
 
@@ -53,6 +54,9 @@ static const cfg_entry table[] = {
     { "PURGE_INTERVAL", CFG_INT, F(purge_interval), 1, 86400, "60", NULL },
     { "REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), 10, 60000, "1000", NULL },
     { "LMDB_SYNC", CFG_ENUM, F(lmdb_sync), 0, 0, "full", lmdb_syncs },
+    { "SESSION_MAX_PER_USER", CFG_INT, F(session_max_per_user), 0, 100000000, "1000", NULL },
+    { "SESSION_LIMIT_POLICY", CFG_ENUM, F(session_limit_policy), 0, 0, "evict_oldest",
+      limit_policies },
 };
 
 static int has_control(const char *s)

@@ -33,6 +33,8 @@ typedef struct config {
     int64_t purge_interval;
     int64_t redis_timeout_ms;
     int64_t lmdb_sync;     /* 0 full, 1 meta, 2 none (see store_options) */
+    int64_t session_max_per_user; /* 0 = no cap */
+    int64_t session_limit_policy; /* 0 evict_oldest, 1 refuse */
 } config;
 
 /* Looks a variable up; returns NULL when it is not set. */

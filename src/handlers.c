@@ -142,16 +142,38 @@ typedef struct create_ctx {
     char user[SESSION_USER_MAX + 1];
     char ip[SESSION_IP_MAX + 1], ua[SESSION_UA_MAX];
     int attempts;
+    buf_t evicted; /* ids closed to stay under SESSION_MAX_PER_USER */
 } create_ctx;
 
 static void create_ctx_free(void *p)
 {
     create_ctx *c = p;
     session_request_free(&c->req);
+    buf_free(&c->evicted);
     free(c);
 }
 
 static rc_t create_done(http_request *r);
+
+/* Turns the object just rendered into out into one with "evicted": the
+ * ids in ids (NUL-terminated, one after the other). */
+static rc_t render_evicted(const buf_t *ids, buf_t *out)
+{
+    rc_t rc;
+    if (out->len == 0 || out->p[out->len - 1] != '}')
+        return RC_ERR;
+    out->len--;
+    if ((rc = buf_append_cstr(out, ",\"evicted\":[")) != RC_OK)
+        return rc;
+    for (size_t at = 0; at < ids->len;) {
+        size_t n = strlen(ids->p + at);
+        if ((at && (rc = buf_append_cstr(out, ",")) != RC_OK) ||
+            (rc = buf_append_json_str(out, ids->p + at, n)) != RC_OK)
+            return rc;
+        at += n + 1;
+    }
+    return buf_append_cstr(out, "]}");
+}
 
 /* Draws a fresh id and defers the insert. */
 static rc_t create_put(http_request *r, create_ctx *c)
@@ -159,7 +181,10 @@ static rc_t create_put(http_request *r, create_ctx *c)
     rc_t rc = session_id_generate(c->s.id);
     if (rc != RC_OK)
         return rc;
-    r->op = (store_op){ .kind = STORE_OP_PUT, .s = &c->s };
+    const config *cfg = r->svc->cfg;
+    r->op = (store_op){ .kind = STORE_OP_PUT, .s = &c->s, .now = r->now,
+                        .max_per_user = cfg->session_max_per_user,
+                        .refuse = cfg->session_limit_policy == 1, .evicted = &c->evicted };
     return http_defer(r, create_done);
 }
 
@@ -214,14 +239,19 @@ static rc_t create_done(http_request *r)
         return create_put(r, c);
     if (rc == RC_FULL)
         return http_fail(r, RC_FULL, "the session store is full; retry later");
+    if (rc == RC_LIMIT)
+        return http_fail(r, RC_LIMIT, "the user holds SESSION_MAX_PER_USER live sessions");
     if (rc != RC_OK)
         return rc;
     metrics_sessions_created(1);
+    if (r->op.count)
+        metrics_sessions_closed(METRICS_CLOSED_EVICTED, r->op.count);
     http_note_session(r, s->id, strlen(s->id));
     if ((rc = token_sign_session(&r->svc->policy, c->user, s->id, s->created_at, s->expires_at,
                                  &token)) != RC_OK)
         return rc;
-    if ((rc = session_render(s, token, &r->out)) == RC_OK) {
+    if ((rc = session_render(s, token, &r->out)) == RC_OK &&
+        (rc = render_evicted(&c->evicted, &r->out)) == RC_OK) {
         char loc[16 + SESSION_ID_MAX];
         int n = snprintf(loc, sizeof loc, "/session/%s", s->id);
         http_add_header(r, "Location", loc, (size_t)n);

@@ -158,7 +158,8 @@ static unsigned status_of(rc_t rc)
     case RC_UNAUTHORIZED: return 401;
     case RC_DENIED: return 403;
     case RC_NOT_FOUND: return 404;
-    case RC_EXISTS: return 409;
+    case RC_EXISTS:
+    case RC_LIMIT: return 409;
     case RC_TOO_LARGE: return 413;
     case RC_UNSUPPORTED: return 415;
     case RC_FULL:

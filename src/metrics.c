@@ -14,7 +14,7 @@ static const unsigned statuses[] = {
 
 static const char *const method_names[METRICS_METHODS] = { "GET", "POST", "DELETE", "other" };
 static const char *const reason_names[METRICS_CLOSE_REASONS] = {
-    "user", "admin", "close_all", "expired"
+    "user", "admin", "close_all", "expired", "evicted"
 };
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */

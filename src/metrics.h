@@ -28,6 +28,7 @@ typedef enum metrics_close_reason {
     METRICS_CLOSED_BY_ADMIN,      /* DELETE /session/{id} by an administrator */
     METRICS_CLOSED_BY_CLOSE_ALL,  /* DELETE /users/{user_id}/sessions */
     METRICS_CLOSED_EXPIRED,       /* purged after expiry (LMDB; Redis expires natively) */
+    METRICS_CLOSED_EVICTED,       /* over SESSION_MAX_PER_USER: least recently used closed */
     METRICS_CLOSE_REASONS
 } metrics_close_reason;
 

@@ -16,6 +16,7 @@ const char *rc_str(rc_t rc)
     case RC_UNSUPPORTED: return "unsupported";
     case RC_FULL: return "full";
     case RC_UNAVAILABLE: return "unavailable";
+    case RC_LIMIT: return "limit";
     case RC_PENDING: return "pending";
     }
     return "unknown";

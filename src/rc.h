@@ -18,7 +18,8 @@ typedef enum rc {
     RC_TOO_LARGE,    /* input over a configured bound */
     RC_UNSUPPORTED,  /* a media type or feature we do not speak */
     RC_FULL,         /* the store has no room left */
-    RC_UNAVAILABLE,  /* the store cannot be reached right now */
+    RC_UNAVAILABLE,  /* the store cannot be reached, or refused or failed a command */
+    RC_LIMIT,        /* a per-user limit is reached (SESSION_MAX_PER_USER, refuse) */
     RC_PENDING       /* not done yet: a deferred write will finish it */
 } rc_t;
 

@@ -14,7 +14,8 @@
 #include "touch.h"
 
 /* The background thread: writes noted last_seen_at values every second and
- * purges expired sessions every PURGE_INTERVAL seconds. */
+ * purges expired sessions every PURGE_INTERVAL seconds; the store's own
+ * housekeeping (store_tend) runs every second too. */
 typedef struct housekeeper {
     store_t *store;
     touch_queue *touches;
@@ -45,6 +46,7 @@ static void *housekeeping(void *arg)
             break;
         pthread_mutex_unlock(&h->lock);
         flush_touches(h);
+        store_tend(h->store);
         log_flush();
         int64_t now = (int64_t)time(NULL);
         if (now >= next_purge) {
@@ -87,6 +89,7 @@ int server_main(const char *name, unsigned groups)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG): 503 */
 
     store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
                           .sync = (int)cfg.lmdb_sync };

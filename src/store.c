@@ -169,6 +169,12 @@ rc_t store_purge(store_t *st, int64_t now, size_t *count)
     return timed(OP_PURGE, t0, st->ops->purge(st, now, count));
 }
 
+void store_tend(store_t *st)
+{
+    if (st->ops->tend != NULL)
+        st->ops->tend(st);
+}
+
 rc_t store_ping(store_t *st)
 {
     uint64_t t0 = clock_us();

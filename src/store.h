@@ -40,8 +40,17 @@ typedef struct store_op {
     str_t user;
     int64_t now;
     buf_t *rec;   /* GET: receives the record */
+    /* PUT: at most max_per_user live sessions per user (0: no cap), judged
+     * in the same atomic step as the insert. At the cap, refuse answers
+     * RC_LIMIT and writes nothing; otherwise the user's least recently used
+     * live sessions (last_seen_at, created_at, id) are closed to make room
+     * and their ids appended to evicted (NUL-terminated, one after the
+     * other; may be NULL). RC_EXISTS (id taken) is judged first. */
+    int64_t max_per_user;
+    int refuse;
+    buf_t *evicted;
     rc_t rc;      /* out */
-    size_t count; /* out, DEL_USER */
+    size_t count; /* out, DEL_USER; PUT: sessions evicted */
 } store_op;
 
 /* Called once per session by list; s is valid only during the call.
@@ -78,6 +87,10 @@ typedef struct store_ops {
      * skipped), in as few writes as the store allows. */
     rc_t (*touch)(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
                   int64_t last_seen, int64_t now);
+    /* Housekeeping the background thread runs about once a second (may be
+     * NULL): LMDB clears the reader slots of dead processes, which would
+     * otherwise pin an old snapshot and keep freed pages from reuse. */
+    void (*tend)(store_t *st);
     /* Removes expired sessions; *count is how many. */
     rc_t (*purge)(store_t *st, int64_t now, size_t *count);
     /* RC_OK when the store answers. */
@@ -116,6 +129,7 @@ rc_t store_touch_many(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t
                       int64_t last_seen, int64_t now);
 rc_t store_touch(store_t *st, const char *id, int64_t last_seen, int64_t now);
 rc_t store_purge(store_t *st, int64_t now, size_t *count);
+void store_tend(store_t *st);
 rc_t store_ping(store_t *st);
 rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg);
 /* Sessions in the store, expired ones included until purged;

@@ -8,12 +8,14 @@
  * durability (fsync on commit) before the caller is answered. Readers reuse a
  * per-thread read-only transaction (mdb_txn_reset/renew). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "log.h"
 #include "store_lmdb.h"
 
@@ -24,6 +26,7 @@ typedef struct lmdb_store {
     store_t base;
     MDB_env *env;
     MDB_dbi sessions, by_user, by_exp;
+    _Atomic int64_t failed_at; /* when the last commit failed; 0: it succeeded */
     pthread_key_t reader_key;
     /* group commit: queued writes, and whether a leader is committing */
     pthread_mutex_t wlock;
@@ -33,7 +36,7 @@ typedef struct lmdb_store {
     int sync_after; /* LMDB_SYNC=full: see write_chain */
 } lmdb_store;
 
-static rc_t from_mdb(int rc, const char *what)
+rc_t store_lmdb_rc(int rc, const char *what)
 {
     switch (rc) {
     case MDB_SUCCESS: return RC_OK;
@@ -42,10 +45,13 @@ static rc_t from_mdb(int rc, const char *what)
     case MDB_MAP_FULL:
     case MDB_TXN_FULL: return RC_FULL;
     case ENOMEM: return RC_NOMEM;
-    case MDB_READERS_FULL: return RC_UNAVAILABLE;
     default:
+        /* MDB_READERS_FULL, MDB_MAP_RESIZED (another process grew the map
+         * past ours: restart with the larger LMDB_MAP_SIZE), MDB_PANIC,
+         * MDB_CORRUPTED, and the OS's errors (ENOSPC, EIO, EFBIG...): the
+         * store fails the command, which is 503, never a 500 */
         log_msg(LOG_ERROR, "lmdb: %s: %s", what, mdb_strerror(rc));
-        return RC_ERR;
+        return RC_UNAVAILABLE;
     }
 }
 
@@ -78,13 +84,13 @@ static rc_t reader(lmdb_store *st, MDB_txn **out)
     if (txn == NULL) {
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
         if (rc != MDB_SUCCESS)
-            return from_mdb(rc, "begin read");
+            return store_lmdb_rc(rc, "begin read");
         if (pthread_setspecific(st->reader_key, txn) != 0) {
             mdb_txn_abort(txn);
             return RC_NOMEM;
         }
     } else if ((rc = mdb_txn_renew(txn)) != MDB_SUCCESS) {
-        return from_mdb(rc, "renew read");
+        return store_lmdb_rc(rc, "renew read");
     }
     *out = txn;
     return RC_OK;
@@ -92,12 +98,12 @@ static rc_t reader(lmdb_store *st, MDB_txn **out)
 
 static rc_t writer(lmdb_store *st, MDB_txn **out)
 {
-    return from_mdb(mdb_txn_begin(st->env, NULL, 0, out), "begin write");
+    return store_lmdb_rc(mdb_txn_begin(st->env, NULL, 0, out), "begin write");
 }
 
 static rc_t commit(MDB_txn *txn)
 {
-    return from_mdb(mdb_txn_commit(txn), "commit");
+    return store_lmdb_rc(mdb_txn_commit(txn), "commit");
 }
 
 /* Looks id up in txn and decodes it; the views point into the map. */
@@ -106,10 +112,10 @@ static rc_t fetch(lmdb_store *st, MDB_txn *txn, const char *id, session_t *s)
     MDB_val k = { strlen(id), (void *)id }, v;
     int rc = mdb_get(txn, st->sessions, &k, &v);
     if (rc != MDB_SUCCESS)
-        return from_mdb(rc, "get");
+        return store_lmdb_rc(rc, "get");
     if (session_decode(v.mv_data, v.mv_size, s) != RC_OK) {
         log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
-        return RC_ERR;
+        return RC_UNAVAILABLE;
     }
     return RC_OK;
 }
@@ -132,15 +138,15 @@ static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s)
     MDB_val k = { idlen, id };
     int rc = mdb_del(txn, st->sessions, &k, NULL);
     if (rc != MDB_SUCCESS)
-        return from_mdb(rc, "del session");
+        return store_lmdb_rc(rc, "del session");
     MDB_val uk = { ulen, user }, uv = { 8 + idlen, ukey };
     rc = mdb_del(txn, st->by_user, &uk, &uv);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return from_mdb(rc, "del by_user");
+        return store_lmdb_rc(rc, "del by_user");
     MDB_val ek = { 8 + idlen, ekey };
     rc = mdb_del(txn, st->by_exp, &ek, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return from_mdb(rc, "del by_exp");
+        return store_lmdb_rc(rc, "del by_exp");
     return RC_OK;
 }
 
@@ -200,7 +206,23 @@ typedef struct wop {
  * transaction half-changed or unusable. */
 static int clean(rc_t rc)
 {
-    return rc == RC_OK || rc == RC_NOT_FOUND || rc == RC_EXISTS || rc == RC_INVALID;
+    return rc == RC_OK || rc == RC_NOT_FOUND || rc == RC_EXISTS || rc == RC_INVALID ||
+           rc == RC_LIMIT;
+}
+
+/* Remembers whether the store failed the last batch (its transaction, an
+ * operation or the commit), for lmdb_ping. */
+static void note_batch(lmdb_store *st, const wop *batch)
+{
+    int failed = 0, ok = 0;
+    for (const wop *w = batch; w; w = w->next) {
+        failed |= w->rc == RC_UNAVAILABLE;
+        ok |= w->rc == RC_OK;
+    }
+    if (failed)
+        atomic_store(&st->failed_at, (int64_t)time(NULL));
+    else if (ok)
+        atomic_store(&st->failed_at, 0);
 }
 
 /* Each operation alone in its own transaction: the slow path, after a
@@ -291,10 +313,11 @@ static void write_chain(lmdb_store *st, wop *first, wop *last)
             st->leading = 0;
             pthread_cond_broadcast(&st->wdone);
             pthread_mutex_unlock(&st->wlock);
-            rc_t rc = from_mdb(mdb_env_sync(st->env, 1), "sync");
+            rc_t rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
             for (wop *w = batch; w && rc != RC_OK; w = w->next)
                 w->rc = rc;
         }
+        note_batch(st, batch);
         pthread_mutex_lock(&st->wlock);
         for (wop *w = batch, *next; w; w = next) {
             next = w->next;
@@ -318,7 +341,109 @@ static rc_t write_op(lmdb_store *st, rc_t (*apply)(lmdb_store *, MDB_txn *, void
 typedef struct put_args {
     const session_t *s;
     const buf_t *rec;
+    int64_t max;    /* live sessions per user, 0: no cap (store_op) */
+    int refuse;
+    buf_t *evicted; /* may be NULL */
+    size_t count;   /* out: sessions evicted */
 } put_args;
+
+typedef struct held {
+    char id[SESSION_ID_MAX + 1];
+    int64_t last_seen, created;
+} held;
+
+/* Least recently used first: last_seen_at, then created_at, then id. */
+static int lru_first(const void *a, const void *b)
+{
+    const held *x = a, *y = b;
+    if (x->last_seen != y->last_seen)
+        return x->last_seen < y->last_seen ? -1 : 1;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Makes room, inside txn, for one more live session of a->s's user under
+ * a->max: expired sessions of the user are removed; then, with the cap
+ * reached, RC_LIMIT (refuse) or the least recently used live sessions are
+ * removed and reported in a->evicted. Cheap below the cap: one cursor
+ * count (index entries, expired ones included, bound the live sessions). */
+static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
+{
+    str_t user = a->s->user_id;
+    MDB_cursor *cur = NULL;
+    held *h = NULL;
+    size_t dups = 0, n = 0, live = 0;
+    rc_t rc;
+    if (a->max <= 0)
+        return RC_OK;
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+        return rc;
+    MDB_val k = { user.len, (void *)user.p }, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_count(cur, &dups);
+    if (mrc == MDB_NOTFOUND || (mrc == MDB_SUCCESS && dups < (size_t)a->max)) {
+        rc = RC_OK;
+        goto out;
+    }
+    if (mrc != MDB_SUCCESS) {
+        rc = store_lmdb_rc(mrc, "count");
+        goto out;
+    }
+    if ((h = calloc(dups, sizeof *h)) == NULL) {
+        rc = RC_NOMEM;
+        goto out;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP); mrc == MDB_SUCCESS && n < dups;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        size_t idlen = v.mv_size - 8;
+        if (v.mv_size <= 8 || idlen > SESSION_ID_MAX)
+            continue;
+        memcpy(h[n].id, (char *)v.mv_data + 8, idlen);
+        h[n++].id[idlen] = '\0';
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    for (size_t i = 0; i < n; i++) {
+        session_t s;
+        if ((rc = fetch(st, txn, h[i].id, &s)) == RC_NOT_FOUND)
+            continue;
+        if (rc != RC_OK)
+            goto out;
+        if (!session_live(&s, a->s->created_at)) {
+            if ((rc = remove_session(st, txn, &s)) != RC_OK)
+                goto out;
+            continue;
+        }
+        h[live] = h[i]; /* live <= i: compacts in place */
+        h[live].last_seen = s.last_seen_at;
+        h[live++].created = s.created_at;
+    }
+    rc = RC_OK;
+    if (live < (size_t)a->max)
+        goto out;
+    if (a->refuse) {
+        rc = RC_LIMIT;
+        goto out;
+    }
+    qsort(h, live, sizeof *h, lru_first);
+    for (size_t i = 0; i < live - (size_t)a->max + 1; i++) {
+        session_t s;
+        if ((rc = fetch(st, txn, h[i].id, &s)) != RC_OK ||
+            (rc = remove_session(st, txn, &s)) != RC_OK)
+            goto out;
+        if (a->evicted != NULL &&
+            (rc = buf_append(a->evicted, h[i].id, strlen(h[i].id) + 1)) != RC_OK)
+            goto out;
+        a->count++;
+    }
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    free(h);
+    return rc;
+}
 
 /* mdb_put that first tries MDB_APPEND: ids and expiry keys mostly arrive in
  * order (ids begin with their creation stamp), and an append fills pages
@@ -336,25 +461,34 @@ static int put_in_order(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsig
 
 static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
-    const put_args *a = arg;
+    put_args *a = arg;
     const session_t *s = a->s;
     size_t idlen = strlen(s->id);
+    a->count = 0; /* a batch abandoned halfway runs its operations again */
+    if (a->evicted != NULL)
+        buf_reset(a->evicted);
     unsigned char ukey[8 + SESSION_ID_MAX], ekey[8 + SESSION_ID_MAX];
     rc_t rc;
     if (!room_left(st))
         return RC_FULL;
-    MDB_val k = { idlen, (void *)s->id }, v = { a->rec->len, a->rec->p };
-    if ((rc = from_mdb(put_in_order(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
+    MDB_val k = { idlen, (void *)s->id }, v = { a->rec->len, a->rec->p }, old;
+    /* decided before anything is written: a taken id changes nothing */
+    int mrc = mdb_get(txn, st->sessions, &k, &old);
+    if (mrc != MDB_NOTFOUND)
+        return mrc == MDB_SUCCESS ? RC_EXISTS : store_lmdb_rc(mrc, "get");
+    if ((rc = make_room(st, txn, a)) != RC_OK)
+        return rc;
+    if ((rc = store_lmdb_rc(put_in_order(txn, st->sessions, &k, &v, MDB_NOOVERWRITE), "put")) != RC_OK)
         return rc;
     be64(ukey, s->created_at);
     memcpy(ukey + 8, s->id, idlen);
     MDB_val uk = { s->user_id.len, (void *)s->user_id.p }, uv = { 8 + idlen, ukey };
-    if ((rc = from_mdb(mdb_put(txn, st->by_user, &uk, &uv, 0), "put by_user")) != RC_OK)
+    if ((rc = store_lmdb_rc(mdb_put(txn, st->by_user, &uk, &uv, 0), "put by_user")) != RC_OK)
         return rc;
     be64(ekey, s->expires_at);
     memcpy(ekey + 8, s->id, idlen);
     MDB_val ek = { 8 + idlen, ekey }, ev = { 0, "" };
-    return from_mdb(put_in_order(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
+    return store_lmdb_rc(put_in_order(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
 }
 
 static rc_t lmdb_put(store_t *base, const session_t *s)
@@ -362,7 +496,7 @@ static rc_t lmdb_put(store_t *base, const session_t *s)
     buf_t rec = BUF_INIT;
     rc_t rc = session_encode(s, &rec);
     if (rc == RC_OK) {
-        put_args a = { s, &rec };
+        put_args a = { s, &rec, 0, 0, NULL, 0 };
         rc = write_op((lmdb_store *)base, put_in, &a);
     }
     buf_free(&rec);
@@ -378,7 +512,7 @@ static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
     if (rc != RC_OK)
         return rc;
     MDB_val k = { strlen(id), (void *)id }, v;
-    rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get");
+    rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
     if (rc == RC_OK && (session_decode(v.mv_data, v.mv_size, &s) != RC_OK ||
                         !session_live(&s, now)))
         rc = RC_NOT_FOUND;
@@ -427,7 +561,7 @@ static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, 
     rc_t rc = reader(st, &txn);
     if (rc != RC_OK)
         return rc;
-    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
         goto out;
     MDB_val k = { user.len, (void *)user.p }, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
@@ -442,13 +576,18 @@ static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, 
             memcpy(id, (char *)v.mv_data + 8, idlen);
             id[idlen] = '\0';
             session_t s;
-            if (fetch(st, txn, id, &s) == RC_OK && session_live(&s, now) && fn(&s, arg))
+            rc_t f = fetch(st, txn, id, &s);
+            if (f != RC_OK && f != RC_NOT_FOUND) {
+                rc = f; /* never a partial list that looks whole */
+                goto out;
+            }
+            if (f == RC_OK && session_live(&s, now) && fn(&s, arg))
                 break;
         }
         mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV_DUP);
     }
     if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
-        rc = from_mdb(mrc, "list");
+        rc = store_lmdb_rc(mrc, "list");
 out:
     if (cur)
         mdb_cursor_close(cur);
@@ -472,7 +611,7 @@ static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
     rc_t rc;
 
     a->count = 0;
-    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
         return rc;
     MDB_val k = { a->user.len, (void *)a->user.p }, v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
@@ -483,7 +622,7 @@ static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
     if (mrc == MDB_SUCCESS)
         mrc = mdb_cursor_count(cur, &dups);
     if (mrc != MDB_SUCCESS) {
-        rc = from_mdb(mrc, "del_user");
+        rc = store_lmdb_rc(mrc, "del_user");
         goto out;
     }
     ids = calloc(dups, sizeof *ids);
@@ -578,7 +717,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         case STORE_OP_PUT:
             if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)
                 continue;
-            it->put = (put_args){ o->s, &it->rec };
+            it->put = (put_args){ o->s, &it->rec, o->max_per_user, o->refuse, o->evicted, 0 };
             it->w = (wop){ put_in, &it->put, RC_OK, 0, NULL };
             break;
         case STORE_OP_DEL:
@@ -610,6 +749,8 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         ops[i]->rc = items[i].w.rc;
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->count = items[i].w.rc == RC_OK ? items[i].du.count : 0;
+        if (ops[i]->kind == STORE_OP_PUT)
+            ops[i]->count = items[i].w.rc == RC_OK ? items[i].put.count : 0;
     }
 out:
     free(items);
@@ -627,7 +768,7 @@ static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_
     MDB_val k = { strlen(id), (void *)id }, v;
     session_t s;
     unsigned char rec[4096 + SESSION_DATA_MAX];
-    rc_t rc = from_mdb(mdb_get(txn, st->sessions, &k, &v), "get");
+    rc_t rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
     if (rc != RC_OK)
         return rc;
     if (session_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, a->now))
@@ -640,7 +781,7 @@ static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_
     for (int i = 0; i < 8; i++)
         rec[SESSION_REC_LAST_SEEN_OFF + i] = (unsigned char)((uint64_t)a->last_seen >> (8 * i));
     MDB_val nv = { v.mv_size, rec };
-    return from_mdb(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
+    return store_lmdb_rc(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
 }
 
 static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
@@ -661,6 +802,17 @@ static rc_t lmdb_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], siz
     return write_op((lmdb_store *)base, touch_in, &a);
 }
 
+/* A process killed inside a read transaction (kill -9 of a split process,
+ * of sessionctl export) leaves its reader slot behind: the snapshot it
+ * pinned keeps every page freed since from reuse, and the map fills. */
+static void lmdb_tend(store_t *base)
+{
+    int dead = 0;
+    mdb_reader_check(((lmdb_store *)base)->env, &dead);
+    if (dead)
+        log_msg(LOG_INFO, "lmdb: cleared %d stale reader slot(s)", dead);
+}
+
 /* One batch of purge: deletes up to max expired sessions. */
 static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
 {
@@ -672,7 +824,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
     rc_t rc = writer(st, &txn);
     if (rc != RC_OK)
         return rc;
-    if ((rc = from_mdb(mdb_cursor_open(txn, st->by_exp, &cur), "cursor")) != RC_OK)
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_exp, &cur), "cursor")) != RC_OK)
         goto abort;
     MDB_val k, v;
     int mrc;
@@ -729,14 +881,21 @@ static rc_t lmdb_purge(store_t *base, int64_t now, size_t *count)
     }
 }
 
+/* RC_OK when a read transaction begins, unless the last commit failed (a
+ * full disk, an I/O error) less than PING_FAILED_FOR seconds ago: then the
+ * store is not ready, until a commit succeeds or that time has passed (and
+ * the next failure says so again). */
+#define PING_FAILED_FOR 10
 static rc_t lmdb_ping(store_t *base)
 {
     lmdb_store *st = (lmdb_store *)base;
     MDB_txn *txn;
     rc_t rc = reader(st, &txn);
-    if (rc == RC_OK)
-        mdb_txn_reset(txn);
-    return rc;
+    if (rc != RC_OK)
+        return rc;
+    mdb_txn_reset(txn);
+    int64_t failed = atomic_load(&st->failed_at);
+    return failed && (int64_t)time(NULL) - failed < PING_FAILED_FOR ? RC_UNAVAILABLE : RC_OK;
 }
 
 static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
@@ -748,7 +907,7 @@ static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
     rc_t rc = reader(st, &txn);
     if (rc != RC_OK)
         return rc;
-    if ((rc = from_mdb(mdb_cursor_open(txn, st->sessions, &cur), "cursor")) == RC_OK) {
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->sessions, &cur), "cursor")) == RC_OK) {
         int mrc;
         while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
             session_t s;
@@ -757,7 +916,7 @@ static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
                 break;
         }
         if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
-            rc = from_mdb(mrc, "scan");
+            rc = store_lmdb_rc(mrc, "scan");
         mdb_cursor_close(cur);
     }
     mdb_txn_reset(txn);
@@ -772,7 +931,7 @@ static rc_t lmdb_count(store_t *base, size_t *n)
     rc_t rc = reader(st, &txn);
     if (rc != RC_OK)
         return rc;
-    rc = from_mdb(mdb_stat(txn, st->sessions, &stat), "stat");
+    rc = store_lmdb_rc(mdb_stat(txn, st->sessions, &stat), "stat");
     if (rc == RC_OK)
         *n = stat.ms_entries;
     mdb_txn_reset(txn);
@@ -892,6 +1051,7 @@ const store_ops store_lmdb_ops = {
     .del_user = lmdb_del_user,
     .batch = lmdb_batch,
     .touch = lmdb_touch,
+    .tend = lmdb_tend,
     .purge = lmdb_purge,
     .ping = lmdb_ping,
     .scan = lmdb_scan,

@@ -7,4 +7,9 @@
 
 extern const store_ops store_lmdb_ops;
 
+/* The core result of an LMDB (or OS) error code; what names the failing
+ * step in the log line written for anything but the expected outcomes.
+ * Any failure of the store is RC_UNAVAILABLE (a 503), never RC_ERR. */
+rc_t store_lmdb_rc(int mdb_rc, const char *what);
+
 #endif

@@ -27,6 +27,7 @@
 #define RECONNECT_MS 200
 #define IDLE_CHECK_MS 100 /* a connection idle this long is checked before use */
 #define KEY_MAX (8 + SESSION_USER_MAX)
+#define PUT_ARGC 13
 
 typedef struct redis_store {
     store_t base;
@@ -235,16 +236,15 @@ static rconn *conn(redis_store *st)
     return cn;
 }
 
+/* An error reply: Redis refused or failed the command (OOM, READONLY,
+ * NOREPLICAS, LOADING, BUSY, MASTERDOWN, ...). Whatever it says, the store
+ * is unavailable for it: 503, never 500. */
 static rc_t reply_error(const redisReply *r)
 {
     if (strncmp(r->str, "OOM", 3) == 0)
         return RC_FULL;
-    if (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "READONLY", 8) == 0 ||
-        strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "MASTERDOWN", 10) == 0 ||
-        strncmp(r->str, "TRYAGAIN", 8) == 0 || strncmp(r->str, "CLUSTERDOWN", 11) == 0)
-        return RC_UNAVAILABLE;
-    log_msg(LOG_ERROR, "redis: %.200s", r->str);
-    return RC_ERR;
+    log_msg(LOG_WARN, "redis: %.200s", r->str);
+    return RC_UNAVAILABLE;
 }
 
 /* Runs one command. RC_OK with *out (free with freeReplyObject), or
@@ -414,7 +414,7 @@ static rc_t index_ids(redis_store *st, str_t user, redisReply **out)
     if (rc == RC_OK && (*out)->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(*out);
         *out = NULL;
-        rc = RC_ERR;
+        rc = RC_UNAVAILABLE;
     }
     return rc;
 }
@@ -466,11 +466,17 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
             goto out;
         }
         found *x = &f[nf];
-        if (r->type == REDIS_REPLY_STRING && buf_append(&x->rec, r->str, r->len) == RC_OK &&
-            session_decode(x->rec.p, x->rec.len, &x->s) == RC_OK && session_live(&x->s, now))
-            nf++;
+        /* nil: closed or expired since the ZRANGE; another user's session
+         * (an entry left by an older version): not this user's */
+        rc_t got = live_record(r, now, &x->rec, &x->s);
         freeReplyObject(r);
+        if (got == RC_OK && str_eq(x->s.user_id, user))
+            nf++;
+        else if (got != RC_OK && got != RC_NOT_FOUND && rc == RC_OK)
+            rc = got; /* never a partial list that looks whole */
     }
+    if (rc != RC_OK)
+        goto out;
     prune(st, user, now);
     qsort(f, nf, sizeof *f, newest_first);
     for (size_t i = 0; i < nf; i++)
@@ -486,69 +492,100 @@ out:
     return rc;
 }
 
-/* One DEL of close-all's pipeline. */
+/* One command of close-all's pipelines, on one session key. */
 typedef struct del_cmd {
     const char *argv[2];
     size_t lens[2];
     char key[KEY_MAX];
 } del_cmd;
 
+/* Every live session of user but except, in two round trips: the GETs,
+ * then the DELs of those that are live and the user's own (an index entry
+ * may point at a session that is gone, or, left by an older version, at
+ * another user's). The owner of a session never changes and ids are never
+ * reused, so the check holds until the DEL, and each DEL decides alone
+ * whether this close-all closed that session (1) or someone else did
+ * first (0). */
 static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_t now,
                            size_t *count)
 {
     redis_store *st = (redis_store *)base;
     redisReply *ids = NULL, **replies = NULL;
-    const char **gone = NULL;
+    const char **gone = NULL, **stale = NULL;
     del_cmd *dels = NULL;
     rcmd *cmds = NULL;
-    size_t ng = 0, nd = 0;
-    (void)now; /* Redis has already dropped expired keys: DEL answers 0 */
+    buf_t rec = BUF_INIT;
+    size_t ng = 0, nd = 0, nstale = 0;
     *count = 0;
     rc_t rc = index_ids(st, user, &ids);
     if (rc != RC_OK || ids->elements == 0)
         goto out;
     size_t n = ids->elements;
     gone = calloc(n, sizeof *gone);
+    stale = calloc(n, sizeof *stale);
     dels = calloc(n, sizeof *dels);
     cmds = calloc(n, sizeof *cmds);
     replies = calloc(n, sizeof(redisReply *));
-    if (gone == NULL || dels == NULL || cmds == NULL || replies == NULL) {
+    if (gone == NULL || stale == NULL || dels == NULL || cmds == NULL || replies == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
-    /* every DEL in one round trip; each still decides alone whether this
-     * close-all closed that session (1) or someone else did first (0) */
     for (size_t i = 0; i < n; i++) {
         const char *id = ids->element[i]->str;
         if (except != NULL && strcmp(id, except) == 0)
             continue;
         del_cmd *d = &dels[nd];
-        d->argv[0] = "DEL";
+        d->argv[0] = "GET";
         d->lens[0] = 3;
         d->argv[1] = d->key;
         d->lens[1] = session_key(d->key, id);
-        gone[nd] = id; /* for now: the id of each DEL */
+        gone[nd] = id;
         cmds[nd++] = (rcmd){ 2, d->argv, d->lens };
     }
     if (nd == 0 || (rc = pipeline(st, cmds, nd, replies)) != RC_OK)
         goto out;
+    size_t keep = 0;
     for (size_t i = 0; i < nd; i++) {
+        session_t s;
+        rc_t got = live_record(replies[i], now, &rec, &s);
+        if (got == RC_OK && str_eq(s.user_id, user)) {
+            dels[keep] = dels[i]; /* keep <= i: compacts in place */
+            dels[keep].argv[0] = "DEL";
+            dels[keep].argv[1] = dels[keep].key;
+            gone[keep] = gone[i];
+            cmds[keep] = (rcmd){ 2, dels[keep].argv, dels[keep].lens };
+            keep++;
+        } else if (got == RC_NOT_FOUND) {
+            stale[nstale++] = gone[i]; /* gone, or not this user's: unindexed below */
+        } else if (rc == RC_OK) {
+            rc = got;
+        }
+    }
+    free_replies(replies, nd);
+    memset(replies, 0, n * sizeof(redisReply *));
+    if (rc != RC_OK)
+        goto out;
+    if (nstale)
+        unindex(st, user, stale, nstale);
+    if (keep == 0 || (rc = pipeline(st, cmds, keep, replies)) != RC_OK)
+        goto out;
+    for (size_t i = 0; i < keep; i++) {
         if (replies[i]->type == REDIS_REPLY_ERROR) {
             if (rc == RC_OK)
                 rc = reply_error(replies[i]);
         } else if (replies[i]->type == REDIS_REPLY_INTEGER && replies[i]->integer == 1) {
             gone[ng++] = gone[i]; /* ng <= i: compacts in place */
         }
-        /* 0: closed, expired, or a create between its ZADD and its SET:
-         * left to expiry-based pruning, never unindexed here */
     }
-    free_replies(replies, nd);
+    free_replies(replies, keep);
     *count = ng;
     if (ng)
         unindex(st, user, gone, ng);
     prune(st, user, now);
 out:
+    buf_free(&rec);
     free(gone);
+    free(stale);
     free(dels);
     free(cmds);
     free(replies);
@@ -567,59 +604,112 @@ out:
 typedef struct wscratch {
     buf_t rec;      /* create: the encoded record; close: the fetched one */
     session_t s;    /* read, close: the fetched session (views into the record) */
-    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24];
-    const char *argv[5][6];
-    size_t lens[5][6];
+    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24], max[24];
+    const char *argv[2][PUT_ARGC];
+    size_t lens[2][PUT_ARGC];
     size_t first;   /* its first reply in the round; SIZE_MAX: not sent */
 } wscratch;
 
-/* A create's commands, in this order, in one round trip:
- * 1. the index entry first: a crash after it leaves a dangling id, never a
- *    session that close-all cannot find;
- * 2. the session, with its native expiry (NX: ids are never reused);
- * 3. housekeeping: drop the index's expired entries, and let the index key
- *    live as long as its longest session (NX sets a first expiry, GT only
- *    ever extends it). */
-#define PUT_CMDS 5
-static void put_commands(wscratch *x, const session_t *s, rcmd *cmds)
+/* A create, in one atomic step on the server (a script: Redis runs it
+ * alone, so concurrent creates of one user through any number of processes
+ * see each other whole):
+ * 1. a taken id changes nothing: answer 0 (ids are never reused, and the
+ *    user's index never gains an id of another user's session);
+ * 2. the index's expired entries go; with the cap reached, entries whose
+ *    session is gone or belongs to someone else go too, then refuse
+ *    (answer 2) or close the least recently used live sessions
+ *    (last_seen_at, created_at, id: read from the records' fixed header,
+ *    see session_encode);
+ * 3. the session with its native expiry, its index entry, and the index
+ *    key's expiry (NX sets a first one, GT only ever extends it).
+ * Answers {1, evicted ids...}. The keys of other sessions are reached by
+ * prefix (ARGV[8]); docs/REDIS.md. */
+static const char CREATE_SCRIPT[] =
+    "local skey, ukey = KEYS[1], KEYS[2]\n"
+    "local exp, id, max = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
+    "if redis.call('EXISTS', skey) == 1 then return {0} end\n"
+    "redis.call('ZREMRANGEBYSCORE', ukey, '-inf', ARGV[4])\n"
+    "local evicted = {}\n"
+    "if max > 0 and redis.call('ZCARD', ukey) >= max then\n"
+    "  local function i64(r, at)\n"
+    "    local v = 0\n"
+    "    for k = at + 7, at, -1 do v = v * 256 + string.byte(r, k) end\n"
+    "    return v\n"
+    "  end\n"
+    "  local live = {}\n"
+    "  for _, m in ipairs(redis.call('ZRANGE', ukey, 0, -1)) do\n"
+    "    local r = redis.call('GET', ARGV[8] .. m)\n"
+    "    local mine = false\n"
+    "    if r and #r >= 36 then\n"
+    "      local idl = string.byte(r, 2)\n"
+    "      local ul = string.byte(r, 3) + 256 * string.byte(r, 4)\n"
+    "      mine = string.sub(r, 37 + idl, 36 + idl + ul) == ARGV[7]\n"
+    "    end\n"
+    "    if mine then live[#live + 1] = { m, i64(r, 21), i64(r, 13) }\n"
+    "    else redis.call('ZREM', ukey, m) end\n"
+    "  end\n"
+    "  if #live >= max then\n"
+    "    if ARGV[6] == '1' then return {2} end\n"
+    "    table.sort(live, function(a, b)\n"
+    "      if a[2] ~= b[2] then return a[2] < b[2] end\n"
+    "      if a[3] ~= b[3] then return a[3] < b[3] end\n"
+    "      return a[1] < b[1]\n"
+    "    end)\n"
+    "    for k = 1, #live - max + 1 do\n"
+    "      redis.call('DEL', ARGV[8] .. live[k][1])\n"
+    "      redis.call('ZREM', ukey, live[k][1])\n"
+    "      evicted[#evicted + 1] = live[k][1]\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', skey, ARGV[1], 'EXAT', exp)\n"
+    "redis.call('ZADD', ukey, exp, id)\n"
+    "redis.call('EXPIREAT', ukey, exp, 'NX')\n"
+    "redis.call('EXPIREAT', ukey, exp, 'GT')\n"
+    "return {1, unpack(evicted)}\n";
+
+static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
 {
-    size_t sk = session_key(x->skey, s->id), uk = user_key(x->ukey, s->user_id);
-    size_t idl = strlen(s->id);
+    const session_t *s = o->s;
     i64_text(x->exp, s->expires_at);
     i64_text(x->now, s->created_at);
-    size_t el = strlen(x->exp);
-    static const char *const name[PUT_CMDS] = { "ZADD", "SET", "ZREMRANGEBYSCORE", "EXPIREAT",
-                                                "EXPIREAT" };
-    const char *const args[PUT_CMDS][5] = {
-        { x->ukey, x->exp, s->id },
-        { x->skey, x->rec.p, "EXAT", x->exp, "NX" },
-        { x->ukey, "-inf", x->now },
-        { x->ukey, x->exp, "NX" },
-        { x->ukey, x->exp, "GT" },
+    i64_text(x->max, o->max_per_user > 0 ? o->max_per_user : 0);
+    const char *const argv[PUT_ARGC] = {
+        "EVAL", CREATE_SCRIPT, "2", x->skey, x->ukey,
+        x->rec.p, x->exp, s->id, x->now, x->max, o->refuse ? "1" : "0", s->user_id.p, "ss:s:",
     };
-    const size_t lens[PUT_CMDS][5] = {
-        { uk, el, idl }, { sk, x->rec.len, 4, el, 2 }, { uk, 4, strlen(x->now) },
-        { uk, el, 2 }, { uk, el, 2 },
+    const size_t lens[PUT_ARGC] = {
+        4, sizeof CREATE_SCRIPT - 1, 1, session_key(x->skey, s->id),
+        user_key(x->ukey, s->user_id), x->rec.len, strlen(x->exp), strlen(s->id),
+        strlen(x->now), strlen(x->max), 1, s->user_id.len, 5,
     };
-    static const int argc[PUT_CMDS] = { 4, 6, 4, 4, 4 };
-    for (int c = 0; c < PUT_CMDS; c++) {
-        x->argv[c][0] = name[c];
-        x->lens[c][0] = strlen(name[c]);
-        for (int i = 1; i < argc[c]; i++) {
-            x->argv[c][i] = args[c][i - 1];
-            x->lens[c][i] = lens[c][i - 1];
-        }
-        cmds[c] = (rcmd){ argc[c], x->argv[c], x->lens[c] };
-    }
+    memcpy(x->argv[0], argv, sizeof argv);
+    memcpy(x->lens[0], lens, sizeof lens);
+    *cmd = (rcmd){ PUT_ARGC, x->argv[0], x->lens[0] };
 }
 
-static rc_t put_result(redisReply *const *r)
+static rc_t put_result(store_op *o, const redisReply *r)
 {
-    if (r[0]->type == REDIS_REPLY_ERROR)
-        return reply_error(r[0]);
-    if (r[1]->type == REDIS_REPLY_ERROR)
-        return reply_error(r[1]);
-    return r[1]->type == REDIS_REPLY_NIL ? RC_EXISTS : RC_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return RC_UNAVAILABLE;
+    if (r->element[0]->integer == 0)
+        return RC_EXISTS;
+    if (r->element[0]->integer == 2)
+        return RC_LIMIT;
+    if (o->evicted != NULL)
+        buf_reset(o->evicted);
+    for (size_t i = 1; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (o->evicted != NULL && buf_append(o->evicted, e->str, e->len + 1) != RC_OK)
+            return RC_NOMEM; /* committed, but cannot be told: the answer is a 503 */
+        o->count++;
+    }
+    return RC_OK;
 }
 
 /* A close's GET reply: RC_OK when it holds a live session of owner (any
@@ -659,7 +749,7 @@ static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply 
 static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
 {
     if (o->kind == STORE_OP_PUT)
-        o->rc = put_result(r);
+        o->rc = put_result(o, r[0]);
     else if (o->kind == STORE_OP_GET)
         o->rc = live_record(r[0], o->now, o->rec, &x->s);
     else
@@ -679,8 +769,8 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
     wscratch *w = calloc(n, sizeof *w);
-    rcmd *cmds = calloc(PUT_CMDS * n, sizeof *cmds);
-    redisReply **r = calloc(PUT_CMDS * n, sizeof(redisReply *));
+    rcmd *cmds = calloc(2 * n, sizeof *cmds); /* at most two commands an operation */
+    redisReply **r = calloc(2 * n, sizeof(redisReply *));
     size_t nc = 0;
     if (w == NULL || cmds == NULL || r == NULL) {
         for (size_t i = 0; i < n; i++)
@@ -696,8 +786,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             if ((o->rc = session_encode(o->s, &x->rec)) != RC_OK)
                 continue;
             x->first = nc;
-            put_commands(x, o->s, cmds + nc);
-            nc += PUT_CMDS;
+            put_commands(x, o, cmds + nc++);
         } else if (o->kind == STORE_OP_DEL || o->kind == STORE_OP_GET) {
             x->first = nc;
             x->argv[0][0] = "GET";
@@ -804,12 +893,15 @@ static rc_t redis_purge(store_t *base, int64_t now, size_t *count)
     return RC_OK;
 }
 
+/* A write, not a PING: a Redis that answers but refuses writes (a replica
+ * after a failover: READONLY; min-replicas-to-write: NOREPLICAS; OOM) is
+ * not ready. */
 static rc_t redis_ping(store_t *base)
 {
     redisReply *r;
-    const char *pa[] = { "PING" };
-    size_t pl[] = { 4 };
-    rc_t rc = cmd((redis_store *)base, &r, 1, pa, pl);
+    const char *pa[] = { "SET", "ss:ready", "1", "PX", "10000" };
+    size_t pl[] = { 3, 8, 1, 2, 5 };
+    rc_t rc = cmd((redis_store *)base, &r, 5, pa, pl);
     if (rc == RC_OK)
         freeReplyObject(r);
     return rc;
@@ -830,7 +922,7 @@ static rc_t redis_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof cursor) {
             freeReplyObject(r);
-            rc = RC_ERR;
+            rc = RC_UNAVAILABLE;
             break;
         }
         memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);

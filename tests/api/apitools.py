@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import re
 import secrets
 import signal
@@ -352,14 +353,22 @@ class Server:
         self.signals_sent = set()
         self.allow_exit = False  # set by tests that expect the process to stop itself
         self.base = "http://127.0.0.1:%d" % self.port
+        self.rlimits = {}  # resource.RLIMIT_* -> (soft, hard), set before start
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, wait=True):
         path = binary_path(self.binary)
         self._stderr = open(self.stderr_path, "wb")
+        limits = dict(self.rlimits)
+
+        def apply_limits():
+            for which, value in limits.items():
+                resource.setrlimit(which, value)
+
         self.proc = subprocess.Popen([str(path)], cwd=str(self.cwd), env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr)
+                                     stderr=self._stderr,
+                                     preexec_fn=apply_limits if limits else None)
         if wait:
             self.wait_ready()
         return self

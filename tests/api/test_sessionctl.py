@@ -419,3 +419,61 @@ def test_unreachable_redis(ctl):
                                                         int(time.time()) + 60) + "\n",
               env={"REDIS_TIMEOUT_MS": "300"})
     assert res.rc == 1 and "unavailable" in res.err, res
+
+
+# --------------------------------------------------------------------------
+# issue 10, point 3: an import that reuses another user's id
+# --------------------------------------------------------------------------
+
+def test_import_of_a_taken_id_never_reaches_another_users_sessions(spawn, ctl, store_kind,
+                                                                   request):
+    """A line whose id is already another user's session is "already present";
+    the importing line's user must not see, list or close that session."""
+    srv = spawn("sessiond")
+    alice, mallory = uid("alice"), uid("mallory")
+    a_tok, m_tok = make_token(alice), make_token(mallory)
+    s = srv.create(a_tok, {"data": {"owner": "alice"}})
+    t = int(time.time())
+    res = ctl("import", store=srv.store_url,
+              stdin=session_line(s["id"], mallory, t, t + 600) + "\n")
+    assert SUMMARY_RE.search(res.err).groups() == ("0", "1", "0", "0"), res.err
+    r = srv.get("/users/%s/sessions" % quote(mallory, safe=""), token=m_tok)
+    assert assert_json(r, 200)["sessions"] == []
+    r = srv.delete("/users/%s/sessions" % quote(mallory, safe=""), token=m_tok)
+    assert assert_json(r, 200) == {"closed": 0}
+    # alice's session is untouched
+    r = srv.get("/session/%s" % s["id"], token=a_tok)
+    assert assert_json(r, 200)["data"] == {"owner": "alice"}
+    assert srv.get("/validate", token=s["token"]).status_code == 200
+    if store_kind == "redis":
+        red = request.getfixturevalue("suite_redis")
+        db = int(srv.store_url.rsplit("/", 1)[1])
+        cli = red.client(db)
+        try:
+            assert cli.call("ZRANGE", "ss:u:" + mallory, "0", "-1") == [], \
+                "a refused SET NX left the id in the other user's index"
+            assert cli.call("ZRANGE", "ss:u:" + alice, "0", "-1") == [s["id"]]
+        finally:
+            cli.close()
+
+
+def test_list_and_close_all_check_each_records_owner(spawn, store_kind, request):
+    """Redis: an index entry that points at another user's session (left by
+    an older version, or a crash) is neither listed nor closed."""
+    if store_kind != "redis":
+        pytest.skip("the index is a Redis structure; LMDB indexes in the same transaction")
+    srv = spawn("sessiond")
+    alice, mallory = uid("alice"), uid("mallory")
+    s = srv.create(make_token(alice))
+    red = request.getfixturevalue("suite_redis")
+    cli = red.client(int(srv.store_url.rsplit("/", 1)[1]))
+    try:
+        cli.call("ZADD", "ss:u:" + mallory, str(s["expires_at"]), s["id"])
+    finally:
+        cli.close()
+    m_tok = make_token(mallory)
+    r = srv.get("/users/%s/sessions" % quote(mallory, safe=""), token=m_tok)
+    assert assert_json(r, 200)["sessions"] == []
+    r = srv.delete("/users/%s/sessions" % quote(mallory, safe=""), token=m_tok)
+    assert assert_json(r, 200) == {"closed": 0}
+    assert srv.get("/validate", token=s["token"]).status_code == 200

@@ -79,3 +79,196 @@ def test_a_closed_session_token_cannot_open_a_session_either(server, user):
     s = server.create(make_token(user))
     assert server.delete("/session/%s" % s["id"], token=make_token(user)).status_code == 204
     assert_unauthorized(server.post("/session", token=s["token"]))
+
+
+# ------------------------------------------ 4. a failing store is 503, never 500
+
+def assert_503(resp):
+    assert_problem(resp, 503)
+    assert resp.headers.get("Retry-After", "").strip().isdigit(), resp.headers
+
+
+@pytest.mark.own_store
+def test_redis_refusing_writes_is_503(spawn, tmp_path):
+    """NOREPLICAS (min-replicas-to-write with no replica): every write is
+    refused by Redis; the service answers 503 and /readyz says so."""
+    from redistools import Redis
+    red = Redis(tmp_path / "redis").start()
+    try:
+        srv = spawn("sessiond", env={"STORE_URL": red.url(0), "REDIS_TIMEOUT_MS": "300"})
+        user = uid()
+        tok = make_token(user)
+        kept = srv.create(tok)
+        assert srv.get("/readyz").status_code == 200
+        cli = red.client(0)
+        try:
+            cli.call("CONFIG", "SET", "min-replicas-to-write", "1")
+            assert_503(srv.post("/session", token=tok))
+            assert_503(srv.delete("/session/%s" % kept["id"], token=tok))
+            assert_503(srv.delete("/users/%s/sessions" % q(user), token=tok))
+            assert_503(srv.get("/readyz"))
+            # reads do not need a replica
+            assert srv.get("/session/%s" % kept["id"], token=tok).status_code == 200
+            cli.call("CONFIG", "SET", "min-replicas-to-write", "0")
+        finally:
+            cli.close()
+        assert srv.get("/readyz").status_code == 200
+        srv.create(tok)
+        assert srv.delete("/session/%s" % kept["id"], token=tok).status_code == 204
+    finally:
+        red.stop()
+
+
+@pytest.mark.lmdb_only(reason="a full disk under LMDB's file")
+def test_lmdb_disk_full_is_503(tmp_path, store_kind):
+    """RLIMIT_FSIZE stands for a full disk: LMDB's writes past it fail
+    (EFBIG, as ENOSPC would); creates answer 503, the process lives on,
+    what was acknowledged stays readable."""
+    import resource
+    from apitools import Server
+    srv = Server("sessiond", tmp_path / "srv",
+                 env={"LMDB_MAP_SIZE": str(64 << 20), "SESSION_MAX_PER_USER": "0"})
+    srv.rlimits = {resource.RLIMIT_FSIZE: (256 << 10, 256 << 10)}
+    srv.start()
+    try:
+        user = uid()
+        tok = make_token(user)
+        made, refused = [], None
+        big = {"data": {"pad": "x" * 3000}}
+        for _ in range(400):
+            r = srv.post("/session", token=tok, json=big)
+            if r.status_code != 201:
+                refused = r
+                break
+            made.append(r.json())
+        assert refused is not None, "the file never reached its size limit"
+        assert_503(refused)
+        assert srv.alive()
+        assert_503(srv.post("/session", token=tok, json=big))
+        assert_503(srv.get("/readyz"))
+        assert srv.get("/healthz").status_code == 200
+        for s in made[-3:]:
+            assert srv.get("/session/%s" % s["id"], token=tok).status_code == 200
+    finally:
+        srv.terminate()
+    assert srv.problems() == []
+
+
+# ------------------------------------------ 7. one user cannot fill the store
+
+def test_default_cap_of_1000_sessions_per_user(spawn):
+    srv = spawn("sessiond", env={"LMDB_SYNC": "none"})
+    user = uid()
+    tok = make_token(user)
+    first = srv.create(tok)
+    for _ in range(999):
+        srv.create(tok)
+    r = srv.get("/users/%s/sessions" % q(user), token=tok)
+    assert len(r.json()["sessions"]) == 1000
+    s = srv.create(tok)
+    assert s["evicted"] == [first["id"]]
+    r = srv.get("/users/%s/sessions" % q(user), token=tok)
+    ids = [x["id"] for x in r.json()["sessions"]]
+    assert len(ids) == 1000 and first["id"] not in ids and s["id"] in ids
+    assert_unauthorized(srv.get("/validate", token=first["token"]))
+
+
+def test_cap_evicts_least_recently_used_and_refuse_policy(spawn):
+    srv = spawn("sessiond", env={"SESSION_MAX_PER_USER": "3"})
+    user = uid()
+    tok = make_token(user)
+    a, b, c = srv.create(tok), srv.create(tok), srv.create(tok)
+    assert a["evicted"] == [] and c["evicted"] == []
+    d = srv.create(tok)
+    assert d["evicted"] == [a["id"]]
+    # another user is not affected
+    other = srv.create(make_token(uid()))
+    assert other["evicted"] == []
+    ids = {x["id"] for x in srv.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]}
+    assert ids == {b["id"], c["id"], d["id"]}
+    # an administrator's create for the user counts the same
+    e = srv.create(make_token(uid("admin"), scope="session:admin"), {"user_id": user})
+    assert e["evicted"] == [b["id"]]
+
+    srv2 = spawn("sessiond", env={"SESSION_MAX_PER_USER": "2",
+                                  "SESSION_LIMIT_POLICY": "refuse"})
+    srv2.create(tok)
+    srv2.create(tok)
+    assert_problem(srv2.post("/session", token=tok), 409)
+    assert len(srv2.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]) == 2
+
+
+def test_concurrent_creates_never_pass_the_cap(spawn):
+    import threading
+    srv = spawn("sessiond", env={"SESSION_MAX_PER_USER": "5"})
+    user = uid()
+    tok = make_token(user)
+    codes = []
+
+    def go():
+        for _ in range(10):
+            codes.append(srv.post("/session", token=tok).status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes.count(201) == 80
+    assert len(srv.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]) == 5
+
+
+# ------------------------------------------ 10. stale LMDB reader slots
+
+def mdb_stat(path, *flags):
+    import shutil
+    import subprocess
+    exe = shutil.which("mdb_stat")
+    assert exe, "mdb_stat (lmdb-utils) is not installed"
+    return subprocess.run([exe, *flags, str(path)], capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+def pages_used(path):
+    import re
+    return int(re.search(r"Number of pages used: (\d+)", mdb_stat(path, "-e")).group(1))
+
+
+@pytest.mark.lmdb_only(reason="LMDB's reader table")
+def test_reader_killed_mid_read_does_not_pin_the_map(spawn, tmp_path, store_kind):
+    """sessionctl export holds a read transaction while it writes; blocked on
+    a full pipe and killed with kill -9, it leaves its reader slot. The
+    service's background thread clears it, so freed pages are reused."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from apitools import PASSTHROUGH_ENV, binary_path
+    store = tmp_path / "store"
+    srv = spawn("sessiond", store=store, env={"LMDB_SYNC": "none"})
+    tok = make_token(uid())
+    for _ in range(600):
+        srv.create(tok, {"data": {"pad": "y" * 200}})
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
+    reader = subprocess.Popen([str(binary_path("sessionctl")), "--store", "lmdb://%s" % store,
+                               "export"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=env, cwd=str(tmp_path))
+    try:
+        time.sleep(1.0)  # it fills the pipe (600 sessions > 64 KiB), then blocks mid-scan
+        assert reader.poll() is None, "export finished: the pipe did not block it"
+        assert str(reader.pid) in mdb_stat(store, "-r")
+    finally:
+        reader.send_signal(signal.SIGKILL)
+        reader.wait(10)
+        reader.stdout.close()
+    deadline = time.monotonic() + 5
+    while str(reader.pid) in mdb_stat(store, "-r") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert str(reader.pid) not in mdb_stat(store, "-r"), "the dead reader's slot stayed"
+    before = pages_used(store)
+    for _ in range(300):  # churn: every commit frees pages for the next ones
+        s = srv.create(tok)
+        assert srv.delete("/session/%s" % s["id"], token=tok).status_code == 204
+    grown = pages_used(store) - before
+    assert grown < 300, "freed pages were not reused: %d more pages" % grown

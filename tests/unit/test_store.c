@@ -1,12 +1,15 @@
 /* test_store.c -- the LMDB store, through store.h's interface only, in a
  * temporary directory that is removed at the end. */
+#include <errno.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "store.h"
+#include "store_lmdb.h"
 #include "unit.h"
 
 #define NOW 1700000000LL
@@ -775,12 +778,29 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
+/* Every failure of LMDB or of the OS under it is "unavailable" (503),
+ * never an internal error (500): contract v2, "Tightened rules". */
+static void test_error_mapping(void)
+{
+    static const int failures[] = { MDB_MAP_RESIZED, MDB_PANIC, MDB_CORRUPTED, MDB_READERS_FULL,
+                                    MDB_BAD_TXN, MDB_VERSION_MISMATCH, ENOSPC, EIO, EFBIG,
+                                    EDQUOT, EROFS, EACCES };
+    for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++)
+        CHECK_EQ_INT(store_lmdb_rc(failures[i], "test"), RC_UNAVAILABLE);
+    CHECK_EQ_INT(store_lmdb_rc(MDB_SUCCESS, "test"), RC_OK);
+    CHECK_EQ_INT(store_lmdb_rc(MDB_NOTFOUND, "test"), RC_NOT_FOUND);
+    CHECK_EQ_INT(store_lmdb_rc(MDB_KEYEXIST, "test"), RC_EXISTS);
+    CHECK_EQ_INT(store_lmdb_rc(MDB_MAP_FULL, "test"), RC_FULL);
+    CHECK_EQ_INT(store_lmdb_rc(ENOMEM, "test"), RC_NOMEM);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
         perror("mkdtemp");
         return 2;
     }
+    RUN(test_error_mapping);
     RUN(test_open_errors);
     RUN(test_basic);
     RUN(test_list);
