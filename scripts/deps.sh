@@ -10,8 +10,12 @@
 set -eu
 
 mode=${1:-run}
-build_pkgs="gcc make pkg-config libc6-dev openssl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
-test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck"
+# run: building, serving, and the README's curl block (curl; scripts/token.sh
+# needs openssl, scripts/env.sh only coreutils and sed, both in every Debian)
+build_pkgs="gcc make pkg-config libc6-dev openssl curl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
+# test: scan-build is a perl script (perl is pulled in by git, but a bare
+# system has neither)
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-yaml redis-server nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
 
 bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools"
 

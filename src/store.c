@@ -118,7 +118,8 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
 {
     store_op *todo[64];
     static const unsigned op_of[] = { [STORE_OP_GET] = OP_GET, [STORE_OP_PUT] = OP_PUT,
-                                      [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER };
+                                      [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER,
+                                      [STORE_OP_PING] = OP_PING };
     while (n > 0) {
         /* the same checks as the single calls; at most 64 operations a batch */
         size_t k = 0, used = 0;

@@ -30,7 +30,8 @@ typedef enum store_op_kind {
     STORE_OP_GET,      /* get(id, now, rec) */
     STORE_OP_PUT,      /* put(s) */
     STORE_OP_DEL,      /* del(id, user as owner, now) */
-    STORE_OP_DEL_USER  /* del_user(user, id as except, now, &count) */
+    STORE_OP_DEL_USER, /* del_user(user, id as except, now, &count) */
+    STORE_OP_PING      /* ping() */
 } store_op_kind;
 
 typedef struct store_op {

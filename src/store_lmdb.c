@@ -685,6 +685,8 @@ typedef struct batch_item {
     const store_op *op;
 } batch_item;
 
+static rc_t lmdb_ping(store_t *base);
+
 static int creates_last_by_id(const void *a, const void *b)
 {
     const store_op *x = (*(batch_item *const *)a)->op, *y = (*(batch_item *const *)b)->op;
@@ -713,6 +715,9 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         switch (o->kind) {
         case STORE_OP_GET: /* a read needs no commit: done here, outside the chain */
             o->rc = lmdb_get(base, o->id, o->now, o->rec);
+            continue;
+        case STORE_OP_PING:
+            o->rc = lmdb_ping(base);
             continue;
         case STORE_OP_PUT:
             if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)

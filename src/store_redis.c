@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include "log.h"
+#include "resolve.h"
 #include "store_redis.h"
 
 #define RECONNECT_MS 200
@@ -33,6 +34,8 @@ typedef struct redis_store {
     store_t base;
     redis_url url;
     struct timeval timeout;
+    int64_t timeout_ms;
+    resolve_t *host;   /* url.host, looked up off the request path */
     pthread_key_t conn_key;
 } redis_store;
 
@@ -223,9 +226,20 @@ static rconn *conn(redis_store *st)
         return cn;
     if (now < cn->retry_at_ms)
         return NULL;
-    redisContext *c = redisConnectWithTimeout(st->url.host, st->url.port, st->timeout);
+    /* REDIS_TIMEOUT_MS bounds the connect as a whole, the host name's
+     * lookup included (resolve.h: never getaddrinfo on this thread) */
+    char addr[RESOLVE_ADDR_MAX];
+    if (resolve_get(st->host, st->timeout_ms, addr) != RC_OK) {
+        cn->retry_at_ms = now_ms() + RECONNECT_MS;
+        return NULL;
+    }
+    int64_t left = st->timeout_ms - (int64_t)(now_ms() - now);
+    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+    redisContext *c = left > 0 ? redisConnectWithTimeout(addr, st->url.port, tv) : NULL;
     if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
         !handshake(st, c)) {
+        if (c == NULL || c->err)
+            resolve_stale(st->host); /* the name may point elsewhere now */
         if (c)
             redisFree(c);
         cn->retry_at_ms = now_ms() + RECONNECT_MS;
@@ -765,6 +779,8 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
         o->rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
 }
 
+static rc_t redis_ping(store_t *base);
+
 static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
@@ -821,10 +837,13 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         cmds[nc++] = (rcmd){ 3, x->argv[1], x->lens[1] };
     }
     round_trip(st, cmds, nc, r, ops, w, n, judge_second);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
                                         &ops[i]->count);
+        else if (ops[i]->kind == STORE_OP_PING)
+            ops[i]->rc = redis_ping(base);
+    }
 out:
     if (w != NULL)
         for (size_t i = 0; i < n; i++)
@@ -954,6 +973,7 @@ static void redis_close(store_t *base)
     if (cn)
         conn_free(cn);
     pthread_key_delete(st->conn_key);
+    resolve_free(st->host);
     free(st);
 }
 
@@ -973,10 +993,17 @@ static rc_t redis_open(const char *target, const store_options *opt, store_t **o
         return rc;
     }
     int64_t ms = opt->timeout_ms > 0 ? opt->timeout_ms : 1000;
+    st->timeout_ms = ms;
     st->timeout.tv_sec = ms / 1000;
     st->timeout.tv_usec = (ms % 1000) * 1000;
+    if ((st->host = resolve_new(st->url.host)) == NULL) {
+        snprintf(err, errlen, "STORE_URL: out of memory");
+        free(st);
+        return RC_NOMEM;
+    }
     if (pthread_key_create(&st->conn_key, conn_free) != 0) {
         snprintf(err, errlen, "STORE_URL: out of thread keys");
+        resolve_free(st->host);
         free(st);
         return RC_ERR;
     }

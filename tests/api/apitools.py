@@ -354,6 +354,7 @@ class Server:
         self.allow_exit = False  # set by tests that expect the process to stop itself
         self.base = "http://127.0.0.1:%d" % self.port
         self.rlimits = {}  # resource.RLIMIT_* -> (soft, hard), set before start
+        self.wrapper = []  # argv that runs the binary (given as "$0"), set before start
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, wait=True):
@@ -365,7 +366,7 @@ class Server:
             for which, value in limits.items():
                 resource.setrlimit(which, value)
 
-        self.proc = subprocess.Popen([str(path)], cwd=str(self.cwd), env=self.env,
+        self.proc = subprocess.Popen(self.wrapper + [str(path)], cwd=str(self.cwd), env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr,
                                      preexec_fn=apply_limits if limits else None)

@@ -45,7 +45,8 @@ def test_create_answers_201_with_session_object(server, user):
     r = server.post("/session", token=make_token(user), headers={"User-Agent": "ua-test/1.0"})
     t1 = now()
     body = assert_json(r, 201)
-    assert set(body) == SESSION_FIELDS | {"token"}
+    assert set(body) == SESSION_FIELDS | {"token", "evicted"}
+    assert body["evicted"] == []
     assert ID_RE.match(body["id"]), body["id"]
     assert body["user_id"] == user
     for key in ("created_at", "expires_at", "last_seen_at"):

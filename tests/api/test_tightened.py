@@ -272,3 +272,89 @@ def test_reader_killed_mid_read_does_not_pin_the_map(spawn, tmp_path, store_kind
         assert srv.delete("/session/%s" % s["id"], token=tok).status_code == 204
     grown = pages_used(store) - before
     assert grown < 300, "freed pages were not reused: %d more pages" % grown
+
+
+# ------------------------------------------ 5. a stalled resolver blocks nothing
+
+class StalledDns:
+    """A DNS server that takes every query and never answers."""
+
+    def __init__(self):
+        import random
+        import socket
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addr = "127.%d.%d.%d" % (random.randrange(1, 250), random.randrange(1, 250),
+                                      random.randrange(2, 250))
+        self.sock.bind((self.addr, 53))
+        self.sock.settimeout(0.2)
+        self.queries = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import socket
+        while not self.stop:
+            try:
+                self.sock.recvfrom(4096)
+                self.queries += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                return
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.mark.own_store
+def test_stalled_dns_blocks_no_request(tmp_path):
+    """The Redis host is a name whose lookup never ends (its DNS server takes
+    queries and never answers). A create answers 503 within the store's
+    timeout, and /healthz never waits behind /readyz or anything else."""
+    import subprocess
+    import threading
+    import time
+    from apitools import Server
+    try:
+        dns = StalledDns()
+    except OSError as exc:
+        pytest.skip("cannot bind a DNS port on loopback: %s" % exc)
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        dns.close()
+        pytest.skip("no mount namespace here (unshare -m): %s" % probe.stderr[:200])
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver %s\noptions timeout:30 attempts:1\n" % dns.addr)
+    srv = Server("sessiond", tmp_path / "srv",
+                 env={"STORE_URL": "redis://sessions-redis.stalled.test:6379/0",
+                      "REDIS_TIMEOUT_MS": "500", "THREADS": "1",
+                      "RES_OPTIONS": "timeout:30 attempts:1"})
+    srv.wrapper = ["unshare", "-m", "sh", "-c",
+                   'mount --bind "%s" /etc/resolv.conf && exec "$0"' % conf]
+    try:
+        srv.start()
+        tok = make_token(uid())
+        t0 = time.monotonic()
+        assert_503(srv.post("/session", token=tok, timeout=15))
+        took = time.monotonic() - t0
+        assert took < 3, "a create waited %.1f s on the resolver" % took
+        assert dns.queries > 0, "the name was never looked up: the test proves nothing"
+        # /readyz in flight on the one event thread: /healthz still answers at once
+        slow = []
+        t = threading.Thread(target=lambda: slow.append(srv.get("/readyz", timeout=40)))
+        t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        assert srv.get("/healthz", timeout=40).status_code == 200
+        took = time.monotonic() - t0
+        t.join(40)
+        assert took < 1, "/healthz waited %.1f s behind store work" % took
+        assert_503(slow[0])
+    finally:
+        srv.terminate()
+        dns.close()
+    assert srv.problems() == []
