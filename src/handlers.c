@@ -368,6 +368,19 @@ static rc_t user_param(http_request *r, const token_claims *who, str_t *user, in
     return RC_OK;
 }
 
+static rc_t list_done(http_request *r)
+{
+    const list_state *ls = r->ctx;
+    rc_t rc = r->op.rc;
+    if (rc == RC_OK)
+        rc = ls->rc;
+    if (rc == RC_OK)
+        rc = buf_append_cstr(&r->out, "]}");
+    return rc == RC_OK ? reply_json(r, 200) : rc;
+}
+
+/* The list is read and rendered on the bulk queue's threads (http.h): an
+ * event thread never walks one user's sessions, however many. */
 static rc_t list_authed(http_request *r)
 {
     str_t user;
@@ -375,16 +388,22 @@ static rc_t list_authed(http_request *r)
     rc_t rc = user_param(r, &r->who, &user, &valid);
     if (rc != RC_OK)
         return rc;
-    list_state ls = { &r->out, 1, RC_OK };
+    list_state *ls = calloc(1, sizeof *ls);
+    if (ls == NULL)
+        return RC_NOMEM;
+    r->ctx = ls; /* freed with the request */
+    r->ctx_free = free;
+    *ls = (list_state){ &r->out, 1, RC_OK };
     if ((rc = buf_append_cstr(&r->out, "{\"sessions\":[")) != RC_OK)
         return rc;
-    if (valid)
-        rc = store_list(r->svc->store, user, r->now, render_one, &ls);
-    if (rc == RC_OK)
-        rc = ls.rc;
-    if (rc == RC_OK)
-        rc = buf_append_cstr(&r->out, "]}");
-    return rc == RC_OK ? reply_json(r, 200) : rc;
+    /* user is a view into r's path parameters: it lives as long as r */
+    r->op = (store_op){ .kind = STORE_OP_LIST, .user = user, .now = r->now,
+                        .each = render_one, .arg = ls };
+    if (!valid) { /* a string no user id can be: such a user has no sessions */
+        r->op.rc = RC_OK;
+        return list_done(r);
+    }
+    return http_defer(r, list_done);
 }
 
 static rc_t close_all_done(http_request *r)

@@ -619,14 +619,18 @@ static int run_handler(http_request *r, http_handler fn)
  * whose single connection then carries everything queued in one pipeline
  * (two split the batches, measured slower). */
 #define COMMITTERS 2
+/* The bulk queue: lists and close-alls, one at a time per thread, however
+ * many sessions they hold, beside (never in front of) the commit queue. */
+#define BULK_WORKERS 2
 
 struct http_commits {
     pthread_mutex_t lock;
     pthread_cond_t work;
     http_request *head, *tail;
     int stop;
+    size_t batch_max; /* requests a thread takes at once */
     size_t nthreads;
-    pthread_t threads[COMMITTERS];
+    pthread_t threads[COMMITTERS > BULK_WORKERS ? COMMITTERS : BULK_WORKERS];
 };
 
 static void *commit_loop(void *arg)
@@ -640,21 +644,21 @@ static void *commit_loop(void *arg)
             pthread_cond_wait(&q->work, &q->lock);
         if (q->head == NULL)
             break;
-        http_request *next = q->head;
-        q->head = q->tail = NULL;
+        /* collect first: a resumed request may be freed at once */
+        size_t n = 0;
+        for (; q->head != NULL && n < q->batch_max; q->head = q->head->next_queued) {
+            reqs[n] = q->head;
+            ops[n++] = &q->head->op;
+        }
+        if (q->head == NULL)
+            q->tail = NULL;
+        else
+            pthread_cond_signal(&q->work); /* the rest for another thread */
         pthread_mutex_unlock(&q->lock);
-        while (next != NULL) {
-            size_t n = 0;
-            /* collect first: a resumed request may be freed at once */
-            for (; next != NULL && n < COMMIT_BATCH; next = next->next_queued) {
-                reqs[n] = next;
-                ops[n++] = &next->op;
-            }
-            store_batch(reqs[0]->svc->store, ops, n);
-            for (size_t i = 0; i < n; i++) {
-                reqs[i]->handled = 1;
-                MHD_resume_connection(reqs[i]->conn);
-            }
+        store_batch(reqs[0]->svc->store, ops, n);
+        for (size_t i = 0; i < n; i++) {
+            reqs[i]->handled = 1;
+            MHD_resume_connection(reqs[i]->conn);
         }
         pthread_mutex_lock(&q->lock);
     }
@@ -662,11 +666,58 @@ static void *commit_loop(void *arg)
     return NULL;
 }
 
-/* Queues r's operation, its connection suspended. Returns 0 when there is no
- * committer (none started, or stopping): the caller then writes inline. */
+/* A queue with up to nthreads threads; NULL when none could start (the
+ * operations then run inline). */
+static struct http_commits *queue_start(size_t nthreads, size_t batch_max)
+{
+    struct http_commits *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->work, NULL);
+    q->batch_max = batch_max;
+    while (q->nthreads < nthreads &&
+           pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
+        q->nthreads++;
+    if (q->nthreads == 0) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->work);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Finishes what is queued (resuming those connections) and joins. */
+static void queue_drain(struct http_commits *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stop = 1;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    for (size_t i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+}
+
+static void queue_free(struct http_commits *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->work);
+    free(q);
+}
+
+/* Queues r's operation, its connection suspended: lists and close-alls on
+ * the bulk queue, everything else on the commit queue. Returns 0 when there
+ * is no such queue (none started, or stopping): the caller then runs the
+ * operation inline. */
 static int enqueue_op(http_request *r)
 {
-    struct http_commits *q = r->svc->commits;
+    int bulk = r->op.kind == STORE_OP_LIST || r->op.kind == STORE_OP_DEL_USER;
+    struct http_commits *q = bulk ? r->svc->bulk : r->svc->commits;
     if (q == NULL)
         return 0;
     pthread_mutex_lock(&q->lock);
@@ -877,24 +928,8 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
-    struct http_commits *q = calloc(1, sizeof *q);
-    if (q == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return RC_NOMEM;
-    }
-    pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->work, NULL);
-    size_t want = svc->store->remote ? 1 : COMMITTERS;
-    while (q->nthreads < want &&
-           pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
-        q->nthreads++;
-    if (q->nthreads == 0) {
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->work);
-        free(q); /* no committer: deferred operations run inline */
-        q = NULL;
-    }
-    svc->commits = q;
+    svc->commits = queue_start(svc->store->remote ? 1 : COMMITTERS, COMMIT_BATCH);
+    svc->bulk = queue_start(BULK_WORKERS, 1);
 
     struct http_watch *w = calloc(1, sizeof *w);
     if (w == NULL) {
@@ -943,27 +978,17 @@ void http_drain(http_service *svc, int seconds)
 void http_stop(http_service *svc)
 {
     struct http_watch *w = svc->watch;
-    struct http_commits *q = svc->commits;
-    /* The committer first: it finishes what is queued and resumes those
+    /* The queues first: they finish what is queued and resume those
      * connections (libmicrohttpd refuses to stop with a connection still
-     * suspended); writes that arrive later run inline. */
-    if (q != NULL) {
-        pthread_mutex_lock(&q->lock);
-        q->stop = 1;
-        pthread_cond_broadcast(&q->work);
-        pthread_mutex_unlock(&q->lock);
-        for (size_t i = 0; i < q->nthreads; i++)
-            pthread_join(q->threads[i], NULL);
-    }
+     * suspended); operations that arrive later run inline. */
+    queue_drain(svc->commits);
+    queue_drain(svc->bulk);
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
-    if (q != NULL) {
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->work);
-        free(q);
-        svc->commits = NULL;
-    }
+    queue_free(svc->commits);
+    queue_free(svc->bulk);
+    svc->commits = svc->bulk = NULL;
     if (w != NULL) {
         pthread_mutex_lock(&w->lock);
         w->stop = 1;

@@ -49,7 +49,8 @@ typedef struct http_service {
     unsigned metric_other;         /* id for unmatched paths */
     void *daemon;                  /* struct MHD_Daemon * */
     struct http_watch *watch;      /* request deadlines (http.c) */
-    struct http_commits *commits;  /* the commit queue and its thread (http.c) */
+    struct http_commits *commits;  /* the commit queue and its threads (http.c) */
+    struct http_commits *bulk;     /* lists and close-alls, beside it (http.c) */
     struct touch_queue *touches;   /* last_seen_at notes (touch.h) */
 } http_service;
 

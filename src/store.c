@@ -119,7 +119,7 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
     store_op *todo[64];
     static const unsigned op_of[] = { [STORE_OP_GET] = OP_GET, [STORE_OP_PUT] = OP_PUT,
                                       [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER,
-                                      [STORE_OP_PING] = OP_PING };
+                                      [STORE_OP_PING] = OP_PING, [STORE_OP_LIST] = OP_LIST };
     while (n > 0) {
         /* the same checks as the single calls; at most 64 operations a batch */
         size_t k = 0, used = 0;
@@ -129,6 +129,8 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
             w->count = 0;
             if ((w->kind == STORE_OP_DEL || w->kind == STORE_OP_GET) && !id_ok(w->id))
                 w->rc = RC_NOT_FOUND;
+            else if (w->kind == STORE_OP_LIST)
+                w->rc = store_list(st, w->user, w->now, w->each, w->arg);
             else if (w->kind == STORE_OP_DEL_USER && !user_ok(w->user))
                 w->rc = RC_OK; /* such a user has no sessions */
             else

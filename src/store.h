@@ -24,6 +24,10 @@ typedef struct store_options {
                          * process, not of the host) */
 } store_options;
 
+/* Called once per session by list; s is valid only during the call.
+ * Return non-zero to stop early. */
+typedef int (*store_each_fn)(const session_t *s, void *arg);
+
 /* One operation of a batch (store_batch): the arguments of the single call
  * it stands for, and that call's answer once applied. */
 typedef enum store_op_kind {
@@ -31,7 +35,8 @@ typedef enum store_op_kind {
     STORE_OP_PUT,      /* put(s) */
     STORE_OP_DEL,      /* del(id, user as owner, now) */
     STORE_OP_DEL_USER, /* del_user(user, id as except, now, &count) */
-    STORE_OP_PING      /* ping() */
+    STORE_OP_PING,     /* ping() */
+    STORE_OP_LIST      /* list(user, now, each, arg): run alone, never batched */
 } store_op_kind;
 
 typedef struct store_op {
@@ -50,13 +55,12 @@ typedef struct store_op {
     int64_t max_per_user;
     int refuse;
     buf_t *evicted;
+    store_each_fn each; /* LIST */
+    void *arg;
     rc_t rc;      /* out */
     size_t count; /* out, DEL_USER; PUT: sessions evicted */
 } store_op;
 
-/* Called once per session by list; s is valid only during the call.
- * Return non-zero to stop early. */
-typedef int (*store_each_fn)(const session_t *s, void *arg);
 
 typedef struct store_ops {
     const char *scheme;

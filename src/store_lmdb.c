@@ -595,57 +595,74 @@ out:
     return rc;
 }
 
+/* Close-all runs in transactions of at most DEL_USER_CHUNK sessions, each
+ * queued like any write: one user's thousands of sessions never hold the
+ * write lock (and everyone's creates and closes) for long, nor need a
+ * transaction as big as the user's list. */
+#define DEL_USER_CHUNK 1000
+
 typedef struct del_user_args {
     str_t user;
     const char *except;
     int64_t now;
-    size_t count;
+    size_t count; /* out: live sessions closed by this chunk */
+    int more;     /* out: the chunk was full; run another */
 } del_user_args;
 
+/* One chunk: the user's first DEL_USER_CHUNK index entries but except's
+ * are removed with their sessions (expired ones are removed without
+ * counting; an entry without its session is dropped). */
 static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
 {
     del_user_args *a = arg;
     MDB_cursor *cur = NULL;
-    char (*ids)[SESSION_ID_MAX + 1] = NULL;
-    size_t n = 0, dups = 0;
+    unsigned char (*keys)[8 + SESSION_ID_MAX] = NULL;
+    size_t *lens = NULL, n = 0;
     rc_t rc;
 
     a->count = 0;
-    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
-        return rc;
-    MDB_val k = { a->user.len, (void *)a->user.p }, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-    if (mrc == MDB_NOTFOUND) {
-        mdb_cursor_close(cur);
-        return RC_OK; /* nothing to close */
-    }
-    if (mrc == MDB_SUCCESS)
-        mrc = mdb_cursor_count(cur, &dups);
-    if (mrc != MDB_SUCCESS) {
-        rc = store_lmdb_rc(mrc, "del_user");
-        goto out;
-    }
-    ids = calloc(dups, sizeof *ids);
-    if (ids == NULL) {
+    a->more = 0;
+    keys = malloc(DEL_USER_CHUNK * sizeof *keys);
+    lens = malloc(DEL_USER_CHUNK * sizeof *lens);
+    if (keys == NULL || lens == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP); mrc == MDB_SUCCESS && n < dups;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+    if ((rc = store_lmdb_rc(mdb_cursor_open(txn, st->by_user, &cur), "cursor")) != RC_OK)
+        goto out;
+    MDB_val k = { a->user.len, (void *)a->user.p }, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); /* the first entry, with its data */
+    for (; mrc == MDB_SUCCESS && n < DEL_USER_CHUNK; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
         size_t idlen = v.mv_size - 8;
         if (v.mv_size <= 8 || idlen > SESSION_ID_MAX)
             continue;
-        memcpy(ids[n], (char *)v.mv_data + 8, idlen);
-        ids[n++][idlen] = '\0';
+        if (a->except != NULL && strlen(a->except) == idlen &&
+            memcmp((char *)v.mv_data + 8, a->except, idlen) == 0)
+            continue;
+        memcpy(keys[n], v.mv_data, v.mv_size);
+        lens[n++] = v.mv_size;
     }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = store_lmdb_rc(mrc, "del_user");
+        goto out;
+    }
+    a->more = n == DEL_USER_CHUNK;
     mdb_cursor_close(cur);
     cur = NULL;
     for (size_t i = 0; i < n; i++) {
+        char id[SESSION_ID_MAX + 1];
         session_t s;
-        if (a->except != NULL && strcmp(ids[i], a->except) == 0)
+        memcpy(id, keys[i] + 8, lens[i] - 8);
+        id[lens[i] - 8] = '\0';
+        rc = fetch(st, txn, id, &s);
+        if (rc == RC_NOT_FOUND) { /* an entry without its session */
+            MDB_val uk = { a->user.len, (void *)a->user.p }, uv = { lens[i], keys[i] };
+            if ((rc = store_lmdb_rc(mdb_del(txn, st->by_user, &uk, &uv), "del by_user")) != RC_OK)
+                goto out;
             continue;
-        if (fetch(st, txn, ids[i], &s) != RC_OK)
-            continue;
+        }
+        if (rc != RC_OK)
+            goto out;
         int live = session_live(&s, a->now);
         if ((rc = remove_session(st, txn, &s)) != RC_OK)
             goto out;
@@ -656,7 +673,8 @@ static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
 out:
     if (cur)
         mdb_cursor_close(cur);
-    free(ids);
+    free(keys);
+    free(lens);
     if (rc != RC_OK)
         a->count = 0;
     return rc;
@@ -665,9 +683,13 @@ out:
 static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t now,
                           size_t *count)
 {
-    del_user_args a = { user, except, now, 0 };
-    rc_t rc = write_op((lmdb_store *)base, del_user_in, &a);
-    *count = rc == RC_OK ? a.count : 0;
+    del_user_args a = { user, except, now, 0, 0 };
+    rc_t rc;
+    *count = 0;
+    do {
+        if ((rc = write_op((lmdb_store *)base, del_user_in, &a)) == RC_OK)
+            *count += a.count;
+    } while (rc == RC_OK && a.more);
     return rc;
 }
 
@@ -681,7 +703,6 @@ typedef struct batch_item {
     buf_t rec;
     put_args put;
     del_args del;
-    del_user_args du;
     const store_op *op;
 } batch_item;
 
@@ -729,10 +750,12 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
             it->del = (del_args){ o->id, o->user, o->now };
             it->w = (wop){ del_in, &it->del, RC_OK, 0, NULL };
             break;
-        case STORE_OP_DEL_USER:
-            it->du = (del_user_args){ o->user, o->id, o->now, 0 };
-            it->w = (wop){ del_user_in, &it->du, RC_OK, 0, NULL };
-            break;
+        case STORE_OP_DEL_USER: /* chunk by chunk, in transactions of its own */
+            o->rc = lmdb_del_user(base, o->user, o->id, o->now, &o->count);
+            continue;
+        case STORE_OP_LIST: /* never batched: store_batch runs it alone */
+            o->rc = RC_ERR;
+            continue;
         }
     }
     qsort(order, n, sizeof *order, creates_last_by_id); // NOLINT(bugprone-sizeof-expression): an array of pointers
@@ -752,8 +775,6 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         if (items[i].w.apply == NULL)
             continue;
         ops[i]->rc = items[i].w.rc;
-        if (ops[i]->kind == STORE_OP_DEL_USER)
-            ops[i]->count = items[i].w.rc == RC_OK ? items[i].du.count : 0;
         if (ops[i]->kind == STORE_OP_PUT)
             ops[i]->count = items[i].w.rc == RC_OK ? items[i].put.count : 0;
     }

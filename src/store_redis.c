@@ -513,39 +513,32 @@ typedef struct del_cmd {
     char key[KEY_MAX];
 } del_cmd;
 
-/* Every live session of user but except, in two round trips: the GETs,
- * then the DELs of those that are live and the user's own (an index entry
- * may point at a session that is gone, or, left by an older version, at
- * another user's). The owner of a session never changes and ids are never
+/* Close-all works through the index DEL_USER_CHUNK ids at a time: each
+ * chunk is two pipelined round trips, between which Redis serves everyone
+ * else. */
+#define DEL_USER_CHUNK 1000
+
+/* One chunk of close-all, ids[0..n): the GETs, then the DELs of those that
+ * are live and the user's own (an index entry may point at a session that
+ * is gone, or, left by an older version, at another user's: those are
+ * unindexed). The owner of a session never changes and ids are never
  * reused, so the check holds until the DEL, and each DEL decides alone
- * whether this close-all closed that session (1) or someone else did
- * first (0). */
-static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_t now,
-                           size_t *count)
+ * whether this close-all closed that session (1) or someone else did first
+ * (0). *count grows by the sessions closed. */
+static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_t n,
+                      const char *except, int64_t now, size_t *count)
 {
-    redis_store *st = (redis_store *)base;
-    redisReply *ids = NULL, **replies = NULL;
-    const char **gone = NULL, **stale = NULL;
-    del_cmd *dels = NULL;
-    rcmd *cmds = NULL;
+    const char *gone[DEL_USER_CHUNK], *stale[DEL_USER_CHUNK];
+    del_cmd *dels = calloc(n, sizeof *dels);
+    rcmd cmds[DEL_USER_CHUNK];
+    redisReply *replies[DEL_USER_CHUNK];
     buf_t rec = BUF_INIT;
-    size_t ng = 0, nd = 0, nstale = 0;
-    *count = 0;
-    rc_t rc = index_ids(st, user, &ids);
-    if (rc != RC_OK || ids->elements == 0)
-        goto out;
-    size_t n = ids->elements;
-    gone = calloc(n, sizeof *gone);
-    stale = calloc(n, sizeof *stale);
-    dels = calloc(n, sizeof *dels);
-    cmds = calloc(n, sizeof *cmds);
-    replies = calloc(n, sizeof(redisReply *));
-    if (gone == NULL || stale == NULL || dels == NULL || cmds == NULL || replies == NULL) {
-        rc = RC_NOMEM;
-        goto out;
-    }
+    size_t nd = 0, ng = 0, nstale = 0, keep = 0;
+    rc_t rc = RC_OK;
+    if (dels == NULL)
+        return RC_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        const char *id = ids->element[i]->str;
+        const char *id = ids[i]->str;
         if (except != NULL && strcmp(id, except) == 0)
             continue;
         del_cmd *d = &dels[nd];
@@ -558,7 +551,6 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
     }
     if (nd == 0 || (rc = pipeline(st, cmds, nd, replies)) != RC_OK)
         goto out;
-    size_t keep = 0;
     for (size_t i = 0; i < nd; i++) {
         session_t s;
         rc_t got = live_record(replies[i], now, &rec, &s);
@@ -570,13 +562,12 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
             cmds[keep] = (rcmd){ 2, dels[keep].argv, dels[keep].lens };
             keep++;
         } else if (got == RC_NOT_FOUND) {
-            stale[nstale++] = gone[i]; /* gone, or not this user's: unindexed below */
+            stale[nstale++] = gone[i];
         } else if (rc == RC_OK) {
             rc = got;
         }
     }
     free_replies(replies, nd);
-    memset(replies, 0, n * sizeof(redisReply *));
     if (rc != RC_OK)
         goto out;
     if (nstale)
@@ -592,17 +583,29 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
         }
     }
     free_replies(replies, keep);
-    *count = ng;
+    *count += ng;
     if (ng)
         unindex(st, user, gone, ng);
-    prune(st, user, now);
 out:
     buf_free(&rec);
-    free(gone);
-    free(stale);
     free(dels);
-    free(cmds);
-    free(replies);
+    return rc;
+}
+
+/* Every live session of user but except, chunk by chunk (del_chunk). */
+static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_t now,
+                           size_t *count)
+{
+    redis_store *st = (redis_store *)base;
+    redisReply *ids = NULL;
+    *count = 0;
+    rc_t rc = index_ids(st, user, &ids);
+    for (size_t at = 0; rc == RC_OK && at < ids->elements; at += DEL_USER_CHUNK) {
+        size_t k = ids->elements - at < DEL_USER_CHUNK ? ids->elements - at : DEL_USER_CHUNK;
+        rc = del_chunk(st, user, ids->element + at, k, except, now, count);
+    }
+    if (rc == RC_OK)
+        prune(st, user, now);
     if (ids)
         freeReplyObject(ids);
     return rc;

@@ -5,6 +5,8 @@ Both stores where the rule concerns the store (the spawn/mspawn fixtures are
 parametrized over LMDB and Redis by conftest.py).
 """
 
+import json
+
 import jwt
 import pytest
 
@@ -358,3 +360,109 @@ def test_stalled_dns_blocks_no_request(tmp_path):
         srv.terminate()
         dns.close()
     assert srv.problems() == []
+
+
+# ------------------------------------------ 6. big lists hold up nobody
+
+def fill(srv, token, n, pad, conns=4):
+    """n sessions for token's user, pipelined on a few connections."""
+    import json
+    import threading
+    from apitools import RawConn, http_request_bytes
+    body = json.dumps({"data": {"pad": "p" * pad}}).encode()
+    h = {"Authorization": "Bearer %s" % token, "Content-Type": "application/json"}
+    bad = []
+
+    def go(count):
+        with RawConn(srv.port, timeout=60) as conn:
+            for i in range(0, count, 200):
+                k = min(200, count - i)
+                conn.sent = b""
+                conn.send(http_request_bytes("POST", "/session", h, body) * k)
+                for _ in range(k):
+                    r = conn.read_response()
+                    if r is None or r.status != 201:
+                        bad.append(r)
+
+    threads = [threading.Thread(target=go, args=(n // conns,)) for _ in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not bad, bad[:3]
+
+
+def curl(srv, method, path, token):
+    """One request by curl, in a process of its own: reading a 40 MB answer
+    in Python would hold the interpreter's lock and slow the requests
+    measured beside it. Returns (status, body, seconds until the answer's
+    first byte)."""
+    import subprocess
+    out = subprocess.run(["curl", "-s", "-X", method, "-H", "Authorization: Bearer %s" % token,
+                          "-w", "\n%{http_code} %{time_starttransfer}", srv.base + path],
+                         capture_output=True, timeout=120)
+    body, _, tail = out.stdout.rpartition(b"\n")
+    status, ttfb = tail.split()
+    return int(status), body, float(ttfb)
+
+
+def others_meanwhile(srv, big_request):
+    """Runs big_request() (curl) in a thread; meanwhile validates and creates
+    of another user, one after the other. Returns the big request's answer,
+    how long it took to its first byte (while the service worked on it),
+    and of the other requests begun in that time, how many there were and
+    the slowest. A service that works on the big request on an event thread
+    makes the others wait for it: few of them, and slow."""
+    import threading
+    import time
+    other = uid("other")
+    otok = make_token(other)
+    s = srv.create(otok)
+    done = []
+    t_launch = time.monotonic()
+    t = threading.Thread(target=lambda: done.append(big_request()))
+    t.start()
+    timings = []
+    while t.is_alive():
+        for req in (lambda: srv.get("/validate", token=s["token"]),
+                    lambda: srv.post("/session", token=otok)):
+            t0 = time.monotonic()
+            r = req()
+            timings.append((t0, time.monotonic() - t0))
+            assert r.status_code in (200, 201), r.text
+    t.join()
+    status, body, ttfb = done[0]
+    within = [took for t0, took in timings if t0 < t_launch + ttfb]
+    return (status, body), ttfb, max(within, default=0.0), len(within)
+
+
+@pytest.fixture(scope="module")
+def crowded(mspawn):
+    """One user with 30,000 sessions of 1 KiB data, on one event thread."""
+    srv = mspawn("sessiond", env={"SESSION_MAX_PER_USER": "0", "LMDB_SYNC": "none",
+                                  "THREADS": "1", "CONNECTION_TIMEOUT": "60"})
+    user = uid("crowd")
+    tok = make_token(user)
+    fill(srv, tok, 30000, 1024)
+    return srv, user, tok
+
+
+def test_a_huge_list_holds_up_no_other_request(crowded):
+    srv, user, tok = crowded
+    path = "/users/%s/sessions" % q(user)
+    r, took, worst, count = others_meanwhile(srv, lambda: curl(srv, "GET", path, tok))
+    assert r[0] == 200 and len(json.loads(r[1])["sessions"]) == 30000
+    assert count >= 3, "too few requests ran during the list (%.2f s): %d" % (took, count)
+    assert worst < took / 4, "a request waited %.3f s during a %.3f s list" % (worst, took)
+
+
+def test_a_huge_close_all_holds_up_no_other_request(crowded):
+    srv, user, tok = crowded
+    path = "/users/%s/sessions" % q(user)
+    keep = srv.get(path, token=tok, timeout=120).json()["sessions"][0]["id"]
+    r, took, worst, count = others_meanwhile(
+        srv, lambda: curl(srv, "DELETE", path + "?except=%s" % keep, tok))
+    assert r == (200, b'{"closed":29999}'), r
+    assert count >= 3, "too few requests ran during the close-all (%.2f s): %d" % (took, count)
+    assert worst < took / 4, "a request waited %.3f s during a %.3f s close-all" % (worst, took)
+    assert [x["id"] for x in srv.get(path, token=tok).json()["sessions"]] == [keep]
