@@ -622,6 +622,7 @@ static int run_handler(http_request *r, http_handler fn)
 /* The bulk queue: lists and close-alls, one at a time per thread, however
  * many sessions they hold, beside (never in front of) the commit queue. */
 #define BULK_WORKERS 2
+#define QUEUE_THREADS_MAX 2 /* the larger of the two */
 
 struct http_commits {
     pthread_mutex_t lock;
@@ -630,7 +631,7 @@ struct http_commits {
     int stop;
     size_t batch_max; /* requests a thread takes at once */
     size_t nthreads;
-    pthread_t threads[COMMITTERS > BULK_WORKERS ? COMMITTERS : BULK_WORKERS];
+    pthread_t threads[QUEUE_THREADS_MAX];
 };
 
 static void *commit_loop(void *arg)
@@ -645,6 +646,7 @@ static void *commit_loop(void *arg)
         if (q->head == NULL)
             break;
         /* collect first: a resumed request may be freed at once */
+        store_t *store = q->head->svc->store;
         size_t n = 0;
         for (; q->head != NULL && n < q->batch_max; q->head = q->head->next_queued) {
             reqs[n] = q->head;
@@ -655,7 +657,7 @@ static void *commit_loop(void *arg)
         else
             pthread_cond_signal(&q->work); /* the rest for another thread */
         pthread_mutex_unlock(&q->lock);
-        store_batch(reqs[0]->svc->store, ops, n);
+        store_batch(store, ops, n);
         for (size_t i = 0; i < n; i++) {
             reqs[i]->handled = 1;
             MHD_resume_connection(reqs[i]->conn);
@@ -676,7 +678,7 @@ static struct http_commits *queue_start(size_t nthreads, size_t batch_max)
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work, NULL);
     q->batch_max = batch_max;
-    while (q->nthreads < nthreads &&
+    while (q->nthreads < nthreads && q->nthreads < QUEUE_THREADS_MAX &&
            pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
         q->nthreads++;
     if (q->nthreads == 0) {

@@ -116,7 +116,7 @@ resolve_t *resolve_new(const char *host)
     unsigned char bin[16];
     if (strlen(host) < RESOLVE_ADDR_MAX &&
         (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)) {
-        strcpy(r->addr, host);
+        memcpy(r->addr, host, strlen(host) + 1);
         r->have = r->numeric = 1;
         r->owners = 1;
         return r;
