@@ -20,8 +20,9 @@ struct resolve {
     pthread_cond_t wake;    /* the thread: a lookup is wanted, or stop */
     pthread_cond_t done;    /* the callers: a lookup finished */
     char *host;
-    char addr[RESOLVE_ADDR_MAX];
-    int have;               /* addr holds an address */
+    char addr[RESOLVE_ADDRS][RESOLVE_ADDR_MAX]; /* IPv4 first, as getaddrinfo found them */
+    size_t naddr;           /* 0: none known yet */
+    size_t cur;             /* the one in use */
     int want;               /* a lookup is asked for */
     int stop;
     int owners;             /* the handle and the thread */
@@ -54,10 +55,14 @@ static void deadline_in(struct timespec *ts, int64_t ms)
     }
 }
 
-/* One getaddrinfo, outside the lock: the first address, as text. */
-static int look_up(const char *host, char out[RESOLVE_ADDR_MAX])
+/* One getaddrinfo, outside the lock: up to RESOLVE_ADDRS distinct
+ * addresses as text, IPv4 ones first (as hiredis itself would try them: a
+ * Redis bound to 127.0.0.1 is reached through "localhost" even where ::1
+ * comes first). Returns how many. */
+static size_t look_up(const char *host, char out[RESOLVE_ADDRS][RESOLVE_ADDR_MAX])
 {
     struct addrinfo hints, *res = NULL;
+    size_t n = 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -67,18 +72,30 @@ static int look_up(const char *host, char out[RESOLVE_ADDR_MAX])
                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return 0;
     }
-    const void *a = res->ai_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
-    int ok = inet_ntop(res->ai_family, a, out, RESOLVE_ADDR_MAX) != NULL;
+    for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+        for (const struct addrinfo *ai = res; ai != NULL && n < RESOLVE_ADDRS; ai = ai->ai_next) {
+            if (ai->ai_family != family)
+                continue;
+            const void *a = family == AF_INET6
+                ? (const void *)&((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr
+                : (const void *)&((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+            if (inet_ntop(family, a, out[n], RESOLVE_ADDR_MAX) == NULL)
+                continue;
+            int seen = 0;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(out[i], out[n]) == 0;
+            if (!seen)
+                n++;
+        }
+    }
     freeaddrinfo(res);
-    return ok;
+    return n;
 }
 
 static void *lookups(void *arg)
 {
     resolve_t *r = arg;
-    char addr[RESOLVE_ADDR_MAX];
+    char addr[RESOLVE_ADDRS][RESOLVE_ADDR_MAX];
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         if (!r->want) {
@@ -90,14 +107,23 @@ static void *lookups(void *arg)
         }
         r->want = 0;
         pthread_mutex_unlock(&r->lock);
-        int ok = look_up(r->host, addr);
+        size_t n = look_up(r->host, addr);
         pthread_mutex_lock(&r->lock);
-        if (ok) {
+        if (n > 0) {
             memcpy(r->addr, addr, sizeof addr);
-            r->have = 1;
+            r->naddr = n;
+            r->cur = 0;
         }
         r->lookups++;
         pthread_cond_broadcast(&r->done);
+        if (!r->stop) {
+            /* at most one lookup a second (connects failing, a name that
+             * does not resolve) */
+            struct timespec pause;
+            deadline_in(&pause, 1000);
+            while (!r->stop && pthread_cond_timedwait(&r->wake, &r->lock, &pause) != ETIMEDOUT)
+                ;
+        }
     }
     release(r);
     return NULL;
@@ -116,8 +142,9 @@ resolve_t *resolve_new(const char *host)
     unsigned char bin[16];
     if (strlen(host) < RESOLVE_ADDR_MAX &&
         (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)) {
-        memcpy(r->addr, host, strlen(host) + 1);
-        r->have = r->numeric = 1;
+        memcpy(r->addr[0], host, strlen(host) + 1);
+        r->naddr = 1;
+        r->numeric = 1;
         r->owners = 1;
         return r;
     }
@@ -151,29 +178,33 @@ void resolve_free(resolve_t *r)
 rc_t resolve_get(resolve_t *r, int64_t wait_ms, char out[RESOLVE_ADDR_MAX])
 {
     pthread_mutex_lock(&r->lock);
-    if (!r->have && !r->numeric) {
+    if (r->naddr == 0) {
         uint64_t seen = r->lookups;
         struct timespec until;
         deadline_in(&until, wait_ms > 0 ? wait_ms : 0);
         r->want = 1;
         pthread_cond_signal(&r->wake);
-        while (!r->have && r->lookups == seen &&
+        while (r->naddr == 0 && r->lookups == seen &&
                pthread_cond_timedwait(&r->done, &r->lock, &until) != ETIMEDOUT)
             ;
     }
-    rc_t rc = r->have ? RC_OK : RC_UNAVAILABLE;
+    rc_t rc = r->naddr > 0 ? RC_OK : RC_UNAVAILABLE;
     if (rc == RC_OK)
-        memcpy(out, r->addr, RESOLVE_ADDR_MAX);
+        memcpy(out, r->addr[r->cur], RESOLVE_ADDR_MAX);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
 
-void resolve_stale(resolve_t *r)
+void resolve_stale(resolve_t *r, const char *addr)
 {
     if (r->numeric)
         return;
     pthread_mutex_lock(&r->lock);
-    r->want = 1;
-    pthread_cond_signal(&r->wake);
+    if (r->naddr > 0 && strcmp(r->addr[r->cur], addr) == 0)
+        r->cur = (r->cur + 1) % r->naddr; /* the next address, then a new lookup */
+    if (r->cur == 0) {
+        r->want = 1;
+        pthread_cond_signal(&r->wake);
+    }
     pthread_mutex_unlock(&r->lock);
 }

@@ -14,6 +14,7 @@
 #include "rc.h"
 
 #define RESOLVE_ADDR_MAX 64
+#define RESOLVE_ADDRS 8      /* addresses of one name kept, tried in turn */
 #define RESOLVE_REFRESH_S 30 /* a known address is looked up again this often */
 
 typedef struct resolve resolve_t;
@@ -24,13 +25,15 @@ resolve_t *resolve_new(const char *host);
 /* The thread may be blocked inside getaddrinfo: it is left to finish on
  * its own and frees what it shares with this handle then. */
 void resolve_free(resolve_t *r);
-/* Writes the host's numeric address (NUL-terminated) into out. When none
+/* Writes the host's numeric address in use (NUL-terminated) into out. When none
  * is known yet, asks for a lookup and waits for it at most wait_ms.
  * RC_UNAVAILABLE when no address is known in time (or the name does not
  * resolve). */
 rc_t resolve_get(resolve_t *r, int64_t wait_ms, char out[RESOLVE_ADDR_MAX]);
-/* The address did not answer: look the name up again (in the background;
- * the old address stays in use until a new one is found). */
-void resolve_stale(resolve_t *r);
+/* addr (as resolve_get gave it) did not answer: the next address of the
+ * name is used from now on; after the last one, the name is looked up
+ * again in the background (at most once a second), the old addresses
+ * staying in use until new ones are found. */
+void resolve_stale(resolve_t *r, const char *addr);
 
 #endif

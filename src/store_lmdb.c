@@ -403,6 +403,10 @@ static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
         memcpy(h[n].id, (char *)v.mv_data + 8, idlen);
         h[n++].id[idlen] = '\0';
     }
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND) {
+        rc = store_lmdb_rc(mrc, "cap");
+        goto out;
+    }
     mdb_cursor_close(cur);
     cur = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -430,8 +434,9 @@ static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
     qsort(h, live, sizeof *h, lru_first);
     for (size_t i = 0; i < live - (size_t)a->max + 1; i++) {
         session_t s;
-        if ((rc = fetch(st, txn, h[i].id, &s)) != RC_OK ||
-            (rc = remove_session(st, txn, &s)) != RC_OK)
+        if ((rc = fetch(st, txn, h[i].id, &s)) == RC_NOT_FOUND)
+            rc = RC_UNAVAILABLE; /* read a moment ago in this transaction */
+        if (rc != RC_OK || (rc = remove_session(st, txn, &s)) != RC_OK)
             goto out;
         if (a->evicted != NULL &&
             (rc = buf_append(a->evicted, h[i].id, strlen(h[i].id) + 1)) != RC_OK)
@@ -754,7 +759,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
             o->rc = lmdb_del_user(base, o->user, o->id, o->now, &o->count);
             continue;
         case STORE_OP_LIST: /* never batched: store_batch runs it alone */
-            o->rc = RC_ERR;
+            o->rc = RC_UNAVAILABLE;
             continue;
         }
     }

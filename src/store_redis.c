@@ -1,16 +1,16 @@
 /* store_redis.c -- the distributed store on Redis (hiredis).
  *
- * Keys (every command touches exactly one key, so every command is in one
- * hash slot and the schema works unchanged on Redis Cluster):
+ * Keys:
  *   ss:s:<id>     STRING  the session record (session_encode), with a native
  *                         expiry at expires_at (SET ... EXAT), so Redis drops
  *                         expired sessions itself
  *   ss:u:<user>   ZSET    the user's session ids, scored by expires_at; the
  *                         key expires with the user's last session
- * Create adds the index entry first, then the session (SET NX): a crash in
- * between leaves only an index entry without a session, which readers skip
- * and remove. Close is a DEL: of two racing closes exactly one sees 1. See
- * docs/REDIS.md. Each worker thread has its own connection (no lock on the
+ * Create is one server-side script (CREATE_SCRIPT: the session, its index
+ * entry and the per-user cap in one atomic step; it reaches the user's other
+ * session keys by prefix, so it needs one Redis, not a Cluster). Every other
+ * command touches one key. Close is a DEL: of two racing closes exactly one
+ * sees 1. See docs/REDIS.md. Each worker thread has its own connection (no lock on the
  * hot path); a broken connection is dropped and reopened on the next call,
  * at most every RECONNECT_MS while Redis is down. */
 #include <arpa/inet.h>
@@ -238,8 +238,8 @@ static rconn *conn(redis_store *st)
     redisContext *c = left > 0 ? redisConnectWithTimeout(addr, st->url.port, tv) : NULL;
     if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
         !handshake(st, c)) {
-        if (c == NULL || c->err)
-            resolve_stale(st->host); /* the name may point elsewhere now */
+        if (c != NULL && c->err)
+            resolve_stale(st->host, addr); /* try its next address, then look again */
         if (c)
             redisFree(c);
         cn->retry_at_ms = now_ms() + RECONNECT_MS;
@@ -381,9 +381,9 @@ static rc_t redis_get(store_t *base, const char *id, int64_t now, buf_t *rec)
     return fetch((redis_store *)base, id, now, rec, &s);
 }
 
-/* Drops index entries whose expires_at has passed: they are dead for sure,
- * whereas an entry without its session may be a create in flight (between
- * its ZADD and its SET) and is only ever removed this way, once expired. */
+/* Drops index entries whose expires_at has passed (creates are atomic, so
+ * an entry without its session is dead too: list skips it, close-all and
+ * the create script at the cap remove it). */
 static void prune(redis_store *st, str_t user, int64_t now)
 {
     char ukey[KEY_MAX], when[24];
@@ -554,7 +554,9 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_
     for (size_t i = 0; i < nd; i++) {
         session_t s;
         rc_t got = live_record(replies[i], now, &rec, &s);
-        if (got == RC_OK && str_eq(s.user_id, user)) {
+        if (got == RC_OK && !str_eq(s.user_id, user))
+            got = RC_NOT_FOUND; /* another user's: not in this index */
+        if (got == RC_OK) {
             dels[keep] = dels[i]; /* keep <= i: compacts in place */
             dels[keep].argv[0] = "DEL";
             dels[keep].argv[1] = dels[keep].key;
@@ -642,11 +644,14 @@ typedef struct wscratch {
  * Answers {1, evicted ids...}. The keys of other sessions are reached by
  * prefix (ARGV[8]); docs/REDIS.md. */
 static const char CREATE_SCRIPT[] =
+    /* a shebang: Redis checks maxmemory (OOM) before the script runs, not
+     * only until its first write */
+    "#!lua\n"
     "local skey, ukey = KEYS[1], KEYS[2]\n"
     "local exp, id, max = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
     "if redis.call('EXISTS', skey) == 1 then return {0} end\n"
     "redis.call('ZREMRANGEBYSCORE', ukey, '-inf', ARGV[4])\n"
-    "local evicted = {}\n"
+    "local out = {1}\n"
     "if max > 0 and redis.call('ZCARD', ukey) >= max then\n"
     "  local function i64(r, at)\n"
     "    local v = 0\n"
@@ -667,15 +672,22 @@ static const char CREATE_SCRIPT[] =
     "  end\n"
     "  if #live >= max then\n"
     "    if ARGV[6] == '1' then return {2} end\n"
+    "    local function bytes_lt(x, y)\n" /* as strcmp: Lua's < follows the locale */
+    "      for k = 1, math.min(#x, #y) do\n"
+    "        local p, q = string.byte(x, k), string.byte(y, k)\n"
+    "        if p ~= q then return p < q end\n"
+    "      end\n"
+    "      return #x < #y\n"
+    "    end\n"
     "    table.sort(live, function(a, b)\n"
     "      if a[2] ~= b[2] then return a[2] < b[2] end\n"
     "      if a[3] ~= b[3] then return a[3] < b[3] end\n"
-    "      return a[1] < b[1]\n"
+    "      return bytes_lt(a[1], b[1])\n"
     "    end)\n"
     "    for k = 1, #live - max + 1 do\n"
     "      redis.call('DEL', ARGV[8] .. live[k][1])\n"
     "      redis.call('ZREM', ukey, live[k][1])\n"
-    "      evicted[#evicted + 1] = live[k][1]\n"
+    "      out[#out + 1] = live[k][1]\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -683,7 +695,7 @@ static const char CREATE_SCRIPT[] =
     "redis.call('ZADD', ukey, exp, id)\n"
     "redis.call('EXPIREAT', ukey, exp, 'NX')\n"
     "redis.call('EXPIREAT', ukey, exp, 'GT')\n"
-    "return {1, unpack(evicted)}\n";
+    "return out\n";
 
 static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
 {

@@ -466,3 +466,80 @@ def test_a_huge_close_all_holds_up_no_other_request(crowded):
     assert count >= 3, "too few requests ran during the close-all (%.2f s): %d" % (took, count)
     assert worst < took / 4, "a request waited %.3f s during a %.3f s close-all" % (worst, took)
     assert [x["id"] for x in srv.get(path, token=tok).json()["sessions"]] == [keep]
+
+
+@pytest.mark.own_store
+def test_every_address_of_the_redis_host_is_tried(tmp_path):
+    """The Redis host name has several addresses (here an IPv6 one and an
+    IPv4 one on which nothing listens, before the one Redis is bound to):
+    the service does not stick to the first."""
+    import subprocess
+    import time
+    from apitools import Server
+    from redistools import Redis
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no mount namespace here (unshare -m): %s" % probe.stderr[:200])
+    red = Redis(tmp_path / "redis", extra_args=["--bind", "127.0.0.1"]).start()
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 redis.multi.test\n127.0.0.9 redis.multi.test\n"
+                     "127.0.0.1 redis.multi.test localhost\n")
+    srv = Server("sessiond", tmp_path / "srv",
+                 env={"STORE_URL": "redis://redis.multi.test:%d/0" % red.port,
+                      "REDIS_TIMEOUT_MS": "500"})
+    srv.wrapper = ["unshare", "-m", "sh", "-c",
+                   'mount --bind "%s" /etc/hosts && exec "$0"' % hosts]
+    try:
+        srv.start()
+        deadline = time.monotonic() + 10
+        while srv.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert srv.get("/readyz").status_code == 200, "never reached Redis at 127.0.0.1"
+        s = srv.create(make_token(uid()))
+        assert srv.get("/validate", token=s["token"]).status_code == 200
+    finally:
+        srv.terminate()
+        red.stop()
+    assert srv.problems() == []
+
+
+@pytest.mark.own_store
+def test_redis_out_of_memory_refuses_creates(spawn, tmp_path):
+    """maxmemory reached (noeviction): the create is refused with 503 and
+    nothing is written, even though it is a script."""
+    from redistools import Redis
+    red = Redis(tmp_path / "redis").start()
+    try:
+        srv = spawn("sessiond", env={"STORE_URL": red.url(0), "REDIS_TIMEOUT_MS": "300"})
+        tok = make_token(uid())
+        kept = srv.create(tok)
+        with red.client(0) as cli:
+            cli.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            cli.call("CONFIG", "SET", "maxmemory", "1")
+            try:
+                before = cli.call("DBSIZE")
+                assert_503(srv.post("/session", token=tok))
+                assert cli.call("DBSIZE") == before, "a refused create wrote"
+                assert srv.get("/session/%s" % kept["id"], token=tok).status_code == 200
+            finally:
+                cli.call("CONFIG", "SET", "maxmemory", "0")
+        srv.create(tok)
+    finally:
+        red.stop()
+
+
+def test_eviction_of_thousands_at_once(spawn, tmp_path):
+    """The cap lowered under a user holding 9,000 sessions: the next create
+    evicts all but the cap at once, and says so (no limit of the script
+    language on how many)."""
+    wide = spawn("sessiond", store=tmp_path / "cap", env={"SESSION_MAX_PER_USER": "0",
+                                                       "LMDB_SYNC": "none"})
+    user = uid()
+    tok = make_token(user)
+    fill(wide, tok, 9000, 10)
+    narrow = spawn("sessiond", store=tmp_path / "cap", env={"SESSION_MAX_PER_USER": "5"})
+    s = narrow.create(tok)
+    assert len(s["evicted"]) == 8996 and len(set(s["evicted"])) == 8996
+    left = narrow.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]
+    assert len(left) == 5 and s["id"] in {x["id"] for x in left}
+    assert not set(s["evicted"]) & {x["id"] for x in left}
