@@ -315,19 +315,37 @@ typedef struct rcmd {
  * Redis runs them in order, and with appendfsync always, fsyncs them
  * together). RC_OK with every reply in out (free each), or RC_UNAVAILABLE
  * when the connection failed (the connection is dropped, out is empty).
- * Error replies are returned as replies for the caller to judge. */
-static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
+ * Error replies are returned as replies for the caller to judge.
+ * deadline_ms (monotonic; 0: none): the connect and the round trip end by
+ * then, or RC_UNAVAILABLE (a reply cut short drops the connection). */
+static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
+                        uint64_t deadline_ms)
 {
     rconn *cn = conn(st);
     memset(out, 0, n * sizeof(redisReply *));
     if (cn == NULL)
         return RC_UNAVAILABLE;
+    int shortened = 0;
+    if (deadline_ms != 0) {
+        uint64_t now = now_ms();
+        if (now >= deadline_ms)
+            return RC_UNAVAILABLE; /* the connect took the whole budget */
+        uint64_t left = deadline_ms - now;
+        if (left < (uint64_t)st->timeout_ms) {
+            struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+            if (redisSetTimeout(cn->c, tv) != REDIS_OK)
+                goto broken;
+            shortened = 1;
+        }
+    }
     for (size_t i = 0; i < n; i++)
         if (redisAppendCommandArgv(cn->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
             goto broken;
     for (size_t i = 0; i < n; i++)
         if (redisGetReply(cn->c, (void **)&out[i]) != REDIS_OK || out[i] == NULL)
             goto broken;
+    if (shortened && redisSetTimeout(cn->c, st->timeout) != REDIS_OK)
+        goto broken;
     return RC_OK;
 broken:
     for (size_t i = 0; i < n; i++)
@@ -336,6 +354,11 @@ broken:
     memset(out, 0, n * sizeof(redisReply *));
     drop(cn);
     return RC_UNAVAILABLE;
+}
+
+static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
+{
+    return pipeline_by(st, cmds, n, out, 0);
 }
 
 static void free_replies(redisReply **r, size_t n)
@@ -756,12 +779,12 @@ static rc_t closable(wscratch *x, const redisReply *r, str_t owner, int64_t now)
 /* Sends the n commands of a round and hands each op its replies (through
  * judge); on a broken connection every op of the round gets its rc. */
 static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply **r,
-                       store_op *const *ops, wscratch *w, size_t n,
+                       store_op *const *ops, wscratch *w, size_t n, uint64_t deadline_ms,
                        void (*judge)(store_op *, wscratch *, redisReply *const *))
 {
     if (nc == 0)
         return;
-    rc_t rc = pipeline(st, cmds, nc, r);
+    rc_t rc = pipeline_by(st, cmds, nc, r, deadline_ms);
     for (size_t i = 0; i < n; i++) {
         if (w[i].first == SIZE_MAX)
             continue;
@@ -796,9 +819,12 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 
 static rc_t redis_ping(store_t *base);
 
+/* The request path's store work: its rounds (and a connect, a host name's
+ * lookup included) end within REDIS_TIMEOUT_MS in all. */
 static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
+    uint64_t deadline = now_ms() + (uint64_t)st->timeout_ms;
     wscratch *w = calloc(n, sizeof *w);
     rcmd *cmds = calloc(2 * n, sizeof *cmds); /* at most two commands an operation */
     redisReply **r = calloc(2 * n, sizeof(redisReply *));
@@ -827,7 +853,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
         }
     }
-    round_trip(st, cmds, nc, r, ops, w, n, judge_first);
+    round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_first);
     /* round 2: DEL and ZREM of the closes that may go ahead */
     nc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -851,7 +877,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
         cmds[nc++] = (rcmd){ 3, x->argv[1], x->lens[1] };
     }
-    round_trip(st, cmds, nc, r, ops, w, n, judge_second);
+    round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_second);
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
