@@ -543,3 +543,16 @@ def test_eviction_of_thousands_at_once(spawn, tmp_path):
     left = narrow.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]
     assert len(left) == 5 and s["id"] in {x["id"] for x in left}
     assert not set(s["evicted"]) & {x["id"] for x in left}
+
+
+@pytest.mark.parametrize("name,value", [
+    ("SESSION_MAX_PER_USER", "-1"), ("SESSION_MAX_PER_USER", "many"),
+    ("SESSION_MAX_PER_USER", "100000001"), ("SESSION_LIMIT_POLICY", "evict_newest"),
+    ("SESSION_LIMIT_POLICY", ""),
+])
+def test_cap_settings_refused_at_start(tmp_path, name, value):
+    from apitools import run_until_exit
+    rc, out, err = run_until_exit("sessiond", {name: value}, tmp_path)
+    assert rc == 2, (rc, err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and name in lines[0], err
