@@ -518,9 +518,12 @@ static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
         return rc;
     MDB_val k = { strlen(id), (void *)id }, v;
     rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
-    if (rc == RC_OK && (session_decode(v.mv_data, v.mv_size, &s) != RC_OK ||
-                        !session_live(&s, now)))
+    if (rc == RC_OK && session_decode(v.mv_data, v.mv_size, &s) != RC_OK) {
+        log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
+        rc = RC_UNAVAILABLE;
+    } else if (rc == RC_OK && !session_live(&s, now)) {
         rc = RC_NOT_FOUND;
+    }
     if (rc == RC_OK) {
         buf_reset(rec);
         rc = buf_append(rec, v.mv_data, v.mv_size);

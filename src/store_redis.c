@@ -378,7 +378,11 @@ static rc_t live_record(const redisReply *r, int64_t now, buf_t *rec, session_t 
         return RC_NOT_FOUND;
     buf_reset(rec);
     rc_t rc = buf_append(rec, r->str, r->len);
-    if (rc == RC_OK && (session_decode(rec->p, rec->len, s) != RC_OK || !session_live(s, now)))
+    if (rc == RC_OK && session_decode(rec->p, rec->len, s) != RC_OK) {
+        log_msg(LOG_ERROR, "redis: undecodable record for a session");
+        return RC_UNAVAILABLE; /* a store that fails: never a list one short */
+    }
+    if (rc == RC_OK && !session_live(s, now))
         rc = RC_NOT_FOUND;
     return rc;
 }

@@ -556,3 +556,27 @@ def test_cap_settings_refused_at_start(tmp_path, name, value):
     assert rc == 2, (rc, err)
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and name in lines[0], err
+
+
+def test_a_record_that_cannot_be_read_fails_the_list(spawn, store_kind, request, tmp_path):
+    """A corrupt record in the user's list: 503, never a 200 one short."""
+    srv = spawn("sessiond", store=tmp_path / "corrupt")
+    user = uid()
+    tok = make_token(user)
+    a, b = srv.create(tok), srv.create(tok)
+    path = "/users/%s/sessions" % q(user)
+    if store_kind == "redis":
+        red = request.getfixturevalue("suite_redis")
+        with red.client(int(srv.store_url.rsplit("/", 1)[1])) as cli:
+            cli.call("SET", "ss:s:" + b["id"], "not a record")
+    else:
+        # the record's version byte, rewritten in place in the data file
+        data = (tmp_path / "corrupt" / "data.mdb")
+        at = data.read_bytes().find(b["id"].encode() + user.encode())
+        assert at > 36, "record not found in the data file"
+        with open(data, "r+b") as f:  # one byte, in place: the map stays whole
+            f.seek(at - 36)
+            f.write(b"\xee")
+    assert_503(srv.get(path, token=tok))
+    assert_503(srv.get("/session/%s" % b["id"], token=tok))
+    assert srv.get("/session/%s" % a["id"], token=tok).status_code == 200
