@@ -114,6 +114,46 @@ def test_validate_records_last_seen(server, user):
     assert read["last_seen_at"] <= read["expires_at"]
 
 
+def import_session(srv, sid, user, created, expires, last_seen):
+    """Writes a session straight into srv's store with sessionctl (so that
+    its times can lie in the past)."""
+    import json
+    import os
+    import subprocess
+    from apitools import PASSTHROUGH_ENV, binary_path
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
+    line = json.dumps({"id": sid, "user_id": user, "created_at": created, "expires_at": expires,
+                       "last_seen_at": last_seen, "ip": "192.0.2.7", "user_agent": None,
+                       "data": {}})
+    out = subprocess.run([str(binary_path("sessionctl")), "--store", srv.store_url, "import"],
+                         input=line.encode() + b"\n", capture_output=True, env=env, timeout=30,
+                         cwd="/")
+    assert out.returncode == 0 and b"imported 1," in out.stderr, out
+
+
+def test_validate_moves_last_seen_of_a_session_unused_for_minutes(server, user):
+    """A session last used 5 minutes ago: a validate records the use (in
+    the background, within a few seconds), and a read shows it; a second
+    validate right after changes nothing more (use is recorded coarsely)."""
+    t = int(time.time())
+    sid = "LastSeen" + uid("")[-14:].replace("-", "x")
+    import_session(server, sid, user, t - 600, t + 600, t - 300)
+    stok = make_token(user, sid=sid, exp=t + 600)
+    tok = make_token(user)
+    assert server.get("/session/%s" % sid, token=tok).json()["last_seen_at"] == t - 300
+    assert server.get("/validate", token=stok).status_code == 200
+    deadline = time.monotonic() + 5
+    seen = t - 300
+    while seen == t - 300 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = server.get("/session/%s" % sid, token=tok).json()["last_seen_at"]
+    assert t <= seen <= int(time.time()) + 1, "last_seen_at not recorded: %d" % seen
+    # reading with a caller token is not use
+    time.sleep(1.2)
+    assert server.get("/session/%s" % sid, token=tok).json()["last_seen_at"] == seen
+
+
 def test_validate_does_not_extend_or_change_session(server, user):
     tok = make_token(user)
     s = server.create(tok, {"ttl": 500, "data": {"a": 1}})
