@@ -93,7 +93,9 @@ def test_full_store_answers_503_and_keeps_reading(spawn, user):
     assert srv.get("/healthz").status_code == 200
     # a second attempt is refused the same way, not with a crash
     r = srv.post("/session", token=tok, json={"data": {"x": "a" * 3900}})
-    assert r.status_code in (201, 503)
+    assert_problem(r, 503)
+    listed = srv.get("/users/%s/sessions" % user, token=tok)
+    assert len(assert_json(listed, 200)["sessions"]) == len(created)
 
 
 @pytest.mark.lmdb_only(reason="purge must free a full 1 MiB LMDB map; Redis expires "

@@ -654,7 +654,12 @@ def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, libra
     time.sleep(0.3)
     srv.terminate()
     log = srv.stderr_text()
-    assert "/session" in log or "session" in log, "LOG_LEVEL=debug logged nothing about requests"
+    logged = [json.loads(l) for l in log.splitlines() if l.startswith("{")]
+    routes = {(e.get("method"), e.get("route"), e.get("status")) for e in logged}
+    for want in (("POST", "/session", 201), ("POST", "/session", 400),
+                 ("GET", "/users/{user_id}/sessions", 401)):
+        assert want in routes, "no request log line %r: LOG_LEVEL=debug logged %d lines" % (
+            want, len(logged))
 
     every = [tok, other, adm] + list(bad.values()) + [s["token"] for s in (s1, s2, s3, s4, closed)]
     every += [t for t in rec.presented if t]

@@ -16,12 +16,15 @@ def test_sigterm_under_load_answers_in_flight_and_exits_0(pool, tmp_path, user):
     srv = pool.start("sessiond", store=store)
     tok = make_token(user)
     acked, errors, stop = [], [], threading.Event()
+    draining = threading.Event()
+    failures = []  # (while draining, what)
 
     def client():
         while not stop.is_set():
             try:
                 r = srv.post("/session", token=tok)
-            except Exception:  # noqa: BLE001 -- refused or closed once draining: fine
+            except Exception as exc:  # noqa: BLE001 -- judged below
+                failures.append((draining.is_set(), repr(exc)[:200]))
                 time.sleep(0.01)
                 continue
             if r.status_code == 201:
@@ -33,6 +36,7 @@ def test_sigterm_under_load_answers_in_flight_and_exits_0(pool, tmp_path, user):
     for t in threads:
         t.start()
     time.sleep(1.0)
+    draining.set()
     rc, took = srv.terminate(timeout=10)
     stop.set()
     for t in threads:
@@ -41,6 +45,13 @@ def test_sigterm_under_load_answers_in_flight_and_exits_0(pool, tmp_path, user):
     assert signal.SIGKILL not in srv.signals_sent
     assert took < 10, "shutdown took %.1f s" % took
     assert not errors, "answers other than 201 during shutdown: %s" % errors[:10]
+    # before SIGTERM nothing may fail; once draining, only new connections
+    # are refused or closed unanswered (never a timeout, never a bad answer)
+    early = [what for during, what in failures if not during]
+    assert not early, "requests failed before the shutdown began: %s" % early[:5]
+    odd = [what for during, what in failures
+           if during and "ConnectionError" not in what and "ConnectionReset" not in what]
+    assert not odd, "failures other than a refused or closed connection: %s" % odd[:5]
     assert len(acked) > 20, "the load did not run (%d creates)" % len(acked)
     # no new connection is accepted any more
     port = srv.port
