@@ -221,9 +221,9 @@ def std_claims(sub, exp_in=3600, **extra):
 
 
 def decode_token(token, **kw):
-    """Verify a token the service issued, with PyJWT and the shared secret."""
-    return jwt.decode(token, SECRET, algorithms=["HS256"],
-                      options={"verify_aud": False}, **kw)
+    """Verify a token the service issued, with PyJWT and the shared secret
+    (every check on: a token with "aud" needs audience=...)."""
+    return jwt.decode(token, SECRET, algorithms=["HS256"], **kw)
 
 
 def uid(prefix="u"):

@@ -215,7 +215,8 @@ def test_conflicting_content_lengths_are_400(server):
     req = ("POST /session HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
            "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{} " % auth_header()).encode()
     resp = raw_request(server.port, req)
-    assert resp is None or resp.status == 400, resp
+    assert resp is not None and resp.status == 400, resp  # ours: problem+json, then close
+    assert resp.header("content-type") == "application/problem+json"
 
 
 def test_keep_alive_serves_several_requests(server, user):

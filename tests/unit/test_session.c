@@ -705,9 +705,26 @@ static void test_request_parse(void)
         v[4089] = '\0';
         sprintf(body, "{\"data\":{\"k\":\"%s\"}}", v);
         CHECK(refused(body));
-        /* small in the body, large once serialized (escapes count) */
         free(body);
         free(v);
+    }
+    {
+        /* escapes count: data is kept as given (compacted), so 690 "\u00e9"
+         * are 4140 bytes however short as UTF-8 */
+        char body[8192];
+        size_t n = (size_t)sprintf(body, "{\"data\":{\"k\":\"");
+        for (int i = 0; i < 690; i++)
+            n += (size_t)sprintf(body + n, "\\u00e9");
+        sprintf(body + n, "\"}}");
+        CHECK(refused(body));
+        n = (size_t)sprintf(body, "{\"data\":{\"k\":\"");
+        for (int i = 0; i < 681; i++)
+            n += (size_t)sprintf(body + n, "\\u00e9");
+        sprintf(body + n, "\"}}");
+        session_request_t big;
+        CHECK_EQ_INT(req(body, &big), RC_OK);
+        CHECK_EQ_INT(big.data_len, 8 + 681 * 6);
+        session_request_free(&big);
     }
     {
         /* 4096 bytes serialized is the limit even with whitespace in the body */
