@@ -452,7 +452,8 @@ def test_issued_tokens_carry_issuer(iss_server, user):
 def test_issued_tokens_carry_issuer_with_audience(iss_aud_server, user):
     tok = make_token(user, iss="https://issuer.test", aud="sessions-api")
     s = iss_aud_server.create(tok)
-    assert decode_token(s["token"])["iss"] == "https://issuer.test"
+    claims = decode_token(s["token"], audience="sessions-api", issuer="https://issuer.test")
+    assert claims["iss"] == "https://issuer.test" and claims["aud"] == "sessions-api"
 
 
 def test_leeway_zero(spawn, user):

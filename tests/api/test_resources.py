@@ -69,13 +69,9 @@ def proc_status(pid):
 
 
 def settled(pid, timeout=6.0):
-    """The server's figures once the connections the clients closed are gone.
-
-    A connection whose client sent part of a request and closed at once
-    lingers until CONNECTION_TIMEOUT (libmicrohttpd's epoll mode misses the
-    EOF, see test_hostile.py::test_connection_closed_mid_request_is_released_at_once),
-    so this first waits the timeout out, then for two equal readings."""
-    time.sleep(CONN_TIMEOUT + 0.6)
+    """The server's figures once the connections the clients closed are gone:
+    two equal readings in a row. (A connection closed mid-request is released
+    at once: test_hostile.py::test_connection_closed_mid_request_is_released_at_once.)"""
     deadline = time.monotonic() + timeout
     last = proc_status(pid)
     while time.monotonic() < deadline:
