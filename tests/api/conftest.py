@@ -41,6 +41,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "lmdb_only(reason): runs only on the LMDB store")
     config.addinivalue_line("markers", "own_store: chooses STORE_URL itself; "
                             "not parametrized over the store")
+    config.addinivalue_line("markers", "concurrency: puts the service's threads under "
+                            "pressure; tests/tsan.sh runs exactly these under ThreadSanitizer")
 
 
 def pytest_generate_tests(metafunc):

@@ -134,6 +134,7 @@ def test_user_with_slash(server):
     assert_unauthorized(server.get("/validate", token=b["token"]))
 
 
+@pytest.mark.concurrency
 def test_close_all_during_creates_orphans_nothing(server, user):
     """Close-alls racing with creates may leave the newest sessions open, but
     every session left open is listed, and one more close-all closes it."""

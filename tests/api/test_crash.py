@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from apitools import RawConn, http_request_bytes, make_token, q, uid
 
 ITERATIONS = int(os.environ.get("HARDENING_CRASH_ITERATIONS", "32"))
@@ -168,6 +170,7 @@ def lmdb_path(srv):
     return Path(url[len("lmdb://"):]) if url.startswith("lmdb://") else None
 
 
+@pytest.mark.concurrency
 def test_kill_9_under_concurrent_load_loses_no_acknowledged_write(pool, tmp_path, store_kind):
     seed = int(os.environ.get("HARDENING_CRASH_SEED", str(int(time.time() * 1000) % 10**9)))
     rng = random.Random(seed)

@@ -216,6 +216,7 @@ def test_obs_fold_cannot_hide_content_length(server, user):
     assert listed_ids(server, user, tok) == [victim["id"]]
 
 
+@pytest.mark.concurrency
 def test_pipelined_writes_and_reads_run_in_order(server, user):
     """One write holding creates, a list, a close and reads of the closed
     session: answered in order, each seeing the effects of the ones before
@@ -305,6 +306,7 @@ def _routes_of(name, user, other_id):
             "readSession": read, "closeSession": close}[name]
 
 
+@pytest.mark.concurrency
 def test_closed_session_token_refused_by_every_process(quartet, user):
     tok = make_token(user)
     c = quartet["createSession"]
@@ -362,6 +364,7 @@ def _fire_together(reqs, timeout=20):
     return out
 
 
+@pytest.mark.concurrency
 def test_100_concurrent_closes_give_exactly_one_204(spawn, tmp_path, user):
     """100 DELETEs of one session at one moment, spread over sessiond and
     closeSession on one store, from the owner and administrators: one 204,
@@ -389,6 +392,7 @@ def test_100_concurrent_closes_give_exactly_one_204(spawn, tmp_path, user):
     assert listed_ids(a, user, tok) == []
 
 
+@pytest.mark.concurrency
 def test_1000_concurrent_creates_give_1000_distinct_readable_ids(spawn):
     """1,000 creates in flight at once (one connection each): 1,000 distinct,
     well-formed ids, every one readable, listed and validating."""

@@ -182,6 +182,7 @@ def timed(fn):
     return (time.perf_counter() - t0) * 1000.0, ok
 
 
+@pytest.mark.concurrency
 def test_normal_traffic_fast_while_hostile_clients_are_cut_off(spawn, store_kind):
     raise_nofile()
     srv = spawn("sessiond", env={"CONNECTION_TIMEOUT": str(TIMEOUT), "CONNECTION_LIMIT": "2000"})

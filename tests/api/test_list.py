@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from apitools import (SESSION_FIELDS, admin_token, assert_json, assert_problem, creates_racing,
                       make_token, no_store, q, uid)
 
@@ -124,6 +126,7 @@ def test_list_survives_many_sessions(server, user):
     assert {s["id"] for s in sessions} == made
 
 
+@pytest.mark.concurrency
 def test_lists_during_creates_lose_no_session(server, user):
     """A list that runs while the same user's sessions are being created
     never makes one of them disappear from later lists."""

@@ -140,6 +140,7 @@ def test_session_token_can_close_its_own_session(server, user):
     assert_unauthorized(server.get("/session/%s" % s["id"], token=s["token"]))
 
 
+@pytest.mark.concurrency
 def test_racing_closes_report_exactly_one_success(server, user):
     tok = make_token(user)
     for _ in range(5):

@@ -187,6 +187,7 @@ def delete_bytes(path, token):
                                                "Connection": "close"})
 
 
+@pytest.mark.concurrency
 def test_two_instances_closing_one_session_at_once(fleet):
     user = uid()
     tok = make_token(user)
@@ -204,6 +205,7 @@ def test_two_instances_closing_one_session_at_once(fleet):
     assert ids_listed(fleet["read"], user, tok) == []
 
 
+@pytest.mark.concurrency
 def test_fifty_concurrent_closes_across_instances(fleet):
     user = uid()
     tok = make_token(user)
@@ -219,6 +221,7 @@ def test_fifty_concurrent_closes_across_instances(fleet):
             "50 concurrent closes of one session: %s" % sorted(statuses, key=str)
 
 
+@pytest.mark.concurrency
 def test_concurrent_close_all_counts_each_session_once(fleet, suite_redis):
     user = uid()
     tok = make_token(user)

@@ -47,6 +47,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from apitools import RawConn, admin_token, http_request_bytes, make_token, q, uid
 
 TOTAL = int(os.environ.get("HARDENING_RESOURCE_REQUESTS", "100000"))
@@ -316,6 +318,7 @@ def traffic(workers, total):
                                                                "\n  ".join(errors[:10]))
 
 
+@pytest.mark.concurrency
 def test_fds_and_memory_stay_flat_over_100k_mixed_requests(spawn, store_kind):
     asan = os.environ.get("ASAN_OPTIONS", "")
     asan = (asan + ":" if asan else "") + "quarantine_size_mb=4:thread_local_quarantine_size_kb=64"

@@ -200,6 +200,7 @@ def test_cap_evicts_least_recently_used_and_refuse_policy(spawn):
     assert len(srv2.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]) == 2
 
 
+@pytest.mark.concurrency
 def test_concurrent_creates_never_pass_the_cap(spawn):
     import threading
     srv = spawn("sessiond", env={"SESSION_MAX_PER_USER": "5"})
@@ -312,6 +313,7 @@ class StalledDns:
         self.sock.close()
 
 
+@pytest.mark.concurrency
 @pytest.mark.own_store
 def test_stalled_dns_blocks_no_request(tmp_path):
     """The Redis host is a name whose lookup never ends (its DNS server takes
@@ -447,6 +449,7 @@ def crowded(mspawn):
     return srv, user, tok
 
 
+@pytest.mark.concurrency
 def test_a_huge_list_holds_up_no_other_request(crowded):
     srv, user, tok = crowded
     path = "/users/%s/sessions" % q(user)
@@ -456,6 +459,7 @@ def test_a_huge_list_holds_up_no_other_request(crowded):
     assert worst < took / 4, "a request waited %.3f s during a %.3f s list" % (worst, took)
 
 
+@pytest.mark.concurrency
 def test_a_huge_close_all_holds_up_no_other_request(crowded):
     srv, user, tok = crowded
     path = "/users/%s/sessions" % q(user)
