@@ -25,6 +25,7 @@ def put(target, name, data):
 
 H = b'{"alg":"HS256","typ":"JWT"}'
 C = b'{"sub":"alice","exp":1700003600,"iat":1700000000,"sid":"AAAAAAAAAAAAAAAAAAAAAA"}'
+# signed with other keys: the refusal path (fuzz_token cannot forge HMAC)
 put("token", "valid-wrong-key", tok(H, C, b"another-key-another-key-another-key"))
 put("token", "alg-none", b64(b'{"alg":"none"}') + b"." + b64(C) + b".")
 put("token", "dup-keys", tok(H, b'{"sub":"a","sub":"b","exp":1700003600}', b"x" * 32))
@@ -32,6 +33,81 @@ put("token", "crit", tok(b'{"alg":"HS256","crit":["x"]}', C, b"x" * 32))
 put("token", "padded", tok(H, C, b"y" * 32) + b"=")
 put("token", "issuer", b"I" + tok(H, b'{"sub":"a","exp":1700003600,"iss":"iss","aud":["aud"]}', b"z" * 32))
 put("token", "four-segments", tok(H, C, b"q" * 32) + b".eA")
+
+# signed with fuzz_token's own KEY: these pass the signature, so the claims
+# checks behind it run (a leading "I" selects the iss/aud policy; see
+# fuzz/fuzz_token.c). The fuzz target's clock is 1700000000, leeway 30.
+OWN = [
+    ("own-valid", H, C),
+    ("own-no-sid", H, b'{"sub":"alice","exp":1700003600}'),
+    ("own-admin", H, b'{"sub":"root","exp":1700003600,"scope":"read session:admin write"}'),
+    ("own-admin-prefix", H, b'{"sub":"root","exp":1700003600,"scope":"session:administrator"}'),
+    ("own-expired", H, b'{"sub":"alice","exp":1699999969}'),
+    ("own-exp-leeway", H, b'{"sub":"alice","exp":1699999970.5}'),
+    ("own-nbf-future", H, b'{"sub":"alice","exp":1700003600,"nbf":1700000031}'),
+    ("own-iat-future", H, b'{"sub":"alice","exp":1700003600,"iat":1700000030}'),
+    ("own-bad-sid", H, b'{"sub":"alice","exp":1700003600,"sid":"short"}'),
+    ("own-sid-number", H, b'{"sub":"alice","exp":1700003600,"sid":12}'),
+    ("own-sub-space", H, b'{"sub":" alice","exp":1700003600}'),
+    ("own-sub-ctrl", H, b'{"sub":"al\\u0085ice","exp":1700003600}'),
+    ("own-sub-256", H, b'{"sub":"' + b"u" * 256 + b'","exp":1700003600}'),
+    ("own-sub-257", H, b'{"sub":"' + b"u" * 257 + b'","exp":1700003600}'),
+    ("own-dup-keys", H, b'{"sub":"a","sub":"b","exp":1700003600}'),
+    ("own-crit", b'{"alg":"HS256","crit":["exp"]}', C),
+    ("own-alg-HS512", b'{"alg":"HS512"}', C),
+    ("own-header-dup", b'{"alg":"HS256","alg":"HS256"}', C),
+    ("own-deep", H, b'{"sub":"a","exp":1700003600,"x":' + b"[" * 8 + b"]" * 8 + b"}"),
+    ("own-claims-array", H, b'["sub","alice"]'),
+]
+for name, h, c in OWN:
+    put("token", name, tok(h, c))
+put("token", "own-issuer", b"I" + tok(H, b'{"sub":"a","exp":1700003600,"iss":"iss","aud":["x","aud"]}'))
+put("token", "own-issuer-wrong-aud", b"I" + tok(H, b'{"sub":"a","exp":1700003600,"iss":"iss","aud":"other"}'))
+put("token", "own-non-canonical-sig", tok(H, C)[:-1] + b"B")
+
+# plain JSON claims objects: token_claims_parse directly
+CLAIMS = [
+    ("json-valid", C),
+    ("json-min", b'{"sub":"a","exp":1700000000}'),
+    ("json-admin", b'{"sub":"ops","exp":1700003600,"scope":"session:admin"}'),
+    ("json-scope-nonstring", b'{"sub":"ops","exp":1700003600,"scope":["session:admin"]}'),
+    ("json-scope-tab", b'{"sub":"ops","exp":1700003600,"scope":"x\\tsession:admin"}'),
+    ("json-sid-64", b'{"sub":"a","exp":1700003600,"sid":"' + b"A" * 64 + b'"}'),
+    ("json-sid-65", b'{"sub":"a","exp":1700003600,"sid":"' + b"A" * 65 + b'"}'),
+    ("json-sid-21", b'{"sub":"a","exp":1700003600,"sid":"' + b"A" * 21 + b'"}'),
+    ("json-sid-null", b'{"sub":"a","exp":1700003600,"sid":null}'),
+    ("json-sub-nul", b'{"sub":"a\\u0000b","exp":1700003600}'),
+    ("json-sub-utf8", '{"sub":"\u00e9l\u00e8ve \U0001F600","exp":1700003600}'.encode()),
+    ("json-sub-surrogate", b'{"sub":"\\ud800","exp":1700003600}'),
+    ("json-sub-pair", b'{"sub":"\\ud83d\\ude00","exp":1700003600}'),
+    ("json-sub-del", b'{"sub":"a\x7f","exp":1700003600}'),
+    ("json-sub-tab-end", b'{"sub":"a\\t","exp":1700003600}'),
+    ("json-sub-empty", b'{"sub":"","exp":1700003600}'),
+    ("json-sub-256-multibyte", b'{"sub":"' + "\u00e9".encode() * 128 + b'","exp":1700003600}'),
+    ("json-no-exp", b'{"sub":"a"}'),
+    ("json-exp-string", b'{"sub":"a","exp":"1700003600"}'),
+    ("json-exp-negative", b'{"sub":"a","exp":-1,"nbf":0}'),
+    ("json-exp-max", b'{"sub":"a","exp":253402300799}'),
+    ("json-exp-over-max", b'{"sub":"a","exp":253402300800}'),
+    ("json-exp-huge", b'{"sub":"a","exp":1e308}'),
+    ("json-exp-fraction", b'{"sub":"a","exp":1699999969.999}'),
+    ("json-nbf-leeway", b'{"sub":"a","exp":1700003600,"nbf":1700000030}'),
+    ("json-iat-float", b'{"sub":"a","exp":1700003600,"iat":1700000030.5}'),
+    ("json-dup", b'{"sub":"a","exp":1700003600,"exp":1}'),
+    ("json-deep-9", b'{"sub":"a","exp":1700003600,"x":' + b"[" * 8 + b"]" * 8 + b"}"),
+    ("json-deep-string", b'{"sub":"[[[[[[[[[[","exp":1700003600}'),
+    ("json-array", b'[{"sub":"a","exp":1700003600}]'),
+    ("json-trailing", b'{"sub":"a","exp":1700003600} x'),
+    ("json-ws", b' \n{ "sub" : "a" , "exp" : 1700003600 }\n'),
+    ("json-escaped-key", b'{"s\\u0075b":"a","exp":1700003600}'),
+]
+for name, c in CLAIMS:
+    put("token", name, c)
+put("token", "json-issuer", b'I{"sub":"a","exp":1700003600,"iss":"iss","aud":"aud"}')
+put("token", "json-issuer-aud-array", b'I{"sub":"a","exp":1700003600,"iss":"iss","aud":["x","aud"]}')
+put("token", "json-issuer-aud-mixed", b'I{"sub":"a","exp":1700003600,"iss":"iss","aud":["aud",1]}')
+put("token", "json-issuer-missing", b'I{"sub":"a","exp":1700003600,"aud":"aud"}')
+put("token", "json-issuer-wrong", b'I{"sub":"a","exp":1700003600,"iss":"is","aud":"aud"}')
 
 put("body", "empty", b"")
 put("body", "all", b'{"user_id":"bob","ttl":600,"data":{"a":[1,2,{"b":null}],"s":"x\\u00e9"}}')
@@ -45,6 +121,13 @@ put("env", "basic", b"# comment\nPORT=8081\nexport HOST=127.0.0.1\nJWT_SECRET='0
 put("env", "bad", b"PORT 8081\nX=\"unterminated\n")
 put("env", "all", b"JWT_SECRET=" + b"s" * 40 + b"\nSTORE_URL=redis://:pw@host:6379/2\nLOG_LEVEL=debug\nLMDB_SYNC=meta\nTHREADS=4\n")
 
+put("env", "quotes", b"A='a\"b'\nB=\"it's\"\nC=\"\"\nD=''\nE=\n_F1 = \"  spaced  \"  \n")
+put("env", "export", b"export   X=1\nexport=2\nexportY=3\n\t# indented comment\n   \n")
+put("env", "crlf", b"PORT=8081\r\nHOST=\"::1\"\r\n")
+put("env", "hash-tab", b"K=a # not a comment\nT=a\tb\nQ=\"x\"y\"\n")
+put("env", "lone-quote", b"K=\"\n")
+put("env", "del", b"K=a\x7fb\n")
+
 put("path", "session", b"/session/AAAAAAAAAAAAAAAAAAAAAA")
 put("path", "user", b"/users/a%2Fb/sessions")
 put("path", "bad-escape", b"/users/%zz/sessions")
@@ -53,6 +136,15 @@ put("path", "trailing", b"/session/")
 put("cookie", "cookies", b"a=b; session=\"tok.en.x\"; c=d")
 put("cookie", "bearer", b"Bearer   abc.def.ghi  ")
 put("cookie", "prefix", b"xsession=1;session=2")
+
+put("path", "healthz", b"/healthz")
+put("path", "user-escapes", b"/users/%41l%69ce%20%2F%25/sessions")
+put("path", "nul", b"/session/%00AAAAAAAAAAAAAAAAAAAAA")
+put("path", "short-escape", b"/session/abc%4")
+put("path", "extra-segment", b"/users/x/sessions/")
+put("path", "long", b"/users/" + b"%41" * 400 + b"/sessions")
+put("path", "over-space", b"/session/" + b"a" * 1025)
+put("cookie", "empty-quoted", b'session=""; session=x')
 
 
 def record(id_, user, ip, ua, data, c=1700000000, ls=1700000000, e=1700003600):
@@ -68,3 +160,8 @@ put("record", "export-line", json.dumps({
     "expires_at": 1700003600, "last_seen_at": 1700000000, "ip": "127.0.0.1",
     "user_agent": None, "data": {"n": 1}}).encode())
 put("record", "redis-url", b":p%40ss@[::1]:6380/3")
+put("record", "empty-ua", record(b"C" * 64, b"u" * 256, b"", b"", b"{}"))
+put("record", "export-escapes", json.dumps({
+    "user_agent": "", "ip": "\u0000\"\\", "data": {"k": [1, {"x": "\u00e9\n"}], "e": {}},
+    "id": "B" * 22, "user_id": "\u00e9 x", "created_at": 0, "expires_at": 0,
+    "last_seen_at": 99999999999}, indent=1).encode())

@@ -355,6 +355,7 @@ class Server:
         self.base = "http://127.0.0.1:%d" % self.port
         self.rlimits = {}  # resource.RLIMIT_* -> (soft, hard), set before start
         self.wrapper = []  # argv that runs the binary (given as "$0"), set before start
+        self.hung_on_sigterm = None  # seconds waited, when terminate() had to kill
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, wait=True):
@@ -415,7 +416,7 @@ class Server:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.signals_sent.add(signal.SIGKILL)
+                self.hung_on_sigterm = timeout  # a problem (problems()), not a kill -9 by a test
                 self.proc.kill()
                 self.proc.wait(10)
         self._close_stderr()
@@ -440,12 +441,17 @@ class Server:
         if self.proc is None:
             return out
         rc = self.proc.returncode
-        allowed = set()
-        if signal.SIGTERM in self.signals_sent:
-            allowed |= {0, -signal.SIGTERM, 128 + signal.SIGTERM}
-        if signal.SIGKILL in self.signals_sent:
-            allowed |= {-signal.SIGKILL, 128 + signal.SIGKILL}
-        if rc not in allowed and not self.allow_exit:
+        hung = self.hung_on_sigterm
+        if hung is not None:
+            out.append("%s did not exit within %.0f s of SIGTERM (killed; a sanitizer's "
+                       "report at exit is lost)" % (self.binary, hung))
+        elif signal.SIGKILL in self.signals_sent:
+            pass  # the test killed it (kill -9 scenes)
+        elif signal.SIGTERM in self.signals_sent:
+            if rc != 0 and not self.allow_exit:
+                out.append("%s exited with status %s after SIGTERM (a clean shutdown is 0)"
+                           % (self.binary, rc))
+        elif not self.allow_exit:
             out.append("%s exited with status %s on its own (not from our signal)"
                        % (self.binary, rc))
         text = self.stderr_text()

@@ -194,7 +194,9 @@ def test_kill_9_under_concurrent_load_loses_no_acknowledged_write(pool, tmp_path
             t.join(15)
         assert not any(t.is_alive() for t in threads), "%s: a client hung" % where
         path = lmdb_path(srv)
-        if MDB_STAT and path is not None and store_kind == "lmdb":
+        if store_kind == "lmdb":
+            assert MDB_STAT, "mdb_stat is missing (lmdb-utils, scripts/deps.sh test)"
+            assert path is not None, "no LMDB path for %s" % srv.store_url
             p = subprocess.run([MDB_STAT, "-e", str(path)], capture_output=True, timeout=20)
             assert p.returncode == 0, "%s: mdb_stat -e after kill -9: %s" % (
                 where, p.stderr.decode("utf-8", "replace"))

@@ -192,9 +192,14 @@ def library_pages():
     apitools.LIBRARY_PAGES_ALLOWED = False
 
 
-@pytest.mark.xfail(strict=True, reason="libmicrohttpd 0.9.75 answers an unparseable "
+# raises=AssertionError: only the test's own assertions are the expected
+# failure; a contract check failing in teardown (pytest.fail) is not absorbed
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="libmicrohttpd 0.9.75 answers an unparseable "
                    "Content-Length itself, with an HTML page (and its header block twice)")
-def test_framing_errors_answered_by_the_library(server):
+def test_framing_errors_answered_by_the_library(server, library_pages):
+    # library_pages: the library's own page is the known limitation this test
+    # keeps visible; any other contract violation still fails in teardown
     req = ("POST /session HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
            "Content-Length: abc\r\n\r\n{}" % auth_header()).encode()
     resp = raw_request(server.port, req)
