@@ -8,6 +8,7 @@
 #                   and the concurrency tests under ThreadSanitizer
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (default 60) each
 #   make bench      sessiond (LMDB, Redis) against nginx, see docs/BENCHMARKS.md
+#   make mutate     each mutation of tests/mutations.txt must be caught by its tests
 #   make asan       the sanitizer build, in build/asan/
 
 PKGS     := libmicrohttpd jansson libjwt openssl lmdb hiredis
@@ -28,7 +29,7 @@ BINS     := sessiond createSession readSession closeSession sessionctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit api asan lint fuzz fuzz-build deps deps-test deps-bench bench clean
+.PHONY: all run test unit api asan lint fuzz fuzz-build deps deps-test deps-bench bench clean mutate
 .DELETE_ON_ERROR:
 
 all: $(addprefix $(BUILD)/,$(BINS))
@@ -84,6 +85,13 @@ test: deps-test
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	@echo "== concurrency tests under ThreadSanitizer"
 	@sh tests/tsan.sh
+	@echo "== mutations (tests/mutations.txt): every one must be caught"
+	@$(MAKE) --no-print-directory mutate
+
+# One deliberate bug at a time in security- and durability-critical code,
+# rebuilt in build/mutate/, against the tests named for it (tests/mutate.py).
+mutate: all
+	$(PYTHON) tests/mutate.py
 
 # Static analysis, clean or it fails: cppcheck, clang-tidy (.clang-tidy),
 # and the clang static analyzer through scan-build.
