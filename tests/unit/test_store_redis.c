@@ -1,0 +1,544 @@
+/* test_store_redis.c -- the Redis store against a scripted fake Redis: what
+ * no black-box test can make a real server do on cue. Error replies of each
+ * kind, replies of the wrong shape, a pipeline cut short by a closed or a
+ * stalled connection, an AUTH that is refused. The fake listens on a free
+ * loopback port, reads RESP commands and answers each with the next entry
+ * of the test's script; it records every command it was sent. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "store.h"
+#include "store_redis.h"
+#include "unit.h"
+
+#define NOW 1700000000LL
+#define SCRIPT_MAX 16
+#define LOG_MAX 32
+#define BACKOFF_US 300000 /* past the store's reconnect back-off (200 ms) */
+
+typedef enum { ACT_REPLY, ACT_CLOSE, ACT_STALL } act_kind;
+
+typedef struct act {
+    act_kind kind;
+    char *p; /* ACT_REPLY: the raw RESP bytes sent back */
+    size_t len;
+} act;
+
+typedef struct fake {
+    int lfd, port;
+    pthread_t th;
+    pthread_mutex_t mu;
+    act script[SCRIPT_MAX];
+    size_t nscript, next;
+    char log[LOG_MAX][160]; /* each command received, its arguments joined by spaces */
+    size_t nlog;
+    int conns, unscripted, stop;
+} fake;
+
+/* Length of the first complete RESP array command in b[0..n): 0 when more
+ * bytes are needed, -1 for anything else. Its words go to line. */
+static long take_command(const char *b, size_t n, char *line, size_t cap)
+{
+    size_t at = 0, used = 0;
+    long argc = 0;
+    if (n < 1 || b[0] != '*')
+        return n ? -1 : 0;
+    const char *eol = memchr(b, '\n', n);
+    if (eol == NULL)
+        return 0;
+    argc = strtol(b + 1, NULL, 10);
+    at = (size_t)(eol - b) + 1;
+    line[0] = '\0';
+    for (long i = 0; i < argc; i++) {
+        if (at >= n)
+            return 0;
+        if (b[at] != '$')
+            return -1;
+        eol = memchr(b + at, '\n', n - at);
+        if (eol == NULL)
+            return 0;
+        long len = strtol(b + at + 1, NULL, 10);
+        at = (size_t)(eol - b) + 1;
+        if (len < 0 || at + (size_t)len + 2 > n)
+            return len < 0 ? -1 : 0;
+        /* words longer than 40 bytes (scripts, records) are logged by length */
+        int w = len <= 40 ? snprintf(line + used, cap - used, "%s%.*s", i ? " " : "", (int)len, b + at)
+                          : snprintf(line + used, cap - used, "%s<%ld>", i ? " " : "", len);
+        if (w > 0 && used + (size_t)w < cap)
+            used += (size_t)w;
+        at += (size_t)len + 2;
+    }
+    return (long)at;
+}
+
+static void *serve(void *arg)
+{
+    fake *f = arg;
+    int cfd = -1, stalled = 0;
+    char in[1 << 16];
+    size_t have = 0;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        int stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        if (stop)
+            break;
+        struct pollfd p[2] = { { .fd = f->lfd, .events = POLLIN },
+                               { .fd = cfd, .events = POLLIN } };
+        if (poll(p, cfd >= 0 && !stalled ? 2 : 1, 20) <= 0)
+            continue;
+        if (p[0].revents & POLLIN) {
+            int fd = accept(f->lfd, NULL, NULL);
+            if (fd >= 0) {
+                if (cfd >= 0)
+                    close(cfd);
+                cfd = fd;
+                stalled = 0;
+                have = 0;
+                pthread_mutex_lock(&f->mu);
+                f->conns++;
+                pthread_mutex_unlock(&f->mu);
+            }
+            continue;
+        }
+        ssize_t got = read(cfd, in + have, sizeof in - have);
+        if (got <= 0) {
+            close(cfd);
+            cfd = -1;
+            continue;
+        }
+        have += (size_t)got;
+        char line[160];
+        long used;
+        while (cfd >= 0 && !stalled && (used = take_command(in, have, line, sizeof line)) > 0) {
+            memmove(in, in + used, have - (size_t)used);
+            have -= (size_t)used;
+            pthread_mutex_lock(&f->mu);
+            if (f->nlog < LOG_MAX)
+                snprintf(f->log[f->nlog++], sizeof f->log[0], "%s", line);
+            act a = { ACT_REPLY, "-ERR fake: unscripted\r\n", 23 };
+            if (f->next < f->nscript)
+                a = f->script[f->next++];
+            else
+                f->unscripted++;
+            pthread_mutex_unlock(&f->mu);
+            if (a.kind == ACT_CLOSE) {
+                close(cfd);
+                cfd = -1;
+            } else if (a.kind == ACT_STALL) {
+                stalled = 1;
+            } else if (write(cfd, a.p, a.len) != (ssize_t)a.len) {
+                close(cfd);
+                cfd = -1;
+            }
+        }
+    }
+    if (cfd >= 0)
+        close(cfd);
+    return NULL;
+}
+
+static void fake_start(fake *f)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(f->lfd, 8) != 0 || getsockname(f->lfd, (struct sockaddr *)&a, &al) != 0) {
+        perror("fake redis");
+        exit(2);
+    }
+    f->port = ntohs(a.sin_port);
+    pthread_create(&f->th, NULL, serve, f);
+}
+
+/* Stops the fake; every scripted answer must have been asked for, and
+ * nothing beyond them. */
+static void fake_stop(fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stop = 1;
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    CHECK_EQ_INT(f->unscripted, 0);
+    CHECK_EQ_INT(f->next, f->nscript);
+    for (size_t i = 0; i < f->nscript; i++)
+        free(f->script[i].p);
+    pthread_mutex_destroy(&f->mu);
+}
+
+static void push(fake *f, act_kind kind, const char *p, size_t len)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->nscript < SCRIPT_MAX) {
+        act *a = &f->script[f->nscript++];
+        a->kind = kind;
+        a->len = len;
+        a->p = NULL;
+        if (p != NULL) {
+            a->p = malloc(len);
+            memcpy(a->p, p, len);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The next answer: raw RESP text. */
+static void say(fake *f, const char *resp)
+{
+    push(f, ACT_REPLY, resp, strlen(resp));
+}
+
+/* The next answer: a bulk string of n bytes. */
+static void say_bulk(fake *f, const void *p, size_t n)
+{
+    char *r = malloc(n + 32);
+    int h = snprintf(r, 32, "$%zu\r\n", n);
+    memcpy(r + h, p, n);
+    memcpy(r + h + n, "\r\n", 2);
+    push(f, ACT_REPLY, r, (size_t)h + n + 2);
+    free(r);
+}
+
+static void say_close(fake *f) { push(f, ACT_CLOSE, NULL, 0); }
+static void say_stall(fake *f) { push(f, ACT_STALL, NULL, 0); }
+
+static const char *logged(fake *f, size_t i)
+{
+    pthread_mutex_lock(&f->mu);
+    const char *s = i < f->nlog ? f->log[i] : "(none)";
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+static int nlogged(fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int n = (int)f->nlog;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* Opens the store on the fake (open writes its readiness key: answered OK
+ * unless the test scripted the open itself). */
+static store_t *open_on(fake *f, const char *userinfo, int script_open)
+{
+    char url[128], err[256] = "";
+    store_options opt = { .timeout_ms = 300 };
+    store_t *st = NULL;
+    if (script_open)
+        say(f, "+OK\r\n");
+    snprintf(url, sizeof url, "redis://%s127.0.0.1:%d", userinfo, f->port);
+    if (store_open(url, &opt, &st, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "store_open: %s\n", err);
+        exit(2);
+    }
+    return st;
+}
+
+static session_t mk(const char *id, const char *user, int64_t expires)
+{
+    session_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.id, sizeof s.id, "%s", id);
+    s.user_id = (str_t){ user, strlen(user) };
+    s.created_at = s.last_seen_at = NOW - 10;
+    s.expires_at = expires;
+    s.ip = STR_LIT("192.0.2.7");
+    s.user_agent = STR_LIT("unit/1.0");
+    s.data = STR_LIT("{}");
+    return s;
+}
+
+/* The record of a session as the store keeps it. */
+static void say_record(fake *f, const char *id, const char *user, int64_t expires)
+{
+    session_t s = mk(id, user, expires);
+    buf_t rec = BUF_INIT;
+    session_encode(&s, &rec);
+    say_bulk(f, rec.p, rec.len);
+    buf_free(&rec);
+}
+
+#define ID_A "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa"
+#define ID_B "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAb"
+#define ID_C "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAc"
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Redis refused the command: the store is unavailable (a 503), whatever the
+ * refusal says, except OOM, which is a full store. The connection stays. */
+static void test_error_replies(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    buf_t rec = BUF_INIT;
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    say(&f, "-ERR boom\r\n");
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_UNAVAILABLE);
+    say(&f, "-LOADING Redis is loading the dataset in memory\r\n");
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_UNAVAILABLE);
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    say(&f, "-NOREPLICAS Not enough good replicas to write.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    say(&f, "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_FULL);
+    say(&f, "-BUSY Redis is busy running a script.\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+    say(&f, "-MISCONF Errors writing to the AOF file\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    CHECK_STR_EQ(logged(&f, 0), "SET ss:ready 1 PX 10000");
+    CHECK_STR_EQ(logged(&f, 1), "GET ss:s:" ID_A);
+    const char *eval = logged(&f, 3); /* the script and the record by length */
+    CHECK(strncmp(eval, "EVAL <", 6) == 0 &&
+          strstr(eval, "> 2 ss:s:" ID_A " ss:u:alice <") != NULL &&
+          strstr(eval, "> 1700000060 " ID_A " 1699999990 0 0 alice ss:s:") != NULL);
+    CHECK_EQ_INT(f.conns, 1); /* an error reply is an answer, not a broken link */
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* The create script's answers, and replies of a shape it never gives. */
+static void test_create_answers(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    buf_t ev = BUF_INIT;
+    store_op o = { .kind = STORE_OP_PUT, .s = &s, .max_per_user = 2, .evicted = &ev };
+    store_op *one = &o;
+
+    say(&f, "*1\r\n:0\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
+    say(&f, "*1\r\n:2\r\n");
+    o.refuse = 1;
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_LIMIT);
+    o.refuse = 0;
+    say(&f, "*3\r\n:1\r\n$31\r\n" ID_B "\r\n$31\r\n" ID_C "\r\n");
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_OK);
+    CHECK_EQ_INT(o.count, 2);
+    CHECK_EQ_INT(ev.len, 64);
+    CHECK(ev.len == 64 && memcmp(ev.p, ID_B "\0" ID_C "\0", 64) == 0);
+    /* not what the script returns: never taken for a success */
+    const char *odd[] = { ":1\r\n", "*0\r\n", "*1\r\n$1\r\n1\r\n", "$-1\r\n", "+OK\r\n" };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        say(&f, odd[i]);
+        CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    }
+    CHECK_EQ_INT(f.conns, 1);
+    buf_free(&ev);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A GET's answers: nil, a live record, an expired one, and bytes that are
+ * no record (a 503, never a session that is quietly absent). */
+static void test_get_answers(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    buf_t rec = BUF_INIT;
+    session_t s;
+    say(&f, "$-1\r\n");
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_NOT_FOUND);
+    say_record(&f, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
+    CHECK(session_decode(rec.p, rec.len, &s) == RC_OK && strcmp(s.id, ID_A) == 0 &&
+          str_eq_cstr(s.user_id, "alice"));
+    say_record(&f, ID_A, "alice", NOW);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_NOT_FOUND);
+    say(&f, "$3\r\nabc\r\n");
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_UNAVAILABLE);
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* One operation's error reply stays with that operation: the others of the
+ * same pipeline get their own answers. */
+static void test_batch_error_stays_with_its_op(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    buf_t ra = BUF_INIT, rb = BUF_INIT;
+    session_t s = mk(ID_C, "carol", NOW + 60);
+    store_op a = { .kind = STORE_OP_GET, .id = ID_A, .now = NOW, .rec = &ra };
+    store_op b = { .kind = STORE_OP_GET, .id = ID_B, .now = NOW, .rec = &rb };
+    store_op c = { .kind = STORE_OP_PUT, .s = &s, .now = NOW };
+    store_op *ops[] = { &a, &b, &c };
+    say(&f, "-ERR only this one\r\n");
+    say_record(&f, ID_B, "bob", NOW + 60);
+    say(&f, "*1\r\n:1\r\n");
+    store_batch(st, ops, 3);
+    CHECK_EQ_INT(a.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(b.rc, RC_OK);
+    CHECK_EQ_INT(c.rc, RC_OK);
+    CHECK_EQ_INT(nlogged(&f), 4); /* the readiness write, then one round of three */
+    buf_free(&ra);
+    buf_free(&rb);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A close reads the record, checks its owner, then deletes: a session of
+ * another user is never deleted; a DEL that finds nothing lost the race. */
+static void test_close_rounds(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":1\r\n");
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_OK);
+    CHECK_STR_EQ(logged(&f, 2), "DEL ss:s:" ID_A);
+    CHECK_STR_EQ(logged(&f, 3), "ZREM ss:u:alice " ID_A);
+
+    say_record(&f, ID_A, "bob", NOW + 60);
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_NOT_FOUND);
+    CHECK_EQ_INT(nlogged(&f), 5); /* the GET only */
+
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":0\r\n");
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_NOT_FOUND);
+
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+
+    /* the link breaks between the two rounds */
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say_close(&f);
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* The connection closes after the first answer of a pipeline: every
+ * operation of that round fails (503), the store waits out its back-off,
+ * then connects again and works. */
+static void test_pipeline_cut_by_close(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    buf_t r[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+    store_op o[3];
+    store_op *ops[3];
+    const char *ids[3] = { ID_A, ID_B, ID_C };
+    for (int i = 0; i < 3; i++) {
+        o[i] = (store_op){ .kind = STORE_OP_GET, .id = ids[i], .now = NOW, .rec = &r[i] };
+        ops[i] = &o[i];
+    }
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say_close(&f);
+    store_batch(st, ops, 3);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(o[i].rc, RC_UNAVAILABLE);
+    /* within the back-off: no new connection is tried */
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &r[0]), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&f), 3);
+    usleep(BACKOFF_US);
+    say_record(&f, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &r[0]), RC_OK);
+    CHECK_EQ_INT(f.conns, 2);
+    for (int i = 0; i < 3; i++)
+        buf_free(&r[i]);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* The server answers the first command of a pipeline and then nothing: the
+ * batch ends with 503s after REDIS_TIMEOUT_MS (300 ms here), not never. */
+static void test_pipeline_cut_by_stall(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    buf_t ra = BUF_INIT, rb = BUF_INIT;
+    session_t s = mk(ID_C, "carol", NOW + 60);
+    store_op a = { .kind = STORE_OP_GET, .id = ID_A, .now = NOW, .rec = &ra };
+    store_op c = { .kind = STORE_OP_PUT, .s = &s, .now = NOW };
+    store_op *ops[] = { &a, &c };
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say_stall(&f);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    store_batch(st, ops, 2);
+    double took = ms_since(&t0);
+    CHECK_EQ_INT(a.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(c.rc, RC_UNAVAILABLE);
+    CHECK(took >= 250 && took < 5000); /* waited for the timeout, and no more than a hang bound */
+    usleep(BACKOFF_US);
+    say_record(&f, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &ra), RC_OK);
+    CHECK_EQ_INT(f.conns, 2);
+    buf_free(&ra);
+    buf_free(&rb);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A refused AUTH: the store opens (Redis may be fixed later) but sends
+ * nothing on an unauthenticated connection, and says 503. */
+static void test_auth_refused(void)
+{
+    fake f;
+    fake_start(&f);
+    say(&f, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    store_t *st = open_on(&f, "app:s3cret@", 0);
+    buf_t rec = BUF_INIT;
+    usleep(BACKOFF_US);
+    say(&f, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_UNAVAILABLE);
+    usleep(BACKOFF_US);
+    say(&f, "+OK\r\n");
+    say_record(&f, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(nlogged(&f), 4);
+    CHECK_STR_EQ(logged(&f, 0), "AUTH app s3cret");
+    CHECK_STR_EQ(logged(&f, 1), "AUTH app s3cret");
+    CHECK_STR_EQ(logged(&f, 2), "AUTH app s3cret");
+    CHECK_STR_EQ(logged(&f, 3), "GET ss:s:" ID_A);
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&f);
+}
+
+int main(void)
+{
+    RUN(test_error_replies);
+    RUN(test_create_answers);
+    RUN(test_get_answers);
+    RUN(test_batch_error_stays_with_its_op);
+    RUN(test_close_rounds);
+    RUN(test_pipeline_cut_by_close);
+    RUN(test_pipeline_cut_by_stall);
+    RUN(test_auth_refused);
+    return UNIT_SUMMARY();
+}
