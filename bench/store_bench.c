@@ -53,7 +53,7 @@ static void sample_session(session_t *s, const char *user, int64_t now, int64_t 
 
 static int seed(const char *url, size_t n)
 {
-    store_options opt = { .map_size = 1LL << 33, .timeout_ms = 1000, .sync = 2 };
+    store_options opt = { .map_size = 1LL << 33, .timeout_ms = 1000, .sync = STORE_SYNC_NONE };
     char err[256], user[32];
     store_t *st;
     if (store_open(url, &opt, &st, err, sizeof err) != RC_OK) {

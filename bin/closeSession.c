@@ -1,8 +1,8 @@
 /* closeSession -- DELETE /session/{id}, DELETE /users/{user_id}/sessions, plus /healthz, /readyz, /metrics. */
-#include "handlers.h"
+#include "routes.h"
 #include "server.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return server_main("closeSession", GROUP_CLOSE);
+    return server_main("closeSession", GROUP_CLOSE, argc, argv);
 }

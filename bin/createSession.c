@@ -1,8 +1,8 @@
 /* createSession -- POST /session, plus /healthz, /readyz, /metrics. */
-#include "handlers.h"
+#include "routes.h"
 #include "server.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return server_main("createSession", GROUP_CREATE);
+    return server_main("createSession", GROUP_CREATE, argc, argv);
 }

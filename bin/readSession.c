@@ -1,8 +1,8 @@
 /* readSession -- GET /session/{id}, GET /users/{user_id}/sessions, GET /validate, plus /healthz, /readyz, /metrics. */
-#include "handlers.h"
+#include "routes.h"
 #include "server.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return server_main("readSession", GROUP_READ);
+    return server_main("readSession", GROUP_READ, argc, argv);
 }

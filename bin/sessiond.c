@@ -1,8 +1,8 @@
 /* sessiond -- every route of the contract (the all-in-one service), plus /healthz, /readyz, /metrics. */
-#include "handlers.h"
+#include "routes.h"
 #include "server.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return server_main("sessiond", GROUP_ALL);
+    return server_main("sessiond", GROUP_ALL, argc, argv);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "admin.h"
+#include "config.h"
 #include "log.h"
 #include "session.h"
 #include "store.h"
@@ -19,24 +20,16 @@ static const char usage[] =
     "  export                  every live session as JSON lines on stdout\n"
     "  import                  JSON lines from stdin into the store (ids kept)\n"
     "  copy FROM_URL TO_URL    copy every live session between stores\n"
-    "The store is --store, else $STORE_URL, else lmdb://./data.\n"
-    "LMDB_MAP_SIZE and REDIS_TIMEOUT_MS are read from the environment.\n";
+    "The store is --store, else STORE_URL. Settings (STORE_URL, LMDB_MAP_SIZE,\n"
+    "LMDB_SYNC, REDIS_TIMEOUT_MS) come from the environment and ENV_FILE or\n"
+    "./.env, checked as the service checks them; JWT_SECRET is not needed.\n";
 
-static int64_t env_int(const char *name, int64_t def)
-{
-    const char *v = getenv(name);
-    char *end;
-    if (v == NULL || *v == '\0')
-        return def;
-    long long x = strtoll(v, &end, 10);
-    return *end == '\0' && x > 0 ? x : def;
-}
-
-static store_t *open_store(const char *url)
+static store_t *open_store(const config *cfg, const char *url)
 {
     store_options opt = {
-        .map_size = env_int("LMDB_MAP_SIZE", 4294967296LL),
-        .timeout_ms = env_int("REDIS_TIMEOUT_MS", 1000),
+        .map_size = cfg->lmdb_map_size,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .sync = (store_sync)cfg->lmdb_sync,
     };
     char err[512];
     store_t *st = NULL;
@@ -132,22 +125,40 @@ static int import_lines(store_t *st, int64_t now)
     return bad ? 1 : 0;
 }
 
+static int run(const config *cfg, const char *url, char **argv, int argc);
+
 int admin_main(int argc, char **argv)
 {
-    const char *url = getenv("STORE_URL");
+    const char *url = NULL;
     int i = 1;
     if (argc > 2 && strcmp(argv[1], "--store") == 0) {
         url = argv[2];
         i = 3;
     }
-    if (url == NULL || *url == '\0')
-        url = "lmdb://./data";
     if (i >= argc) {
         fputs(usage, stderr);
         return 2;
     }
     log_init("sessionctl", LOG_WARN);
-    const char *cmd = argv[i++];
+    config cfg;
+    char err[512];
+    if (config_load_tool(&cfg, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "sessionctl: config: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    if (url == NULL)
+        url = cfg.store_url;
+    int status = run(&cfg, url, argv + i, argc - i);
+    config_free(&cfg);
+    return status;
+}
+
+/* One command (argv[0]) with its arguments, on the store at url. */
+static int run(const config *cfg, const char *url, char **argv, int argc)
+{
+    int i = 1;
+    const char *cmd = argv[0];
     int nargs = argc - i;
     int64_t now = (int64_t)time(NULL);
 
@@ -156,7 +167,7 @@ int admin_main(int argc, char **argv)
             fputs(usage, stderr);
             return 2;
         }
-        store_t *from = open_store(argv[i]), *to = from ? open_store(argv[i + 1]) : NULL;
+        store_t *from = open_store(cfg, argv[i]), *to = from ? open_store(cfg, argv[i + 1]) : NULL;
         if (to == NULL) {
             store_close(from);
             return 1;
@@ -183,7 +194,7 @@ int admin_main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    store_t *st = open_store(url);
+    store_t *st = open_store(cfg, url);
     if (st == NULL)
         return 1;
     out_state o = { BUF_INIT, 0, RC_OK };

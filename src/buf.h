@@ -20,6 +20,8 @@ typedef struct str {
 #define STR_NULL ((str_t){ NULL, 0 })
 
 int str_eq(str_t a, str_t b);
+/* FNV-1a of p[0..len): a spread for hash tables, not a secret. */
+uint32_t str_hash(const char *p, size_t len);
 int str_eq_cstr(str_t a, const char *b);
 /* ASCII case-insensitive prefix test. */
 int str_starts_nocase(str_t s, const char *prefix);

@@ -28,8 +28,8 @@ typedef struct cfg_entry {
 } cfg_entry;
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
-static const char *const lmdb_syncs[] = { "full", "meta", "none", NULL };
-static const char *const limit_policies[] = { "evict_oldest", "refuse", NULL };
+static const char *const lmdb_syncs[] = { "full", "meta", "none", NULL }; /* store_sync */
+static const char *const limit_policies[] = { "evict_oldest", "refuse", NULL }; /* config_limit_policy */
 
 #define F(field) offsetof(config, field)
 
@@ -170,8 +170,8 @@ static rc_t set_value(config *c, const cfg_entry *e, const char *v,
     return RC_OK;
 }
 
-rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
-                      char *err, size_t errlen)
+static rc_t load(config *c, config_lookup_fn lookup, void *arg, int need_secret, char *err,
+                 size_t errlen)
 {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -180,7 +180,7 @@ rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
         if (v == NULL)
             v = e->def;
         if (v == NULL) {
-            if (e->type == CFG_SECRET) {
+            if (e->type == CFG_SECRET && need_secret) {
                 snprintf(err, errlen, "%s: required (at least %lld bytes)",
                          e->name, (long long)e->min);
                 return RC_INVALID;
@@ -364,16 +364,32 @@ out:
     return rc;
 }
 
-rc_t config_load(config *c, char *err, size_t errlen)
+rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
+                      char *err, size_t errlen)
+{
+    return load(c, lookup, arg, 1, err, errlen);
+}
+
+static rc_t load_files(config *c, int need_secret, char *err, size_t errlen)
 {
     env_file f = { .values = { NULL } };
     const char *path = getenv("ENV_FILE");
     rc_t rc = read_env_file(path ? path : ".env", path != NULL, &f, err, errlen);
     if (rc == RC_OK)
-        rc = config_load_from(c, lookup_env, &f, err, errlen);
+        rc = load(c, lookup_env, &f, need_secret, err, errlen);
     else
         memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++)
         free(f.values[i]);
     return rc;
+}
+
+rc_t config_load(config *c, char *err, size_t errlen)
+{
+    return load_files(c, 1, err, errlen);
+}
+
+rc_t config_load_tool(config *c, char *err, size_t errlen)
+{
+    return load_files(c, 0, err, errlen);
 }

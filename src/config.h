@@ -11,6 +11,12 @@
 #include <stdint.h>
 #include "rc.h"
 
+/* SESSION_LIMIT_POLICY, in the order of its names (config.c). */
+typedef enum config_limit_policy {
+    CONFIG_LIMIT_EVICT_OLDEST,
+    CONFIG_LIMIT_REFUSE
+} config_limit_policy;
+
 typedef struct config {
     char *host;
     int64_t port;
@@ -32,9 +38,9 @@ typedef struct config {
     int64_t lmdb_map_size;
     int64_t purge_interval;
     int64_t redis_timeout_ms;
-    int64_t lmdb_sync;     /* 0 full, 1 meta, 2 none (see store_options) */
+    int64_t lmdb_sync;     /* a store_sync (store.h) */
     int64_t session_max_per_user; /* 0 = no cap */
-    int64_t session_limit_policy; /* 0 evict_oldest, 1 refuse */
+    int64_t session_limit_policy; /* a config_limit_policy */
 } config;
 
 /* Looks a variable up; returns NULL when it is not set. */
@@ -49,6 +55,10 @@ rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
 /* Reads ENV_FILE (or ./.env when ENV_FILE is unset and the file exists),
  * then the environment, into c. Same contract as config_load_from. */
 rc_t config_load(config *c, char *err, size_t errlen);
+/* config_load for a tool that opens the store but signs and verifies no
+ * token (sessionctl): the same sources and checks, but JWT_SECRET may be
+ * unset. */
+rc_t config_load_tool(config *c, char *err, size_t errlen);
 
 void config_free(config *c);
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -166,7 +167,7 @@ static unsigned status_of(rc_t rc)
     case RC_UNAVAILABLE:
     case RC_NOMEM: return 503;
     case RC_ERR:
-    case RC_PENDING: return 500; /* never rendered: http.c waits for the store */
+    case RC_PENDING: return 500; /* never rendered: the answer comes later */
     }
     return 500;
 }
@@ -316,7 +317,7 @@ void http_add_header(http_request *r, const char *name, const char *value, size_
 
 void http_note_session(http_request *r, const char *id, size_t len)
 {
-    if (len < sizeof r->log_sid && session_id_valid(id, len)) {
+    if (len < sizeof r->log_sid) {
         memcpy(r->log_sid, id, len);
         r->log_sid[len] = '\0';
     }
@@ -327,13 +328,6 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail)
     snprintf(r->detail_buf, sizeof r->detail_buf, "%s", detail);
     r->detail = r->detail_buf;
     return rc;
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* ---- request deadlines ----
@@ -359,7 +353,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return; /* untracked: the idle timeout still applies */
         }
         hc->fd = ci->connect_fd;
-        atomic_store(&hc->deadline_us, now_us() + w->timeout_us);
+        atomic_store(&hc->deadline_us, clock_us() + w->timeout_us);
         pthread_mutex_lock(&w->lock);
         hc->next = w->head;
         if (w->head)
@@ -414,7 +408,7 @@ static void *watch_loop(void *arg)
             until.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&w->wake, &w->lock, &until);
-        uint64_t now = now_us();
+        uint64_t now = clock_us();
         for (struct http_conn *hc = w->head; hc; hc = hc->next) {
             uint64_t deadline = atomic_load_explicit(&hc->deadline_us, memory_order_relaxed);
             if (deadline == NO_DEADLINE)
@@ -501,7 +495,7 @@ static void route_request(http_request *r, const char *url)
         }
         if (m == 0)
             continue;
-        int mine = (rt->groups & svc->groups) != 0;
+        int mine = rt->served;
         if (strcmp(rt->method, r->method) == 0) {
             if (!mine) {
                 foreign = 1; /* served by another process: 404 here */
@@ -584,193 +578,37 @@ static void check_request(http_request *r, const char *version)
     }
 }
 
-/* Runs fn, a handler or a continuation. Returns 1 when it deferred a store
- * write (the answer comes later), 0 when r holds the answer. */
-static int run_handler(http_request *r, http_handler fn)
+/* Turns a result into r's answer: a problem for any rc but RC_OK. */
+static void settle(http_request *r, rc_t rc)
 {
-    r->now = (int64_t)time(NULL);
-    r->status = 200;
-    r->detail = NULL;
-    rc_t rc = fn(r);
-    if (rc == RC_PENDING)
-        return 1;
-    if (rc != RC_OK) {
-        unsigned status = status_of(rc);
-        if (status == 500)
-            log_msg(LOG_ERROR, "%s %s: %s", r->method, r->route->pattern, rc_str(rc));
-        problem(r, status, r->detail);
-    }
-    return 0;
-}
-
-/* ---- the commit queue ----
- * A handler that writes to the store (or reads a remote one) does not wait
- * for the disk or the network on an event thread: it describes the
- * operation in r->op and defers (http_defer). The connection is suspended
- * and queued here; a committer thread takes everything queued, applies it
- * with store_batch (one LMDB transaction and commit, or one pipelined Redis
- * round trip, for the lot) and resumes the connections. libmicrohttpd then
- * calls on_request again, and the handler's continuation runs on the event
- * thread. */
-
-#define COMMIT_BATCH 256
-/* Committer threads: two on LMDB, so that one batch's commit overlaps the
- * previous batch's meta sync (store_lmdb.c, write_chain); one on Redis,
- * whose single connection then carries everything queued in one pipeline
- * (two split the batches, measured slower). */
-#define COMMITTERS 2
-/* The bulk queue: lists and close-alls, one at a time per thread, however
- * many sessions they hold, beside (never in front of) the commit queue. */
-#define BULK_WORKERS 2
-#define QUEUE_THREADS_MAX 2 /* the larger of the two */
-
-struct http_commits {
-    pthread_mutex_t lock;
-    pthread_cond_t work;
-    http_request *head, *tail;
-    int stop;
-    size_t batch_max; /* requests a thread takes at once */
-    size_t nthreads;
-    pthread_t threads[QUEUE_THREADS_MAX];
-};
-
-static void *commit_loop(void *arg)
-{
-    struct http_commits *q = arg;
-    http_request *reqs[COMMIT_BATCH];
-    store_op *ops[COMMIT_BATCH];
-    pthread_mutex_lock(&q->lock);
-    for (;;) {
-        while (q->head == NULL && !q->stop)
-            pthread_cond_wait(&q->work, &q->lock);
-        if (q->head == NULL)
-            break;
-        /* collect first: a resumed request may be freed at once */
-        store_t *store = q->head->svc->store;
-        size_t n = 0;
-        for (; q->head != NULL && n < q->batch_max; q->head = q->head->next_queued) {
-            reqs[n] = q->head;
-            ops[n++] = &q->head->op;
-        }
-        if (q->head == NULL)
-            q->tail = NULL;
-        else
-            pthread_cond_signal(&q->work); /* the rest for another thread */
-        pthread_mutex_unlock(&q->lock);
-        store_batch(store, ops, n);
-        for (size_t i = 0; i < n; i++) {
-            reqs[i]->handled = 1;
-            MHD_resume_connection(reqs[i]->conn);
-        }
-        pthread_mutex_lock(&q->lock);
-    }
-    pthread_mutex_unlock(&q->lock);
-    return NULL;
-}
-
-/* A queue with up to nthreads threads; NULL when none could start (the
- * operations then run inline). */
-static struct http_commits *queue_start(size_t nthreads, size_t batch_max)
-{
-    struct http_commits *q = calloc(1, sizeof *q);
-    if (q == NULL)
-        return NULL;
-    pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->work, NULL);
-    q->batch_max = batch_max;
-    while (q->nthreads < nthreads && q->nthreads < QUEUE_THREADS_MAX &&
-           pthread_create(&q->threads[q->nthreads], NULL, commit_loop, q) == 0)
-        q->nthreads++;
-    if (q->nthreads == 0) {
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->work);
-        free(q);
-        return NULL;
-    }
-    return q;
-}
-
-/* Finishes what is queued (resuming those connections) and joins. */
-static void queue_drain(struct http_commits *q)
-{
-    if (q == NULL)
+    if (rc == RC_OK)
         return;
-    pthread_mutex_lock(&q->lock);
-    q->stop = 1;
-    pthread_cond_broadcast(&q->work);
-    pthread_mutex_unlock(&q->lock);
-    for (size_t i = 0; i < q->nthreads; i++)
-        pthread_join(q->threads[i], NULL);
+    unsigned status = status_of(rc);
+    if (status == 500)
+        log_msg(LOG_ERROR, "%s %s: %s", r->method, r->route ? r->route->pattern : "-", rc_str(rc));
+    problem(r, status, r->detail);
 }
 
-static void queue_free(struct http_commits *q)
+void http_suspend(void *arg)
 {
-    if (q == NULL)
-        return;
-    pthread_mutex_destroy(&q->lock);
-    pthread_cond_destroy(&q->work);
-    free(q);
-}
-
-/* Queues r's operation, its connection suspended: lists and close-alls on
- * the bulk queue, everything else on the commit queue. Returns 0 when there
- * is no such queue (none started, or stopping): the caller then runs the
- * operation inline. */
-static int enqueue_op(http_request *r)
-{
-    int bulk = r->op.kind == STORE_OP_LIST || r->op.kind == STORE_OP_DEL_USER;
-    struct http_commits *q = bulk ? r->svc->bulk : r->svc->commits;
-    if (q == NULL)
-        return 0;
-    pthread_mutex_lock(&q->lock);
-    if (q->stop) {
-        pthread_mutex_unlock(&q->lock);
-        return 0;
-    }
+    http_request *r = arg;
+    r->suspended = 1;
     MHD_suspend_connection(r->conn);
-    r->next_queued = NULL;
-    if (q->tail)
-        q->tail->next_queued = r;
-    else
-        q->head = r;
-    q->tail = r;
-    pthread_cond_signal(&q->work);
-    pthread_mutex_unlock(&q->lock);
-    return 1;
 }
 
-rc_t http_defer(http_request *r, http_handler then)
+void http_wake(http_request *r)
 {
-    r->then = then;
-    return RC_PENDING;
-}
-
-/* Runs fn and the continuations of its deferred operations. Returns 1
- * while one is queued (the connection is suspended), 0 once r holds the
- * answer. */
-static int run_to_answer(http_request *r, http_handler fn)
-{
-    while (run_handler(r, fn)) {
-        r->handled = 0;
-        if (enqueue_op(r))
-            return 1;
-        store_op *one = &r->op;
-        store_batch(r->svc->store, &one, 1);
-        fn = r->then;
-        r->then = NULL;
-    }
-    return 0;
+    atomic_store_explicit(&r->woken, 1, memory_order_release);
+    MHD_resume_connection(r->conn);
 }
 
 static enum MHD_Result respond(http_request *r)
 {
-    if (r->then != NULL) {
-        if (!r->handled)
-            return MHD_YES; /* spurious call while the store works */
-        http_handler then = r->then;
-        r->then = NULL;
-        if (run_to_answer(r, then))
-            return MHD_YES;
+    if (r->suspended) {
+        if (!atomic_load_explicit(&r->woken, memory_order_acquire))
+            return MHD_YES; /* spurious call while the application works */
+        r->suspended = 0;
+        settle(r, r->svc->resume(r));
         r->responded = 1;
         return send_answer(r);
     }
@@ -780,8 +618,13 @@ static enum MHD_Result respond(http_request *r)
         problem(r, r->early_status, r->detail);
         return send_answer(r);
     }
-    if (run_to_answer(r, r->route->handler))
-        return MHD_YES;
+    r->now = (int64_t)time(NULL);
+    r->status = 200;
+    r->detail = NULL;
+    rc_t rc = r->svc->serve(r);
+    if (rc == RC_PENDING)
+        return MHD_YES; /* the work may be done already: r is not touched here */
+    settle(r, rc);
     r->responded = 1;
     return send_answer(r);
 }
@@ -800,7 +643,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->conn = c;
         atomic_fetch_add(&r->svc->watch->in_flight, 1);
         r->method = method;
-        r->t0_us = now_us();
+        r->t0_us = clock_us();
         r->metric = r->svc->metric_other;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -845,12 +688,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
-    uint64_t now = now_us();
+    uint64_t now = clock_us();
     if (r->responded) {
         metrics_request(r->metric, metrics_method_of(r->method), r->final_status,
                         now - r->t0_us);
         if (log_enabled(r->final_status >= 500 ? LOG_ERROR : LOG_INFO)) {
-            char ip[SESSION_IP_MAX + 1];
+            char ip[64];
             http_client_ip(r, ip, sizeof ip);
             log_request(r->method, r->svc->metric_names[r->metric], r->final_status,
                         now - r->t0_us, r->log_sid, ip);
@@ -859,10 +702,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* the next request on this connection must arrive within the timeout */
     set_deadline(r, now + r->svc->watch->timeout_us);
     atomic_fetch_sub(&r->svc->watch->in_flight, 1);
-    if (r->ctx_free)
-        r->ctx_free(r->ctx);
+    if (r->state_free)
+        r->state_free(r->state);
     buf_free(&r->body);
-    buf_free(&r->rec);
     buf_free(&r->out);
     free(r);
     *con_cls = NULL;
@@ -930,9 +772,6 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
-    svc->commits = queue_start(svc->store->remote ? 1 : COMMITTERS, COMMIT_BATCH);
-    svc->bulk = queue_start(BULK_WORKERS, 1);
-
     struct http_watch *w = calloc(1, sizeof *w);
     if (w == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -955,8 +794,8 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
                  cfg->host, (long long)cfg->port);
         return RC_ERR;
     }
-    log_msg(LOG_INFO, "listening on %s:%lld (store %s, %u threads)", cfg->host,
-            (long long)cfg->port, store_scheme(svc->store), threads);
+    log_msg(LOG_INFO, "listening on %s:%lld (%u threads)", cfg->host, (long long)cfg->port,
+            threads);
     log_flush();
     return RC_OK;
 }
@@ -980,17 +819,11 @@ void http_drain(http_service *svc, int seconds)
 void http_stop(http_service *svc)
 {
     struct http_watch *w = svc->watch;
-    /* The queues first: they finish what is queued and resume those
-     * connections (libmicrohttpd refuses to stop with a connection still
-     * suspended); operations that arrive later run inline. */
-    queue_drain(svc->commits);
-    queue_drain(svc->bulk);
+    /* The application's queued work must be finished first (api_stop:
+     * libmicrohttpd refuses to stop with a connection still suspended). */
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;
-    queue_free(svc->commits);
-    queue_free(svc->bulk);
-    svc->commits = svc->bulk = NULL;
     if (w != NULL) {
         pthread_mutex_lock(&w->lock);
         w->stop = 1;

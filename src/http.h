@@ -1,57 +1,63 @@
-/* http.h -- the HTTP edge: libmicrohttpd daemon, route table matching,
- * request limits, and the one place where core results become statuses.
+/* http.h -- the HTTP transport: libmicrohttpd, limits, framing checks,
+ * request deadlines, routing by path, suspend/resume, and the one place
+ * where core results become statuses (problem+json). It knows nothing of
+ * tokens, sessions or stores: a routed request is handed to the
+ * application's serve function (api.c), which fills the answer.
  *
- * A request's memory (its http_request, body and answer) is allocated on
- * its first callback and freed in one place, when libmicrohttpd reports the
- * request completed. Handlers (handlers.c) fill r->status / r->out on RC_OK
- * or return a core rc_t (with r->detail) that http.c renders as
- * problem+json. */
+ * A request's memory (its http_request, body and answer, and the
+ * application's state hung on it) is allocated on its first callback and
+ * freed in one place, when libmicrohttpd reports the request completed. */
 #ifndef HTTP_H
 #define HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "buf.h"
 #include "config.h"
 #include "rc.h"
-#include "store.h"
-#include "token.h"
 
 #define HTTP_BODY_MAX 16384
 #define HTTP_HEADERS_MAX 8192
 #define HTTP_DISCARD_MAX (1024 * 1024) /* refused body bytes read before cutting off */
 #define HTTP_MAX_PARAMS 2
 #define HTTP_MAX_OUT_HEADERS 4
+#define HTTP_OUT_HEADER_MAX 264
+#define HTTP_LOG_ID_MAX 64
 #define HTTP_PARAM_SPACE 1024
 #define HTTP_POOL_SIZE 32768 /* libmicrohttpd's per-connection memory */
 
 typedef struct http_request http_request;
-typedef rc_t (*http_handler)(http_request *r);
 
+/* A route as the transport sees it: what to match, how to label it. */
 typedef struct http_route {
     const char *method;
     const char *pattern;   /* '/'-separated; a "{name}" segment captures */
-    http_handler handler;
-    unsigned groups;       /* bit set of executables serving it */
     unsigned metric;       /* metrics route id */
     int no_store;          /* answers carry Cache-Control: no-store */
+    int served;            /* 0: another process serves it (404 here, not 405) */
+    const void *data;      /* the application's own description of it */
 } http_route;
 
 typedef struct http_service {
     const config *cfg;
-    store_t *store;
-    token_policy policy;
     const http_route *routes;
     size_t nroutes;
-    unsigned groups;               /* routes served by this process */
     const char *const *metric_names;
     unsigned nmetrics;
     unsigned metric_other;         /* id for unmatched paths */
+    /* The application: serve is called on an event thread once a routed
+     * request is in, with r->now set. It answers RC_OK with the answer in r
+     * (status, out, content_type, headers), or an error rc (r->detail may
+     * say why: http_fail) that becomes a problem+json answer, or
+     * RC_PENDING after http_suspend, when it has queued work: once that is
+     * done (http_wake), resume is called on an event thread and answers
+     * as serve would have. */
+    rc_t (*serve)(http_request *r);
+    rc_t (*resume)(http_request *r);
+    void *app;
     void *daemon;                  /* struct MHD_Daemon * */
     struct http_watch *watch;      /* request deadlines (http.c) */
-    struct http_commits *commits;  /* the commit queue and its threads (http.c) */
-    struct http_commits *bulk;     /* lists and close-alls, beside it (http.c) */
-    struct touch_queue *touches;   /* last_seen_at notes (touch.h) */
 } http_service;
 
 struct http_request {
@@ -62,7 +68,6 @@ struct http_request {
     str_t params[HTTP_MAX_PARAMS];
     char param_space[HTTP_PARAM_SPACE];
     buf_t body;
-    buf_t rec;                     /* scratch for a session record */
     int64_t now;
     uint64_t t0_us;
     /* early decision by http.c (framing, limits, routing) */
@@ -80,7 +85,7 @@ struct http_request {
     int retry_after;               /* 503: seconds */
     struct {
         const char *name;
-        char value[SESSION_USER_MAX + 8];
+        char value[HTTP_OUT_HEADER_MAX];
     } headers[HTTP_MAX_OUT_HEADERS];
     unsigned nheaders;
     unsigned final_status;         /* what was sent, for metrics */
@@ -88,17 +93,11 @@ struct http_request {
     int responded;
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
-    char log_sid[SESSION_ID_MAX + 1]; /* the session this request was about */
-    token_claims who;              /* the caller, once authenticated (handlers) */
-    http_handler after_auth;       /* what runs once it is (handlers) */
-    /* a deferred store operation (http_defer) */
-    store_op op;
-    char op_id[SESSION_ID_MAX + 1]; /* room for its id */
-    http_handler then;             /* its continuation; NULL: none pending */
-    int handled;                   /* the operation is done */
-    http_request *next_queued;     /* commit queue link */
-    void *ctx;                     /* handler state kept across the write, */
-    void (*ctx_free)(void *ctx);   /* freed with the request */
+    char log_sid[HTTP_LOG_ID_MAX + 1]; /* the session this request was about */
+    int suspended;                 /* waiting for the application's work */
+    _Atomic int woken;             /* that work is done (http_wake) */
+    void *state;                   /* the application's, freed with the */
+    void (*state_free)(void *);    /* request by state_free */
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.
@@ -110,7 +109,7 @@ void http_drain(http_service *svc, int seconds);
 /* Closes every connection and stops the threads. */
 void http_stop(http_service *svc);
 
-/* Request accessors for handlers. */
+/* Request accessors for the application. */
 const char *http_header(http_request *r, const char *name);
 /* A query argument, percent-decoded into out (size outlen).
  * RC_NOT_FOUND when absent, RC_INVALID on bad encoding or too long. */
@@ -121,14 +120,14 @@ void http_client_ip(http_request *r, char *out, size_t outlen);
 void http_add_header(http_request *r, const char *name, const char *value, size_t len);
 /* Names the session a request is about, for its log line. */
 void http_note_session(http_request *r, const char *id, size_t len);
-/* Defers the store operation the handler has put in r->op: answer
- * http_defer(r, then) from the handler. The operation is applied with those
- * of other requests (store_batch: one commit, one round trip); then `then`
- * runs (on an event thread) with the outcome in r->op.rc, and renders the
- * answer or defers again. Keep what it needs in r->ctx. */
-rc_t http_defer(http_request *r, http_handler then);
-/* Sets a detail message for an error answer (copied). */
+/* Sets a detail message for an error answer (copied); returns rc. */
 rc_t http_fail(http_request *r, rc_t rc, const char *detail);
+/* Parks r's connection: only from serve (or from what it calls), before
+ * anything that will call http_wake can run. */
+void http_suspend(void *r);
+/* The queued work of a suspended request is done (from any thread): its
+ * connection is resumed, and svc->resume answers it on an event thread. */
+void http_wake(http_request *r);
 
 /* ---- pure parsers (no I/O; unit-tested and fuzzed) ---- */
 

@@ -1,7 +1,7 @@
 /* rc.h -- the one vocabulary of results shared by the core.
  *
  * Every core function (config, token, session, store, ...) answers with an
- * rc_t. Only the HTTP layer (http.c, handlers.c) turns these into status
+ * rc_t. Only the HTTP layer (http.c) turns these into status
  * codes; the token and store code never see HTTP. */
 #ifndef RC_H
 #define RC_H

@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 #include "config.h"
-#include "handlers.h"
+#include "api.h"
+#include "exec.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,7 +68,7 @@ static void *housekeeping(void *arg)
     return NULL;
 }
 
-int server_main(const char *name, unsigned groups)
+int server_main(const char *name, unsigned groups, int argc, char **argv)
 {
     config cfg;
     char err[512];
@@ -75,6 +76,15 @@ int server_main(const char *name, unsigned groups)
     int status = 1;
     sigset_t sigs;
 
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
+        api_print_routes(stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: %s [--routes]   (settings come from the environment and .env)\n",
+                name);
+        return 2;
+    }
     log_init(name, LOG_INFO);
     if (config_load(&cfg, err, sizeof err) != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);
@@ -92,7 +102,7 @@ int server_main(const char *name, unsigned groups)
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG): 503 */
 
     store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
-                          .sync = (int)cfg.lmdb_sync };
+                          .sync = (store_sync)cfg.lmdb_sync };
     rc_t rc = store_open(cfg.store_url, &opt, &store, err, sizeof err);
     if (rc != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);
@@ -100,24 +110,9 @@ int server_main(const char *name, unsigned groups)
         return rc == RC_INVALID ? 2 : 1;
     }
 
-    http_service svc = {
-        .cfg = &cfg,
-        .store = store,
-        .policy = {
-            .key = (const unsigned char *)cfg.jwt_secret,
-            .key_len = cfg.jwt_secret_len,
-            .issuer = cfg.jwt_issuer,
-            .audience = cfg.jwt_audience,
-            .leeway = cfg.jwt_leeway,
-            .admin_scope = cfg.admin_scope,
-        },
-        .routes = handlers_routes,
-        .nroutes = handlers_nroutes,
-        .groups = groups | GROUP_ALWAYS,
-        .metric_names = handlers_metric_names,
-        .nmetrics = handlers_nmetrics,
-        .metric_other = handlers_metric_other,
-    };
+    http_service svc = { 0 };
+    api app;
+    exec *ex = NULL;
     housekeeper h = { .store = store, .touches = touch_queue_new(),
                       .purge_interval = cfg.purge_interval,
                       .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
@@ -126,11 +121,15 @@ int server_main(const char *name, unsigned groups)
 
     if (h.touches != NULL && pthread_create(&keeper, NULL, housekeeping, &h) == 0) {
         keeping = 1;
-        svc.touches = h.touches;
     } else {
         log_msg(LOG_WARN, "no background thread: last_seen_at is not recorded, "
                           "expired sessions are not purged");
     }
+    if ((ex = exec_start(store, keeping ? h.touches : NULL)) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", name);
+        goto out;
+    }
+    api_init(&app, &cfg, ex, groups, &svc);
     if (http_start(&svc, err, sizeof err) != RC_OK) {
         fprintf(stderr, "%s: %s\n", name, err);
         goto out;
@@ -143,7 +142,9 @@ int server_main(const char *name, unsigned groups)
     http_drain(&svc, 10);
     status = 0;
 out:
+    exec_drain(ex); /* its queued jobs answered: no connection stays suspended */
     http_stop(&svc);
+    exec_free(ex);
     if (keeping) {
         pthread_mutex_lock(&h.lock);
         h.stop = 1;

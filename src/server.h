@@ -5,8 +5,10 @@
 #define SERVER_H
 
 /* name: the executable's name (for logs and errors); groups: the GROUP_*
- * bits of handlers.h it serves. Returns the process exit status: 0 after a
- * clean shutdown, 2 for a configuration it refuses, 1 for other failures. */
-int server_main(const char *name, unsigned groups);
+ * bits of routes.h it serves. With the one argument --routes, prints the
+ * route table (api_print_routes) and exits. Returns the process exit
+ * status: 0 after a clean shutdown, 2 for a configuration it refuses or an
+ * unknown argument, 1 for other failures. */
+int server_main(const char *name, unsigned groups, int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 
 #define REC_VERSION 1
 #define REC_HEADER 36
+#define REC_LAST_SEEN_OFF 20 /* after version, lengths, created_at */
 #define UA_ABSENT 0xFFFF
 
 int session_id_valid(const char *id, size_t len)
@@ -181,7 +182,7 @@ rc_t session_encode(const session_t *s, buf_t *out)
     put_u16(h + 6, s->user_agent.p ? (unsigned)s->user_agent.len : UA_ABSENT);
     put_u32(h + 8, (uint32_t)s->data.len);
     put_i64(h + 12, s->created_at);
-    put_i64(h + SESSION_REC_LAST_SEEN_OFF, s->last_seen_at);
+    put_i64(h + REC_LAST_SEEN_OFF, s->last_seen_at);
     put_i64(h + 28, s->expires_at);
     if (buf_reserve(out, sizeof h + idlen + s->user_id.len + s->ip.len +
                              s->user_agent.len + s->data.len) != RC_OK)
@@ -193,6 +194,14 @@ rc_t session_encode(const session_t *s, buf_t *out)
     if (s->user_agent.p)
         buf_append(out, s->user_agent.p, s->user_agent.len);
     buf_append(out, s->data.p, s->data.len);
+    return RC_OK;
+}
+
+rc_t session_record_set_last_seen(void *rec, size_t len, int64_t last_seen)
+{
+    if (len < REC_HEADER)
+        return RC_INVALID;
+    put_i64((unsigned char *)rec + REC_LAST_SEEN_OFF, last_seen);
     return RC_OK;
 }
 
@@ -223,7 +232,7 @@ rc_t session_decode(const void *rec, size_t len, session_t *s)
     q += ualen;
     s->data = (str_t){ q, dlen };
     s->created_at = get_i64(p + 12);
-    s->last_seen_at = get_i64(p + SESSION_REC_LAST_SEEN_OFF);
+    s->last_seen_at = get_i64(p + REC_LAST_SEEN_OFF);
     s->expires_at = get_i64(p + 28);
     return RC_OK;
 }

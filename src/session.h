@@ -65,8 +65,9 @@ rc_t session_encode(const session_t *s, buf_t *out);
 /* Pure decoder: s's views point into rec, which must outlive s.
  * RC_INVALID on any inconsistency. */
 rc_t session_decode(const void *rec, size_t len, session_t *s);
-/* Offset of last_seen_at inside an encoded record (for in-place touch). */
-#define SESSION_REC_LAST_SEEN_OFF 20
+/* Sets last_seen_at in an encoded record of len bytes, in place: the one
+ * field a store rewrites. RC_INVALID when rec is too short to be a record. */
+rc_t session_record_set_last_seen(void *rec, size_t len, int64_t last_seen);
 
 /* Appends the session's JSON object; adds "token" when token != NULL. */
 rc_t session_render(const session_t *s, const char *token, buf_t *out);

@@ -15,13 +15,17 @@
 
 typedef struct store store_t;
 
+/* LMDB_SYNC, in the order of its names (config.c). */
+typedef enum store_sync {
+    STORE_SYNC_FULL, /* fsync data and meta on every commit (power-loss durable) */
+    STORE_SYNC_META, /* fsync data only (a power loss may undo the last commit) */
+    STORE_SYNC_NONE  /* no fsync (survives a crash of the process, not of the host) */
+} store_sync;
+
 typedef struct store_options {
     int64_t map_size;   /* lmdb: map size in bytes */
     int64_t timeout_ms; /* redis: connect and command timeout */
-    int sync;           /* lmdb: 0 fsync data and meta on every commit (power-loss
-                         * durable); 1 fsync data only (a power loss may undo
-                         * the last commit); 2 no fsync (survives a crash of the
-                         * process, not of the host) */
+    store_sync sync;    /* lmdb */
 } store_options;
 
 /* Called once per session by list; s is valid only during the call.
@@ -36,7 +40,8 @@ typedef enum store_op_kind {
     STORE_OP_DEL,      /* del(id, user as owner, now) */
     STORE_OP_DEL_USER, /* del_user(user, id as except, now, &count) */
     STORE_OP_PING,     /* ping() */
-    STORE_OP_LIST      /* list(user, now, each, arg): run alone, never batched */
+    STORE_OP_LIST,     /* list(user, now, each, arg): run alone, never batched */
+    STORE_OP_COUNT     /* count(&count): answered by store.c, never by a backend */
 } store_op_kind;
 
 typedef struct store_op {

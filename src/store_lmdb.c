@@ -4,9 +4,11 @@
  *   sessions  id                      -> session record (session_encode)
  *   by_user   user_id (dupsort)       -> created_at (8 bytes BE) + id
  *   by_exp    expires_at (8 BE) + id  -> ""   (oldest first, for purge)
- * Writes are one transaction each and committed with LMDB's default
- * durability (fsync on commit) before the caller is answered. Readers reuse a
- * per-thread read-only transaction (mdb_txn_reset/renew). */
+ * A batch of the request path's writes (store_batch, from the executor's
+ * commit lane) is one transaction and one commit; any other write is a
+ * transaction of its own. Either is durable as LMDB_SYNC asks (write_batch)
+ * before the caller is answered. Readers reuse a per-thread read-only
+ * transaction (mdb_txn_reset/renew). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <lmdb.h>
@@ -28,12 +30,11 @@ typedef struct lmdb_store {
     MDB_dbi sessions, by_user, by_exp;
     _Atomic int64_t failed_at; /* when the last commit failed; 0: it succeeded */
     pthread_key_t reader_key;
-    /* group commit: queued writes, and whether a leader is committing */
-    pthread_mutex_t wlock;
-    pthread_cond_t wdone;
-    struct wop *head, *tail;
-    int leading;
-    int sync_after; /* LMDB_SYNC=full: see write_chain */
+    int sync_after; /* LMDB_SYNC=full: see write_batch */
+    /* write transactions take turns in arrival order (take_turn) */
+    pthread_mutex_t turn_lock;
+    pthread_cond_t turn_wake;
+    uint64_t next_turn, serving;
 } lmdb_store;
 
 rc_t store_lmdb_rc(int rc, const char *what)
@@ -196,7 +197,6 @@ typedef struct wop {
     rc_t (*apply)(lmdb_store *st, MDB_txn *txn, void *arg);
     void *arg;
     rc_t rc;
-    int done;
     struct wop *next;
 } wop;
 
@@ -273,68 +273,57 @@ static void run_batch(lmdb_store *st, wop *batch)
                 w->rc = rc;
 }
 
-/* Group commit: queues the operations first..last (linked by next) and
- * waits until they are done. The first writer to arrive becomes the leader
- * and commits everything queued meanwhile in one transaction; the others
- * wait for their result. Nothing is answered before its transaction is
- * durable. The chain is queued at once, so one batch takes all of it.
+/* Write transactions take turns in the order they asked. LMDB's own writer
+ * lock is a plain mutex: a thread that commits and begins again at once
+ * (a close-all's or a purge's chunks) would mostly win it back, and the
+ * commit lane's batches behind it would wait for the whole stream. */
+static void take_turn(lmdb_store *st)
+{
+    pthread_mutex_lock(&st->turn_lock);
+    uint64_t mine = st->next_turn++;
+    while (st->serving != mine)
+        pthread_cond_wait(&st->turn_wake, &st->turn_lock);
+    pthread_mutex_unlock(&st->turn_lock);
+}
+
+static void end_turn(lmdb_store *st)
+{
+    pthread_mutex_lock(&st->turn_lock);
+    st->serving++;
+    pthread_cond_broadcast(&st->turn_wake);
+    pthread_mutex_unlock(&st->turn_lock);
+}
+
+/* Applies the operations of batch (linked by next) in one transaction and
+ * one commit, durable when it returns. Batches come from the executor's
+ * commit lane (exec.h), which gathers the request path's writes: that is
+ * the group commit. Two lane threads may call this at once; LMDB's writer
+ * lock orders their transactions.
  *
  * With LMDB_SYNC=full the environment is opened with MDB_NOMETASYNC: a
  * commit syncs its data pages, then writes the meta page without waiting
- * for it. The leader hands over first and syncs the meta page after, so the
- * next batch's commit (its data sync) overlaps this one's meta sync instead
- * of waiting behind both. The batch is answered only after that second
- * sync: as durable as LMDB's own two-sync commit, in the same order. */
-static void write_chain(lmdb_store *st, wop *first, wop *last)
+ * for it; the meta page is synced here, after the writer lock is released,
+ * so that the next batch's transaction and data sync overlap this one's
+ * meta sync instead of waiting behind both. The batch is answered only
+ * after that second sync: as durable as LMDB's own two-sync commit, in the
+ * same order. */
+static void write_batch(lmdb_store *st, wop *batch)
 {
-    /* the operations live on the caller's side until done: the leader
-     * unlinks every operation of its batch before it marks them done */
-    pthread_mutex_lock(&st->wlock);
-    if (st->tail)
-        st->tail->next = first;
-    else
-        st->head = first;
-    st->tail = last;
-    while (!last->done) {
-        if (st->leading || st->head == NULL) {
-            /* someone commits, or syncs, the batch that holds ours */
-            pthread_cond_wait(&st->wdone, &st->wlock);
-            continue;
-        }
-        /* Lead one batch (it holds our own operations), then hand over: a
-         * leader that kept leading under steady load would never answer. */
-        st->leading = 1;
-        wop *batch = st->head;
-        st->head = st->tail = NULL;
-        pthread_mutex_unlock(&st->wlock);
-        run_batch(st, batch);
-        if (st->sync_after) {
-            pthread_mutex_lock(&st->wlock);
-            st->leading = 0;
-            pthread_cond_broadcast(&st->wdone);
-            pthread_mutex_unlock(&st->wlock);
-            rc_t rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
-            for (wop *w = batch; w && rc != RC_OK; w = w->next)
-                w->rc = rc;
-        }
-        note_batch(st, batch);
-        pthread_mutex_lock(&st->wlock);
-        for (wop *w = batch, *next; w; w = next) {
-            next = w->next;
-            w->done = 1; /* w may be gone once the lock is released */
-        }
-        if (!st->sync_after)
-            st->leading = 0; /* (with sync_after, handed over before the sync,
-                              * and maybe taken by the next leader since) */
-        pthread_cond_broadcast(&st->wdone);
+    take_turn(st);
+    run_batch(st, batch);
+    end_turn(st);
+    if (st->sync_after) {
+        rc_t rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
+        for (wop *w = batch; w && rc != RC_OK; w = w->next)
+            w->rc = rc;
     }
-    pthread_mutex_unlock(&st->wlock);
+    note_batch(st, batch);
 }
 
 static rc_t write_op(lmdb_store *st, rc_t (*apply)(lmdb_store *, MDB_txn *, void *), void *arg)
 {
-    wop op = { apply, arg, RC_OK, 0, NULL };
-    write_chain(st, &op, &op); // cppcheck-suppress autoVariables
+    wop op = { apply, arg, RC_OK, NULL };
+    write_batch(st, &op);
     return op.rc;
 }
 
@@ -742,7 +731,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         it->op = o;
         order[i] = it;
         switch (o->kind) {
-        case STORE_OP_GET: /* a read needs no commit: done here, outside the chain */
+        case STORE_OP_GET: /* a read needs no commit: done here, outside the batch */
             o->rc = lmdb_get(base, o->id, o->now, o->rec);
             continue;
         case STORE_OP_PING:
@@ -752,16 +741,17 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
             if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)
                 continue;
             it->put = (put_args){ o->s, &it->rec, o->max_per_user, o->refuse, o->evicted, 0 };
-            it->w = (wop){ put_in, &it->put, RC_OK, 0, NULL };
+            it->w = (wop){ put_in, &it->put, RC_OK, NULL };
             break;
         case STORE_OP_DEL:
             it->del = (del_args){ o->id, o->user, o->now };
-            it->w = (wop){ del_in, &it->del, RC_OK, 0, NULL };
+            it->w = (wop){ del_in, &it->del, RC_OK, NULL };
             break;
         case STORE_OP_DEL_USER: /* chunk by chunk, in transactions of its own */
             o->rc = lmdb_del_user(base, o->user, o->id, o->now, &o->count);
             continue;
-        case STORE_OP_LIST: /* never batched: store_batch runs it alone */
+        case STORE_OP_LIST: /* never batched: store_batch runs them itself */
+        case STORE_OP_COUNT:
             o->rc = RC_UNAVAILABLE;
             continue;
         }
@@ -777,7 +767,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         last = &order[i]->w;
     }
     if (first)
-        write_chain(st, first, last);
+        write_batch(st, first);
     for (size_t i = 0; i < n; i++) {
         buf_free(&items[i].rec);
         if (items[i].w.apply == NULL)
@@ -812,8 +802,7 @@ static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_
     if (!room_left(st))
         return RC_FULL; /* keep the reserve for deletes */
     memcpy(rec, v.mv_data, v.mv_size);
-    for (int i = 0; i < 8; i++)
-        rec[SESSION_REC_LAST_SEEN_OFF + i] = (unsigned char)((uint64_t)a->last_seen >> (8 * i));
+    session_record_set_last_seen(rec, v.mv_size, a->last_seen); /* decoded above: long enough */
     MDB_val nv = { v.mv_size, rec };
     return store_lmdb_rc(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
 }
@@ -904,7 +893,9 @@ static rc_t lmdb_purge(store_t *base, int64_t now, size_t *count)
     rc_t rc;
     *count = 0;
     for (;;) {
+        take_turn(st);
         rc = purge_batch(st, now, batch, &done);
+        end_turn(st);
         if (rc == RC_FULL && batch > 1) {
             batch /= 2; /* a nearly full map: smaller transactions fit */
             continue;
@@ -979,10 +970,10 @@ static void lmdb_close(store_t *base)
     if (txn)
         mdb_txn_abort(txn);
     pthread_key_delete(st->reader_key);
-    pthread_mutex_destroy(&st->wlock);
-    pthread_cond_destroy(&st->wdone);
     mdb_env_sync(st->env, 1); /* with LMDB_SYNC=meta|none: flush on the way out */
     mdb_env_close(st->env);
+    pthread_mutex_destroy(&st->turn_lock);
+    pthread_cond_destroy(&st->turn_wake);
     free(st);
 }
 
@@ -1037,11 +1028,11 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     /* MDB_NOTLS: a reader slot belongs to its transaction, which we keep
      * per thread ourselves. */
     unsigned flags = MDB_NOTLS;
-    if (opt->sync == 0 || opt->sync == 1)
-        flags |= MDB_NOMETASYNC; /* with 0, write_chain syncs the meta page itself */
-    else if (opt->sync == 2)
+    if (opt->sync == STORE_SYNC_FULL || opt->sync == STORE_SYNC_META)
+        flags |= MDB_NOMETASYNC; /* with 0, write_batch syncs the meta page itself */
+    else if (opt->sync == STORE_SYNC_NONE)
         flags |= MDB_NOSYNC;
-    st->sync_after = opt->sync == 0;
+    st->sync_after = opt->sync == STORE_SYNC_FULL;
     if ((rc = mdb_env_open(st->env, path, flags, 0600)) != MDB_SUCCESS)
         goto fail;
     mdb_reader_check(st->env, &dead); /* clear slots of dead processes */
@@ -1056,12 +1047,12 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     txn = NULL;
     if (rc != MDB_SUCCESS)
         goto fail;
-    pthread_mutex_init(&st->wlock, NULL);
-    pthread_cond_init(&st->wdone, NULL);
     if (pthread_key_create(&st->reader_key, reader_free) != 0) {
         rc = ENOMEM;
         goto fail;
     }
+    pthread_mutex_init(&st->turn_lock, NULL);
+    pthread_cond_init(&st->turn_wake, NULL);
     *out = &st->base;
     return RC_OK;
 fail:

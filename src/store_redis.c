@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "log.h"
 #include "resolve.h"
 #include "store_redis.h"
@@ -44,13 +45,6 @@ typedef struct rconn {
     uint64_t retry_at_ms;
     uint64_t used_ms; /* last handed out */
 } rconn;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- URL ---- */
 
@@ -167,7 +161,7 @@ static void drop(rconn *cn)
     if (cn->c)
         redisFree(cn->c);
     cn->c = NULL;
-    cn->retry_at_ms = now_ms() + RECONNECT_MS;
+    cn->retry_at_ms = clock_ms() + RECONNECT_MS;
 }
 
 static int handshake(redis_store *st, redisContext *c)
@@ -216,7 +210,7 @@ static rconn *conn(redis_store *st)
             return NULL;
         }
     }
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms();
     if (cn->c != NULL && now - cn->used_ms >= IDLE_CHECK_MS && went_stale(cn->c)) {
         redisFree(cn->c); /* reopened at once below, not after a back-off */
         cn->c = NULL;
@@ -230,10 +224,10 @@ static rconn *conn(redis_store *st)
      * lookup included (resolve.h: never getaddrinfo on this thread) */
     char addr[RESOLVE_ADDR_MAX];
     if (resolve_get(st->host, st->timeout_ms, addr) != RC_OK) {
-        cn->retry_at_ms = now_ms() + RECONNECT_MS;
+        cn->retry_at_ms = clock_ms() + RECONNECT_MS;
         return NULL;
     }
-    int64_t left = st->timeout_ms - (int64_t)(now_ms() - now);
+    int64_t left = st->timeout_ms - (int64_t)(clock_ms() - now);
     struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
     redisContext *c = left > 0 ? redisConnectWithTimeout(addr, st->url.port, tv) : NULL;
     if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
@@ -242,7 +236,7 @@ static rconn *conn(redis_store *st)
             resolve_stale(st->host, addr); /* try its next address, then look again */
         if (c)
             redisFree(c);
-        cn->retry_at_ms = now_ms() + RECONNECT_MS;
+        cn->retry_at_ms = clock_ms() + RECONNECT_MS;
         return NULL;
     }
     redisEnableKeepAlive(c);
@@ -327,7 +321,7 @@ static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply 
         return RC_UNAVAILABLE;
     int shortened = 0;
     if (deadline_ms != 0) {
-        uint64_t now = now_ms();
+        uint64_t now = clock_ms();
         if (now >= deadline_ms)
             return RC_UNAVAILABLE; /* the connect took the whole budget */
         uint64_t left = deadline_ms - now;
@@ -828,7 +822,7 @@ static rc_t redis_ping(store_t *base);
 static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
-    uint64_t deadline = now_ms() + (uint64_t)st->timeout_ms;
+    uint64_t deadline = clock_ms() + (uint64_t)st->timeout_ms;
     wscratch *w = calloc(n, sizeof *w);
     rcmd *cmds = calloc(2 * n, sizeof *cmds); /* at most two commands an operation */
     redisReply **r = calloc(2 * n, sizeof(redisReply *));
@@ -923,8 +917,7 @@ static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_
     rc_t rc = fetch(st, id, now, &rec, &s);
     if (rc != RC_OK)
         goto out;
-    for (int i = 0; i < 8; i++)
-        rec.p[SESSION_REC_LAST_SEEN_OFF + i] = (char)((uint64_t)last_seen >> (8 * i));
+    session_record_set_last_seen(rec.p, rec.len, last_seen); /* decoded by fetch: long enough */
     /* XX: never resurrect a session closed meanwhile; KEEPTTL: same expiry */
     const char *sa[] = { "SET", skey, rec.p, "XX", "KEEPTTL" };
     size_t sl[] = { 3, session_key(skey, id), rec.len, 2, 7 };

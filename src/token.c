@@ -288,10 +288,8 @@ static cached *cache_slot(cache *c, const char *tok, size_t len)
 {
     /* FNV-1a over the signature's last characters: spread, not secret (a
      * collision only costs a full verification) */
-    uint32_t h = 2166136261u;
-    for (size_t i = len > 16 ? len - 16 : 0; i < len; i++)
-        h = (h ^ (unsigned char)tok[i]) * 16777619u;
-    return &c->slot[h % CACHE_SLOTS];
+    size_t from = len > 16 ? len - 16 : 0;
+    return &c->slot[str_hash(tok + from, len - from) % CACHE_SLOTS];
 }
 
 /* HMAC-SHA256 of msg under p's key into mac. RC_OK or RC_ERR. */

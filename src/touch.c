@@ -46,10 +46,7 @@ void touch_queue_free(touch_queue *q)
 
 static uint32_t hash(const char *id)
 {
-    uint32_t h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h;
+    return str_hash(id, strlen(id));
 }
 
 void touch_queue_add(touch_queue *q, const char *id)

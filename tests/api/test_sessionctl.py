@@ -214,6 +214,32 @@ def test_store_from_environment_and_option(spawn, ctl):
     assert (ctl.cwd / "data").is_dir()
 
 
+def test_settings_come_from_dotenv_through_the_config_table(spawn, ctl):
+    """sessionctl reads the service's settings as the service does: the
+    .env of its working directory (the environment still wins), and every
+    value checked, so a setting the service would refuse stops it too."""
+    srv = spawn("sessiond")
+    s = srv.create(make_token(uid()))
+    (ctl.cwd / ".env").write_text("STORE_URL=%s\nLMDB_SYNC=meta\n" % srv.store_url)
+    res = ctl("show", s["id"])
+    assert res.rc == 0 and res.lines()[0]["id"] == s["id"], res
+    empty = ctl.cwd / "other-store"
+    res = ctl("show", s["id"], env={"STORE_URL": "lmdb://%s" % empty})
+    assert res.rc == 1, res  # the environment wins over .env
+    (ctl.cwd / ".env").unlink()
+
+
+@pytest.mark.own_store
+@pytest.mark.parametrize("name,value", [("LMDB_SYNC", "sometimes"), ("LMDB_MAP_SIZE", "12"),
+                                        ("REDIS_TIMEOUT_MS", "0"), ("JWT_SECRET", "short")])
+def test_a_setting_the_service_refuses_stops_sessionctl(ctl, name, value):
+    res = ctl("stats", env={name: value})
+    assert res.rc == 2, res
+    assert res.err.startswith("sessionctl: config: %s:" % name), res
+    assert res.out == ""
+    assert not (ctl.cwd / "data").exists(), "a refused setting still opened the store"
+
+
 # ==========================================================================
 # export / import
 # ==========================================================================

@@ -274,16 +274,17 @@ static void test_record_round_trip(void)
     CHECK(d.user_id.p >= rec.p && d.user_id.p < rec.p + rec.len);
     CHECK(d.data.p >= rec.p && d.data.p + d.data.len <= rec.p + rec.len);
 
-    /* last_seen_at lives at SESSION_REC_LAST_SEEN_OFF (little-endian) */
+    /* the stores' one setter changes last_seen_at and nothing else */
     {
-        unsigned char *p = (unsigned char *)rec.p + SESSION_REC_LAST_SEEN_OFF;
-        int64_t v = 1800000000;
-        for (int i = 0; i < 8; i++)
-            p[i] = (unsigned char)((uint64_t)v >> (8 * i));
+        CHECK_EQ_INT(session_record_set_last_seen(rec.p, rec.len, 1800000000), RC_OK);
         CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
         CHECK_EQ_INT(d.last_seen_at, 1800000000);
         CHECK_EQ_INT(d.created_at, s.created_at);
         CHECK_EQ_INT(d.expires_at, s.expires_at);
+        s.last_seen_at = 1800000000;
+        CHECK(same_session(&s, &d));
+        s = sample();
+        CHECK_EQ_INT(session_record_set_last_seen(rec.p, 35, 1), RC_INVALID);
     }
     buf_free(&rec);
 

@@ -1,0 +1,301 @@
+/* exec.c -- the executor of the request path (see exec.h): the steps of a
+ * job, and the two lanes that run queued jobs. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exec.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Commit-lane threads. On LMDB two: one batch's transaction is applied and
+ * its data synced while the previous batch's meta page syncs (store_lmdb.c,
+ * LMDB_SYNC=full), the store's writer lock keeping the transactions in
+ * order. On Redis one: its connection then carries everything queued in one
+ * pipeline (two split the batches, measured slower). */
+#define COMMIT_THREADS_LOCAL 2
+#define COMMIT_THREADS_REMOTE 1
+#define BULK_THREADS 2
+#define LANE_THREADS_MAX 2
+
+typedef struct lane {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    exec_job *head, *tail;
+    int stop;
+    size_t batch_max; /* jobs a thread takes at once */
+    size_t nthreads;
+    pthread_t threads[LANE_THREADS_MAX];
+    exec *e;
+} lane;
+
+struct exec {
+    store_t *store;
+    touch_queue *touches;
+    lane *commit, *bulk;
+};
+
+/* ---- the steps ---- */
+
+static int writes(const exec_job *j)
+{
+    return j->has_op && (j->op.kind == STORE_OP_PUT || j->op.kind == STORE_OP_DEL ||
+                         j->op.kind == STORE_OP_DEL_USER);
+}
+
+static int bulky(const exec_job *j)
+{
+    return j->has_op && (j->op.kind == STORE_OP_LIST || j->op.kind == STORE_OP_DEL_USER);
+}
+
+/* Judges the read of a job's own session: live, and auth_user's. */
+static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
+{
+    session_t s;
+    if (rc == RC_OK && session_decode(j->auth_rec.p, j->auth_rec.len, &s) != RC_OK) {
+        log_msg(LOG_ERROR, "a stored session record does not decode");
+        rc = RC_UNAVAILABLE; /* the store failed us: 503 */
+    }
+    if (rc == RC_NOT_FOUND || (rc == RC_OK && !str_eq(s.user_id, j->auth_user)))
+        rc = RC_UNAUTHORIZED;
+    if (rc == RC_OK && j->note_use && touches != NULL &&
+        j->now - s.last_seen_at >= EXEC_TOUCH_EVERY)
+        touch_queue_add(touches, s.id); /* written in the background */
+    j->auth_rc = rc;
+}
+
+/* Applies the ops of the jobs in ready[0..n) with one store_batch. */
+static void apply(store_t *st, exec_job **ready, store_op **ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ops[i] = &ready[i]->op;
+    if (n > 0)
+        store_batch(st, ops, n);
+}
+
+static void count(const exec_job *j)
+{
+    if (j->op.rc != RC_OK)
+        return;
+    switch (j->op.kind) {
+    case STORE_OP_PUT:
+        metrics_sessions_created(1);
+        if (j->op.count)
+            metrics_sessions_closed(METRICS_CLOSED_EVICTED, j->op.count);
+        break;
+    case STORE_OP_DEL:
+        metrics_sessions_closed(j->as_admin ? METRICS_CLOSED_BY_ADMIN : METRICS_CLOSED_BY_USER, 1);
+        break;
+    case STORE_OP_DEL_USER:
+        metrics_sessions_closed(METRICS_CLOSED_BY_CLOSE_ALL, j->op.count);
+        break;
+    default:
+        break;
+    }
+}
+
+void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n)
+{
+    exec_job *one_job[1];
+    store_op *one_op[1];
+    exec_job **ready = n > 1 ? calloc(n, sizeof(exec_job *)) : one_job;
+    store_op **ops = n > 1 ? calloc(n, sizeof(store_op *)) : one_op;
+    size_t k = 0;
+    if (ready == NULL || ops == NULL) {
+        for (size_t i = 0; i < n; i++)
+            jobs[i]->auth_rc = jobs[i]->op.rc = RC_NOMEM;
+        goto out;
+    }
+    /* step 1: the callers' own sessions, one batch */
+    for (size_t i = 0; i < n; i++) {
+        exec_job *j = jobs[i];
+        j->auth_rc = RC_OK;
+        j->as_admin = 0;
+        if (j->auth_sid != NULL)
+            ready[k++] = j;
+    }
+    if (k > 0) {
+        store_op one_auth[1];
+        store_op *auth = k > 1 ? calloc(k, sizeof *auth) : one_auth;
+        if (auth == NULL) {
+            for (size_t i = 0; i < k; i++)
+                ready[i]->auth_rc = RC_NOMEM;
+        } else {
+            for (size_t i = 0; i < k; i++) {
+                auth[i] = (store_op){ .kind = STORE_OP_GET, .id = ready[i]->auth_sid,
+                                      .now = ready[i]->now, .rec = &ready[i]->auth_rec };
+                ops[i] = &auth[i];
+            }
+            store_batch(st, ops, k);
+            for (size_t i = 0; i < k; i++)
+                judge_auth(ready[i], auth[i].rc, touches);
+            if (auth != one_auth)
+                free(auth);
+        }
+    }
+    /* step 2: the ops of those let through, one batch per attempt */
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        exec_job *j = jobs[i];
+        if (!j->has_op || j->auth_rc != RC_OK)
+            continue;
+        if (j->fresh != NULL && (j->op.rc = session_id_generate(j->fresh->id)) != RC_OK)
+            continue;
+        ready[k++] = j;
+    }
+    for (int attempt = 1; k > 0; attempt++) {
+        apply(st, ready, ops, k);
+        size_t again = 0;
+        for (size_t i = 0; i < k; i++) {
+            exec_job *j = ready[i];
+            if (j->fresh != NULL && j->op.rc == RC_EXISTS && attempt < EXEC_CREATE_ATTEMPTS) {
+                /* another process drew the same id: astronomically rare */
+                if ((j->op.rc = session_id_generate(j->fresh->id)) == RC_OK)
+                    ready[again++] = j;
+            } else if (j->admin_fallback && !j->as_admin && j->op.rc == RC_NOT_FOUND) {
+                j->as_admin = 1;
+                j->op.user = STR_NULL;
+                ready[again++] = j;
+            }
+        }
+        k = again;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->has_op && jobs[i]->auth_rc == RC_OK)
+            count(jobs[i]);
+out:
+    if (ready != one_job)
+        free(ready);
+    if (ops != one_op)
+        free(ops);
+}
+
+/* ---- the lanes ---- */
+
+static void *lane_loop(void *arg)
+{
+    lane *q = arg;
+    exec_job *jobs[EXEC_BATCH_MAX];
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (q->head == NULL && !q->stop)
+            pthread_cond_wait(&q->work, &q->lock);
+        if (q->head == NULL)
+            break;
+        size_t n = 0;
+        for (; q->head != NULL && n < q->batch_max; q->head = q->head->next)
+            jobs[n++] = q->head;
+        if (q->head == NULL)
+            q->tail = NULL;
+        else
+            pthread_cond_signal(&q->work); /* the rest for another thread */
+        pthread_mutex_unlock(&q->lock);
+        exec_run(q->e->store, q->e->touches, jobs, n);
+        /* collected first: a job may be gone once its done returns */
+        for (size_t i = 0; i < n; i++)
+            jobs[i]->done(jobs[i]);
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+/* A lane with up to nthreads threads; NULL when none could start (its
+ * jobs then run inline). */
+static lane *lane_start(exec *e, size_t nthreads, size_t batch_max)
+{
+    lane *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->work, NULL);
+    q->batch_max = batch_max;
+    q->e = e;
+    while (q->nthreads < nthreads && q->nthreads < LANE_THREADS_MAX &&
+           pthread_create(&q->threads[q->nthreads], NULL, lane_loop, q) == 0)
+        q->nthreads++;
+    if (q->nthreads == 0) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->work);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void lane_drain(lane *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stop = 1;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    for (size_t i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+    q->nthreads = 0;
+}
+
+static void lane_free(lane *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->work);
+    free(q);
+}
+
+exec *exec_start(store_t *st, touch_queue *touches)
+{
+    exec *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->store = st;
+    e->touches = touches;
+    e->commit = lane_start(e, st->remote ? COMMIT_THREADS_REMOTE : COMMIT_THREADS_LOCAL,
+                           EXEC_BATCH_MAX);
+    e->bulk = lane_start(e, BULK_THREADS, 1);
+    if (e->commit == NULL || e->bulk == NULL)
+        log_msg(LOG_WARN, "executor: threads could not start; store work runs inline");
+    return e;
+}
+
+int exec_submit(exec *e, exec_job *j, void (*park)(void *), void *park_arg)
+{
+    lane *q = bulky(j) ? e->bulk : writes(j) || e->store->remote ? e->commit : NULL;
+    if (q != NULL) {
+        pthread_mutex_lock(&q->lock);
+        if (!q->stop) {
+            park(park_arg);
+            j->next = NULL;
+            if (q->tail)
+                q->tail->next = j;
+            else
+                q->head = j;
+            q->tail = j;
+            pthread_cond_signal(&q->work);
+            pthread_mutex_unlock(&q->lock);
+            return 1;
+        }
+        pthread_mutex_unlock(&q->lock);
+    }
+    exec_job *one = j;
+    exec_run(e->store, e->touches, &one, 1);
+    return 0;
+}
+
+void exec_drain(exec *e)
+{
+    if (e == NULL)
+        return;
+    lane_drain(e->commit);
+    lane_drain(e->bulk);
+}
+
+void exec_free(exec *e)
+{
+    if (e == NULL)
+        return;
+    lane_free(e->commit);
+    lane_free(e->bulk);
+    free(e);
+}

@@ -1,0 +1,84 @@
+/* exec.h -- the one executor of the request path: runs the store work a
+ * route built (an exec_job) and hands back the result.
+ *
+ * A job is up to two steps, always in this order:
+ *   1. auth (auth_sid != NULL): the caller's own session, named by its
+ *      session token, must be live and belong to auth_user; its record is
+ *      kept in auth_rec. A closed, expired or foreign session is
+ *      RC_UNAUTHORIZED in auth_rc, and step 2 does not run.
+ *   2. op (has_op): one store operation, with two retries the executor
+ *      owns: a create (fresh != NULL) draws a new session id before each
+ *      attempt and tries again, up to EXEC_CREATE_ATTEMPTS, while the id is
+ *      taken; a close with admin_fallback that finds no session of the
+ *      caller's tries once more as an administrator (any owner).
+ *
+ * Where a job runs is decided here, from what it does and what the store
+ * says of itself (store_t.remote: a read is a network round trip):
+ *   - lists and close-alls: the bulk lane, its own threads, one job at a
+ *     time, so that nothing waits behind one user's thousands of sessions;
+ *   - writes, and every job on a remote store: the commit lane, whose
+ *     threads take every job queued at once and run each step for all of
+ *     them with one store_batch (one LMDB transaction and commit, or one
+ *     pipelined Redis round trip);
+ *   - the rest (reads of a local store): inline, on the caller's thread.
+ * Store work that can block (a disk sync, the network) thus never runs on
+ * the caller's (an event) thread. */
+#ifndef EXEC_H
+#define EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "rc.h"
+#include "session.h"
+#include "store.h"
+#include "touch.h"
+
+#define EXEC_CREATE_ATTEMPTS 3
+#define EXEC_BATCH_MAX 256
+#define EXEC_TOUCH_EVERY 60 /* seconds: a session's last_seen_at may lag this much */
+
+typedef struct exec exec;
+typedef struct exec_job exec_job;
+
+struct exec_job {
+    int64_t now;        /* the request's clock: expiry judged by it */
+    /* step 1 */
+    const char *auth_sid;
+    str_t auth_user;
+    int note_use;       /* record the use of that session (last_seen_at) */
+    /* step 2 */
+    int has_op;
+    store_op op;
+    session_t *fresh;   /* a create: its id is drawn here */
+    int admin_fallback; /* a close as owner (op.user) that may then be as admin */
+    /* results */
+    rc_t auth_rc;
+    buf_t auth_rec;     /* the caller's session record (freed by the job's owner) */
+    int as_admin;       /* the close ran as administrator */
+    /* completion of a queued job: called on an executor thread, after which
+     * the executor no longer touches the job */
+    void (*done)(exec_job *j);
+    void *arg;
+    exec_job *next;     /* queue link (the executor's) */
+};
+
+/* Starts the lanes' threads for st; touches (may be NULL) takes the notes
+ * of note_use. NULL when out of memory; a lane whose threads cannot start
+ * runs its jobs inline. */
+exec *exec_start(store_t *st, touch_queue *touches);
+/* Runs j: inline (returns 0, the results are in j) or queued (returns 1:
+ * park(park_arg) was called before any executor thread could see j, and
+ * j->done(j) will be called once its results are in). */
+int exec_submit(exec *e, exec_job *j, void (*park)(void *), void *park_arg);
+/* Finishes what is queued (calling each done) and joins the threads;
+ * later jobs run inline. */
+void exec_drain(exec *e);
+void exec_free(exec *e);
+
+/* The steps of n jobs on the calling thread, each step one store_batch for
+ * all of them (what a lane's thread does with what it took). Exported for
+ * unit tests. */
+void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n);
+
+#endif

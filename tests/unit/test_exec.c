@@ -1,0 +1,328 @@
+/* test_exec.c -- the executor (exec.h) over a fake store whose answers the
+ * tests choose: the retries it owns (a taken id on create, a close as
+ * administrator), the caller's-session step, one batch for many jobs, and
+ * where a job runs (inline or on a lane's thread). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exec.h"
+#include "unit.h"
+
+#define NOW 1700000000LL
+#define SID_ALICE "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa"
+#define SID_BAD "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAx"
+#define SID_GONE "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAz"
+
+typedef struct fake_store {
+    store_t base;
+    int taken;          /* PUTs still to answer RC_EXISTS */
+    rc_t get_fails;     /* RC_OK: GETs answer from the one session below */
+    char put_ids[8][SESSION_ID_MAX + 1];
+    int puts, dels, batches;
+    size_t largest;     /* most ops in one batch */
+    pthread_t last_thread;
+    int64_t last_seen;  /* of alice's session */
+    char touched[SESSION_ID_MAX + 1];
+} fake_store;
+
+static void record_of(const char *id, const char *user, int64_t last_seen, buf_t *rec)
+{
+    session_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.id, sizeof s.id, "%s", id);
+    s.user_id = (str_t){ user, strlen(user) };
+    s.created_at = s.last_seen_at = last_seen;
+    s.expires_at = NOW + 3600;
+    s.ip = STR_LIT("192.0.2.1");
+    s.data = STR_LIT("{}");
+    buf_reset(rec);
+    session_encode(&s, rec);
+}
+
+static void fake_batch(store_t *base, store_op *const *ops, size_t n)
+{
+    fake_store *f = (fake_store *)base;
+    f->batches++;
+    f->last_thread = pthread_self();
+    if (n > f->largest)
+        f->largest = n;
+    for (size_t i = 0; i < n; i++) {
+        store_op *o = ops[i];
+        switch (o->kind) {
+        case STORE_OP_PUT:
+            if (f->puts < 8)
+                memcpy(f->put_ids[f->puts], o->s->id, SESSION_ID_MAX + 1);
+            f->puts++;
+            o->rc = f->taken > 0 ? (f->taken--, RC_EXISTS) : RC_OK;
+            break;
+        case STORE_OP_GET:
+            if (f->get_fails != RC_OK)
+                o->rc = f->get_fails;
+            else if (strcmp(o->id, SID_ALICE) == 0)
+                record_of(o->id, "alice", f->last_seen, o->rec), o->rc = RC_OK;
+            else if (strcmp(o->id, SID_BAD) == 0)
+                buf_reset(o->rec), buf_append(o->rec, "junk", 4), o->rc = RC_OK;
+            else
+                o->rc = RC_NOT_FOUND;
+            break;
+        case STORE_OP_DEL: /* alice's session: anyone's close without an owner */
+            f->dels++;
+            o->rc = strcmp(o->id, SID_ALICE) == 0 &&
+                            (o->user.p == NULL || str_eq_cstr(o->user, "alice"))
+                        ? RC_OK
+                        : RC_NOT_FOUND;
+            break;
+        default:
+            o->rc = RC_OK;
+        }
+    }
+}
+
+static rc_t fake_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                       int64_t last_seen, int64_t now)
+{
+    fake_store *f = (fake_store *)base;
+    (void)last_seen;
+    (void)now;
+    if (n > 0)
+        memcpy(f->touched, ids[0], SESSION_ID_MAX + 1);
+    return RC_OK;
+}
+
+static const store_ops fake_ops = { .scheme = "fake", .batch = fake_batch, .touch = fake_touch };
+
+static fake_store fresh_store(void)
+{
+    fake_store f;
+    memset(&f, 0, sizeof f);
+    f.base.ops = &fake_ops;
+    f.last_seen = NOW;
+    return f;
+}
+
+static exec_job create_job(session_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->user_id = STR_LIT("alice");
+    s->created_at = s->last_seen_at = NOW;
+    s->expires_at = NOW + 60;
+    s->data = STR_LIT("{}");
+    return (exec_job){ .now = NOW, .has_op = 1, .fresh = s,
+                       .op = { .kind = STORE_OP_PUT, .s = s, .now = NOW } };
+}
+
+static void run1(fake_store *f, exec_job *j, touch_queue *tq)
+{
+    exec_job *one = j;
+    exec_run(&f->base, tq, &one, 1);
+}
+
+/* Another process drew the same id: a new one is drawn and the create tried
+ * again, up to EXEC_CREATE_ATTEMPTS times in all. */
+static void test_create_retries_a_taken_id(void)
+{
+    fake_store f = fresh_store();
+    session_t s;
+    exec_job j = create_job(&s);
+    f.taken = EXEC_CREATE_ATTEMPTS - 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(f.puts, EXEC_CREATE_ATTEMPTS);
+    CHECK(session_id_valid(s.id, strlen(s.id)));
+    CHECK_STR_EQ(s.id, f.put_ids[EXEC_CREATE_ATTEMPTS - 1]); /* the id answered is the one stored */
+    for (int a = 0; a < EXEC_CREATE_ATTEMPTS; a++)
+        for (int b = a + 1; b < EXEC_CREATE_ATTEMPTS; b++)
+            CHECK(strcmp(f.put_ids[a], f.put_ids[b]) != 0);
+
+    f = fresh_store();
+    j = create_job(&s);
+    f.taken = 100;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_EXISTS); /* given up: no endless loop */
+    CHECK_EQ_INT(f.puts, EXEC_CREATE_ATTEMPTS);
+
+    f = fresh_store();
+    j = create_job(&s);
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(f.puts, 1);
+}
+
+/* A session token's session is read first: live and the token's user's,
+ * or the op never runs. */
+static void test_callers_session_first(void)
+{
+    struct { const char *sid, *user; rc_t get_fails; rc_t want; } cases[] = {
+        { SID_ALICE, "alice", RC_OK, RC_OK },
+        { SID_ALICE, "mallory", RC_OK, RC_UNAUTHORIZED }, /* another user's session */
+        { SID_GONE, "alice", RC_OK, RC_UNAUTHORIZED },    /* closed or expired */
+        { SID_BAD, "alice", RC_OK, RC_UNAVAILABLE },      /* a record that does not decode */
+        { SID_ALICE, "alice", RC_UNAVAILABLE, RC_UNAVAILABLE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_store f = fresh_store();
+        session_t s;
+        exec_job j = create_job(&s);
+        f.get_fails = cases[i].get_fails;
+        j.auth_sid = cases[i].sid;
+        j.auth_user = (str_t){ cases[i].user, strlen(cases[i].user) };
+        run1(&f, &j, NULL);
+        CHECK_EQ_INT(j.auth_rc, cases[i].want);
+        CHECK_EQ_INT(f.puts, cases[i].want == RC_OK ? 1 : 0);
+        buf_free(&j.auth_rec);
+    }
+}
+
+/* A close as owner that finds nothing is tried again as administrator only
+ * when the job says so. */
+static void test_close_as_admin(void)
+{
+    fake_store f = fresh_store();
+    exec_job j = { .now = NOW, .has_op = 1, .admin_fallback = 1,
+                   .op = { .kind = STORE_OP_DEL, .id = SID_ALICE, .user = STR_LIT("root"),
+                           .now = NOW } };
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(j.as_admin, 1);
+    CHECK_EQ_INT(f.dels, 2);
+
+    f = fresh_store();
+    j.admin_fallback = 0;
+    j.op.user = STR_LIT("mallory");
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(j.as_admin, 0);
+    CHECK_EQ_INT(f.dels, 1);
+
+    f = fresh_store();
+    j.admin_fallback = 1;
+    j.op.user = STR_LIT("alice");
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(j.as_admin, 0); /* the owner's own close */
+    CHECK_EQ_INT(f.dels, 1);
+}
+
+/* Many jobs: one batch for their sessions, one for their ops. */
+static void test_one_batch_per_step(void)
+{
+    fake_store f = fresh_store();
+    session_t s[5];
+    exec_job j[5], *jobs[5];
+    for (int i = 0; i < 5; i++) {
+        j[i] = create_job(&s[i]);
+        j[i].auth_sid = SID_ALICE;
+        j[i].auth_user = STR_LIT("alice");
+        jobs[i] = &j[i];
+    }
+    exec_run(&f.base, NULL, jobs, 5);
+    CHECK_EQ_INT(f.batches, 2);
+    CHECK_EQ_INT(f.largest, 5);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(j[i].op.rc, RC_OK);
+        buf_free(&j[i].auth_rec);
+    }
+}
+
+/* A use of a session not recorded for EXEC_TOUCH_EVERY seconds is noted. */
+static void test_use_is_noted(void)
+{
+    touch_queue *tq = touch_queue_new();
+    fake_store f = fresh_store();
+    exec_job j = { .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice"), .note_use = 1 };
+    f.last_seen = NOW - EXEC_TOUCH_EVERY + 1;
+    run1(&f, &j, tq);
+    touch_queue_flush(tq, &f.base, NOW);
+    CHECK_STR_EQ(f.touched, "");
+    f.last_seen = NOW - EXEC_TOUCH_EVERY;
+    run1(&f, &j, tq);
+    touch_queue_flush(tq, &f.base, NOW);
+    CHECK_STR_EQ(f.touched, SID_ALICE);
+    buf_free(&j.auth_rec);
+    touch_queue_free(tq);
+}
+
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int parked, done, parked_before_done;
+} waiter;
+
+static void park(void *arg)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->parked = 1;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void done(exec_job *j)
+{
+    waiter *w = j->arg;
+    pthread_mutex_lock(&w->lock);
+    w->parked_before_done = w->parked;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* On a local store a read runs inline and a write on a lane's thread
+ * (parked first); on a remote store reads are queued too; after a drain
+ * everything runs inline. */
+static void test_where_jobs_run(void)
+{
+    for (int remote = 0; remote <= 1; remote++) {
+        fake_store f = fresh_store();
+        f.base.remote = remote;
+        exec *e = exec_start(&f.base, NULL);
+        CHECK(e != NULL);
+        waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+        buf_t rec = BUF_INIT;
+        exec_job rd = { .now = NOW, .has_op = 1, .done = done, .arg = &w,
+                        .op = { .kind = STORE_OP_GET, .id = SID_ALICE, .now = NOW, .rec = &rec } };
+        int queued = exec_submit(e, &rd, park, &w);
+        CHECK_EQ_INT(queued, remote);
+        pthread_mutex_lock(&w.lock);
+        while (queued && !w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        CHECK_EQ_INT(rd.op.rc, RC_OK);
+        CHECK_EQ_INT(w.parked, remote);
+        CHECK(pthread_equal(f.last_thread, pthread_self()) == !remote);
+
+        session_t s;
+        exec_job wr = create_job(&s);
+        w = (waiter){ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+        wr.done = done;
+        wr.arg = &w;
+        CHECK_EQ_INT(exec_submit(e, &wr, park, &w), 1);
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        CHECK_EQ_INT(wr.op.rc, RC_OK);
+        CHECK_EQ_INT(w.parked_before_done, 1);
+        CHECK(!pthread_equal(f.last_thread, pthread_self()));
+
+        exec_drain(e);
+        w = (waiter){ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+        wr = create_job(&s);
+        CHECK_EQ_INT(exec_submit(e, &wr, park, &w), 0);
+        CHECK_EQ_INT(wr.op.rc, RC_OK);
+        CHECK_EQ_INT(w.parked, 0);
+        exec_free(e);
+        buf_free(&rec);
+    }
+}
+
+int main(void)
+{
+    RUN(test_create_retries_a_taken_id);
+    RUN(test_callers_session_first);
+    RUN(test_close_as_admin);
+    RUN(test_one_batch_per_step);
+    RUN(test_use_is_noted);
+    RUN(test_where_jobs_run);
+    return UNIT_SUMMARY();
+}
