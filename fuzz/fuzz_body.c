@@ -5,13 +5,14 @@
 #include <string.h>
 #include <jansson.h>
 #include "session.h"
+#include "body.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    session_request_t req;
+    body_create_t req;
     char *body = malloc(size ? size : 1);
     memcpy(body, data, size);
-    if (session_request_parse(body, size, 2592000, &req) == RC_OK) {
+    if (body_create_parse(body, size, 2592000, &req) == RC_OK) {
         if (req.has_ttl && (req.ttl < 1 || req.ttl > 2592000))
             abort();
         if (req.has_user_id && !session_user_valid(req.user_id, req.user_id_len))
@@ -23,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!json_is_object(d)) /* kept data must be a JSON object */
             abort();
         json_decref(d);
-        session_request_free(&req);
+        body_create_free(&req);
     }
     free(body);
     return 0;

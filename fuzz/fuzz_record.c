@@ -1,10 +1,10 @@
-/* fuzz_record -- the stores' binary session record (session_decode /
- * session_encode), the JSON form of a session (session_parse_json /
- * session_render, e.g. an export line) and the redis URL parser.
+/* fuzz_record -- the stores' binary session record (record_decode /
+ * record_encode), the JSON form of a session (session_json_parse /
+ * session_json_render, e.g. an export line) and the redis URL parser.
  *
  * Oracles (any failure abort()s):
  *   - a record that decodes re-encodes to exactly the same bytes. This holds
- *     by design (src/session.c): every header field is derived from the
+ *     by design (src/record.c): every header field is derived from the
  *     views (lengths, the 0xFFFF "no user agent" mark, which no real length
  *     reaches as SESSION_UA_MAX < 0xFFFF, the three times copied bit for
  *     bit), the id has no NUL (session_id_valid) so strlen gives its length
@@ -20,6 +20,8 @@
 #include <string.h>
 #include "session.h"
 #include "store_redis.h"
+#include "record.h"
+#include "session_json.h"
 
 static int same_str(str_t a, str_t b)
 {
@@ -39,14 +41,14 @@ static void json_form(const char *text, size_t size)
 {
     session_t s, s2, s3;
     buf_t space = BUF_INIT, space2 = BUF_INIT, r1 = BUF_INIT, r2 = BUF_INIT, rec = BUF_INIT;
-    if (session_parse_json(text, size, &s, &space) != RC_OK)
+    if (session_json_parse(text, size, &s, &space) != RC_OK)
         goto out;
-    if (session_render(&s, NULL, &r1) != RC_OK ||
-        session_parse_json(r1.p, r1.len, &s2, &space2) != RC_OK || !same_session(&s, &s2) ||
-        session_render(&s2, NULL, &r2) != RC_OK || r1.len != r2.len ||
+    if (session_json_render(&s, NULL, &r1) != RC_OK ||
+        session_json_parse(r1.p, r1.len, &s2, &space2) != RC_OK || !same_session(&s, &s2) ||
+        session_json_render(&s2, NULL, &r2) != RC_OK || r1.len != r2.len ||
         memcmp(r1.p, r2.p, r1.len) != 0)
         abort();
-    if (session_encode(&s, &rec) != RC_OK || session_decode(rec.p, rec.len, &s3) != RC_OK ||
+    if (record_encode(&s, &rec) != RC_OK || record_decode(rec.p, rec.len, &s3) != RC_OK ||
         !same_session(&s, &s3))
         abort();
 out:
@@ -63,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_t again = BUF_INIT;
     char *copy = malloc(size ? size : 1);
     memcpy(copy, data, size);
-    if (session_decode(copy, size, &s) == RC_OK) {
-        if (session_encode(&s, &again) != RC_OK || again.len != size ||
+    if (record_decode(copy, size, &s) == RC_OK) {
+        if (record_encode(&s, &again) != RC_OK || again.len != size ||
             memcmp(again.p, copy, size) != 0)
             abort();
     }

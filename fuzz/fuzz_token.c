@@ -30,6 +30,7 @@
 #include <string.h>
 #include "session.h"
 #include "token.h"
+#include "jtext.h"
 
 #define NOW 1700000000
 #define LEEWAY 30
@@ -236,7 +237,7 @@ static void check_verify(const token_policy *p, const char *tok, size_t len, rc_
     unsigned char *h = dec64_canonical(tok, (size_t)(d1 - tok), &hlen);
     unsigned char *c = dec64_canonical(d1 + 1, (size_t)(d2 - d1 - 1), &clen);
     int head_ok = 0;
-    if (h != NULL && hlen > 0 && session_json_depth((const char *)h, hlen) <= 8) {
+    if (h != NULL && hlen > 0 && jtext_depth((const char *)h, hlen) <= 8) {
         json_t *o = json_loadb((const char *)h, hlen, JSON_REJECT_DUPLICATES, NULL);
         json_t *alg = json_object_get(o, "alg");
         head_ok = json_is_object(o) && json_is_string(alg) &&

@@ -9,6 +9,8 @@
 #include "log.h"
 #include "session.h"
 #include "store.h"
+#include "record.h"
+#include "session_json.h"
 
 static const char usage[] =
     "usage: sessionctl [--store URL] COMMAND [ARGS]\n"
@@ -56,7 +58,7 @@ static int print_one(const session_t *s, void *arg)
 {
     out_state *o = arg;
     buf_reset(&o->line);
-    if ((o->rc = session_render(s, NULL, &o->line)) != RC_OK)
+    if ((o->rc = session_json_render(s, NULL, &o->line)) != RC_OK)
         return 1;
     fwrite(o->line.p, 1, o->line.len, stdout);
     fputc('\n', stdout);
@@ -104,7 +106,7 @@ static int import_lines(store_t *st, int64_t now)
             n--;
         if (n == 0)
             continue;
-        if (session_parse_json(line, (size_t)n, &s, &space) != RC_OK) {
+        if (session_json_parse(line, (size_t)n, &s, &space) != RC_OK) {
             fprintf(stderr, "sessionctl: import: line %zu is not a session\n", lineno);
             bad++;
             continue;
@@ -208,7 +210,7 @@ static int run(const config *cfg, const char *url, char **argv, int argc)
         buf_t rec = BUF_INIT;
         session_t s;
         rc = store_get(st, arg, now, &rec);
-        if (rc == RC_OK && (rc = session_decode(rec.p, rec.len, &s)) == RC_OK)
+        if (rc == RC_OK && (rc = record_decode(rec.p, rec.len, &s)) == RC_OK)
             print_one(&s, &o);
         buf_free(&rec);
     } else if (strcmp(cmd, "close") == 0) {

@@ -6,6 +6,7 @@
 #include "exec.h"
 #include "log.h"
 #include "metrics.h"
+#include "record.h"
 
 /* Commit-lane threads. On LMDB two: one batch's transaction is applied and
  * its data synced while the previous batch's meta page syncs (store_lmdb.c,
@@ -51,7 +52,7 @@ static int bulky(const exec_job *j)
 static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
 {
     session_t s;
-    if (rc == RC_OK && session_decode(j->auth_rec.p, j->auth_rec.len, &s) != RC_OK) {
+    if (rc == RC_OK && record_decode(j->auth_rec.p, j->auth_rec.len, &s) != RC_OK) {
         log_msg(LOG_ERROR, "a stored session record does not decode");
         rc = RC_UNAVAILABLE; /* the store failed us: 503 */
     }

@@ -746,10 +746,9 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         return RC_INVALID;
     }
     /* THREADS=0: one event thread per CPU but one, at least one. The CPU
-     * left over runs the committers and the housekeeper, and whatever shares
-     * the host (the gateway, Redis): on 2 CPUs next to a load generator, two
-     * event threads measured 0.8-0.9x nginx with a p99 of 3-4 ms, one
-     * measured 1.0x with a p99 under 1 ms (docs/BENCHMARKS.md). */
+     * left over runs the executor's lanes and the housekeeper, and whatever
+     * shares the host (the gateway, Redis); docs/BENCHMARKS.md, "Threads and
+     * the p99", has the measurements behind it. */
     unsigned threads = (unsigned)cfg->threads;
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

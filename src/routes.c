@@ -6,6 +6,9 @@
 #include "metrics.h"
 #include "routes.h"
 #include "store.h"
+#include "record.h"
+#include "session_json.h"
+#include "body.h"
 
 #define NOT_FOUND_DETAIL "no live session with this id"
 
@@ -18,7 +21,7 @@ rc_t route_fail(route_call *c, rc_t rc, const char *detail)
 
 void route_call_free(route_call *c)
 {
-    session_request_free(&c->body);
+    body_create_free(&c->body);
     buf_free(&c->job.auth_rec);
     buf_free(&c->rec);
     buf_free(&c->evicted);
@@ -74,7 +77,7 @@ static rc_t decode_create(route_call *c)
     size_t len = c->raw_body.len;
     if (len > 0 && !is_json_type(c->io.header(c->io.arg, "Content-Type")))
         return route_fail(c, RC_UNSUPPORTED, "the body must be application/json");
-    rc_t rc = session_request_parse(body, len, c->env->cfg->session_max_ttl, &c->body);
+    rc_t rc = body_create_parse(body, len, c->env->cfg->session_max_ttl, &c->body);
     if (rc == RC_INVALID)
         return route_fail(c, rc, c->body.detail);
     return rc;
@@ -101,7 +104,7 @@ static str_t user_agent(route_call *c)
 static rc_t build_create(route_call *c)
 {
     const config *cfg = c->env->cfg;
-    const session_request_t *req = &c->body;
+    const body_create_t *req = &c->body;
     str_t user = req->has_user_id ? (str_t){ req->user_id, req->user_id_len }
                                   : (str_t){ c->who.sub, c->who.sub_len };
     if (!caller_may_act_for(&c->who, user))
@@ -161,7 +164,7 @@ static rc_t render_create(route_call *c)
     if ((rc = token_sign_session(c->env->policy, c->user, s->id, s->created_at, s->expires_at,
                                  &token)) != RC_OK)
         return rc;
-    if ((rc = session_render(s, token, c->out)) == RC_OK &&
+    if ((rc = session_json_render(s, token, c->out)) == RC_OK &&
         (rc = render_evicted(&c->evicted, c->out)) == RC_OK) {
         char loc[16 + SESSION_ID_MAX];
         int n = snprintf(loc, sizeof loc, "/session/%s", s->id);
@@ -201,13 +204,13 @@ static rc_t render_read(route_call *c)
 {
     session_t s;
     rc_t rc = c->job.op.rc;
-    if (rc == RC_OK && session_decode(c->rec.p, c->rec.len, &s) != RC_OK)
+    if (rc == RC_OK && record_decode(c->rec.p, c->rec.len, &s) != RC_OK)
         rc = RC_UNAVAILABLE; /* the store gave back what it cannot have stored */
     /* another user's session looks exactly like an unknown one */
     if (rc == RC_NOT_FOUND || (rc == RC_OK && !caller_may_act_for(&c->who, s.user_id)))
         return route_fail(c, RC_NOT_FOUND, NOT_FOUND_DETAIL);
     if (rc == RC_OK)
-        rc = session_render(&s, NULL, c->out);
+        rc = session_json_render(&s, NULL, c->out);
     return rc == RC_OK ? json(c) : rc;
 }
 
@@ -254,7 +257,7 @@ static int render_one(const session_t *s, void *arg)
     if (!ls->first && (ls->rc = buf_append_cstr(ls->out, ",")) != RC_OK)
         return 1;
     ls->first = 0;
-    ls->rc = session_render(s, NULL, ls->out);
+    ls->rc = session_json_render(s, NULL, ls->out);
     return ls->rc != RC_OK;
 }
 
@@ -323,7 +326,7 @@ static rc_t render_validate(route_call *c)
 {
     session_t s;
     rc_t rc;
-    if (session_decode(c->job.auth_rec.p, c->job.auth_rec.len, &s) != RC_OK)
+    if (record_decode(c->job.auth_rec.p, c->job.auth_rec.len, &s) != RC_OK)
         return RC_UNAVAILABLE;
     about(c, s.id, strlen(s.id));
     add_header(c, "X-User-Id", s.user_id.p, s.user_id.len);

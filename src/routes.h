@@ -22,6 +22,7 @@
 #include "rc.h"
 #include "session.h"
 #include "token.h"
+#include "body.h"
 
 enum {
     GROUP_CREATE = 1u << 0,   /* createSession */
@@ -79,7 +80,7 @@ typedef struct route_call {
     str_t params[ROUTE_PARAMS_MAX];
     str_t raw_body;                 /* the request's body, for the decoder */
     token_claims who;               /* the caller (auth != NONE) */
-    session_request_t body;         /* the decoded body (decoder) */
+    body_create_t body;         /* the decoded body (decoder) */
     /* the store work: build fills it, the executor runs it */
     exec_job job;
     rc_t early;                     /* a refusal decided before the job (api.c) */

@@ -1,6 +1,6 @@
-/* session.h -- the session record: identity rules, id generation, the
- * binary form kept in stores, the JSON form sent to clients, and the
- * decoder of the POST /session body.
+/* session.h -- a session and its identity: the session_t view, id
+ * generation, the rules for ids, user ids and text, liveness. Its binary
+ * form is record.h, its JSON form session_json.h.
  *
  * A session_t is a view: its str_t fields point into memory owned by
  * someone else (a decoded record buffer, a parsed request). */
@@ -58,48 +58,5 @@ uint64_t session_id_stamp(uint64_t ms, uint64_t last);
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
 /* now >= expires_at means expired. */
 int session_live(const session_t *s, int64_t now);
-
-/* Binary record kept by stores: fixed little-endian header, then the
- * variable fields. Appends to out. */
-rc_t session_encode(const session_t *s, buf_t *out);
-/* Pure decoder: s's views point into rec, which must outlive s.
- * RC_INVALID on any inconsistency. */
-rc_t session_decode(const void *rec, size_t len, session_t *s);
-/* Sets last_seen_at in an encoded record of len bytes, in place: the one
- * field a store rewrites. RC_INVALID when rec is too short to be a record. */
-rc_t session_record_set_last_seen(void *rec, size_t len, int64_t last_seen);
-
-/* Appends the session's JSON object; adds "token" when token != NULL. */
-rc_t session_render(const session_t *s, const char *token, buf_t *out);
-
-/* The decoded body of POST /session. Views point into the owned buffer
- * data_json (a compact serialization of "data"). */
-typedef struct session_request {
-    int has_user_id;
-    char user_id[SESSION_USER_MAX + 1];
-    size_t user_id_len;
-    int has_ttl;
-    int64_t ttl;
-    char *data_json; /* malloc'd, "{}" when absent; free with session_request_free */
-    size_t data_len;
-    char detail[128]; /* why the body was refused */
-} session_request_t;
-
-/* Parses the body of POST /session. Pure over (body, len): an empty body is
- * all defaults. RC_INVALID with req->detail set on anything the contract
- * refuses. max_ttl bounds "ttl". */
-rc_t session_request_parse(const char *body, size_t len, int64_t max_ttl,
-                           session_request_t *req);
-void session_request_free(session_request_t *req);
-
-/* Parses one session in the JSON form session_render writes (without
- * "token"), e.g. a line of an export. Strings are copied into space (reset
- * first), which s's views then point into. Pure. RC_INVALID on anything that
- * is not such an object, or breaks the session rules. */
-rc_t session_parse_json(const char *text, size_t len, session_t *s, buf_t *space);
-
-/* Maximum nesting depth of a JSON text, counted over its bytes (strings
- * skipped). Used to refuse deep bodies before a recursive parser sees them. */
-size_t session_json_depth(const char *text, size_t len);
 
 #endif

@@ -69,26 +69,32 @@ static int user_ok(str_t user)
     return user.p != NULL && user.len > 0 && user.len <= SESSION_USER_MAX;
 }
 
+/* The single calls are batches of one: a backend implements each operation
+ * once, in its batch. */
+static void one(store_t *st, store_op *o)
+{
+    store_batch(st, &o, 1);
+}
+
 rc_t store_put(store_t *st, const session_t *s)
 {
-    uint64_t t0 = clock_us();
-    return timed(OP_PUT, t0, st->ops->put(st, s));
+    store_op o = { .kind = STORE_OP_PUT, .s = s, .now = s->created_at };
+    one(st, &o);
+    return o.rc;
 }
 
 rc_t store_get(store_t *st, const char *id, int64_t now, buf_t *rec)
 {
-    if (!id_ok(id))
-        return RC_NOT_FOUND;
-    uint64_t t0 = clock_us();
-    return timed(OP_GET, t0, st->ops->get(st, id, now, rec));
+    store_op o = { .kind = STORE_OP_GET, .id = id, .now = now, .rec = rec };
+    one(st, &o);
+    return o.rc;
 }
 
 rc_t store_del(store_t *st, const char *id, str_t owner, int64_t now)
 {
-    if (!id_ok(id))
-        return RC_NOT_FOUND;
-    uint64_t t0 = clock_us();
-    return timed(OP_DEL, t0, st->ops->del(st, id, owner, now));
+    store_op o = { .kind = STORE_OP_DEL, .id = id, .user = owner, .now = now };
+    one(st, &o);
+    return o.rc;
 }
 
 rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg)
@@ -101,11 +107,10 @@ rc_t store_list(store_t *st, str_t user, int64_t now, store_each_fn fn, void *ar
 
 rc_t store_del_user(store_t *st, str_t user, const char *except, int64_t now, size_t *count)
 {
-    *count = 0;
-    if (!user_ok(user))
-        return RC_OK;
-    uint64_t t0 = clock_us();
-    return timed(OP_DEL_USER, t0, st->ops->del_user(st, user, except, now, count));
+    store_op o = { .kind = STORE_OP_DEL_USER, .user = user, .id = except, .now = now };
+    one(st, &o);
+    *count = o.count;
+    return o.rc;
 }
 
 void store_batch(store_t *st, store_op *const *ops, size_t n)
@@ -114,11 +119,6 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
     static const unsigned op_of[] = { [STORE_OP_GET] = OP_GET, [STORE_OP_PUT] = OP_PUT,
                                       [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER,
                                       [STORE_OP_PING] = OP_PING, [STORE_OP_LIST] = OP_LIST };
-    if (n == 1 && ops[0]->kind == STORE_OP_GET) { /* a lone read: the single call */
-        ops[0]->count = 0;
-        ops[0]->rc = store_get(st, ops[0]->id, ops[0]->now, ops[0]->rec);
-        return;
-    }
     while (n > 0) {
         /* the same checks as the single calls; at most 64 operations a batch */
         size_t k = 0, used = 0;
@@ -181,8 +181,9 @@ void store_tend(store_t *st)
 
 rc_t store_ping(store_t *st)
 {
-    uint64_t t0 = clock_us();
-    return timed(OP_PING, t0, st->ops->ping(st));
+    store_op o = { .kind = STORE_OP_PING };
+    one(st, &o);
+    return o.rc;
 }
 
 rc_t store_scan(store_t *st, int64_t now, store_each_fn fn, void *arg)

@@ -1,7 +1,8 @@
 /* store.h -- where sessions live: a small table of operations chosen by the
- * scheme of STORE_URL (lmdb://PATH, later redis://...).
+ * scheme of STORE_URL (lmdb://PATH or redis://...; the registry is in
+ * store.c, so nothing else includes a backend's header).
  *
- * Stores know sessions as records (session.h) and nothing of tokens or HTTP.
+ * Stores know sessions as records (record.h) and nothing of tokens or HTTP.
  * Every call answers a core rc_t. All operations are safe to call from many
  * threads at once. "now" is passed in so expiry is decided by one clock. */
 #ifndef STORE_H
@@ -12,6 +13,7 @@
 #include "buf.h"
 #include "rc.h"
 #include "session.h"
+#include "record.h"
 
 typedef struct store store_t;
 
@@ -73,26 +75,22 @@ typedef struct store_ops {
     rc_t (*open)(const char *target, const store_options *opt, store_t **out,
                  char *err, size_t errlen);
     void (*close)(store_t *st);
-    /* Inserts a new session; RC_EXISTS if the id is taken, RC_FULL when the
-     * store has no room. Durable when it returns RC_OK. */
-    rc_t (*put)(store_t *st, const session_t *s);
-    /* Copies the live session's record into rec (reset first); decode it
-     * with session_decode. RC_NOT_FOUND for absent or expired. */
-    rc_t (*get)(store_t *st, const char *id, int64_t now, buf_t *rec);
-    /* Deletes a live session; when owner is not NULL only if it belongs to
-     * owner. Of two racing deletes exactly one answers RC_OK. */
-    rc_t (*del)(store_t *st, const char *id, str_t owner, int64_t now);
+    /* The primitive of the request path and of the single calls below
+     * (store_put, store_get, store_del, store_del_user, store_ping are
+     * batches of one): applies n independent operations (PUT, GET, DEL,
+     * DEL_USER, PING; store.c answers LIST and COUNT itself), each with the
+     * outcome its single call would have had, in as few durable commits
+     * (LMDB) or round trips (Redis) as the store can. A PUT answers
+     * RC_EXISTS if the id is taken, RC_FULL when the store has no room, and
+     * is durable when it answers RC_OK. A GET copies the live session's
+     * record into rec (reset first); RC_NOT_FOUND for absent or expired. A
+     * DEL deletes a live session, only if it belongs to user when user.p is
+     * not NULL; of two racing deletes exactly one answers RC_OK. A DEL_USER
+     * deletes every live session of user but id (may be NULL), count
+     * telling how many. */
+    void (*batch)(store_t *st, store_op *const *ops, size_t n);
     /* The user's live sessions, newest first. */
     rc_t (*list)(store_t *st, str_t user, int64_t now, store_each_fn fn, void *arg);
-    /* Deletes every live session of user except the one with id except
-     * (may be NULL); *count is how many were deleted. */
-    rc_t (*del_user)(store_t *st, str_t user, const char *except, int64_t now,
-                     size_t *count);
-    /* Applies n independent operations, each with the outcome its single
-     * call would have had, in as few durable commits (LMDB) or round trips
-     * (Redis) as the store can: the request path's writes come this way,
-     * and its reads too where a read is a round trip (remote, below). */
-    void (*batch)(store_t *st, store_op *const *ops, size_t n);
     /* Sets last_seen_at of the live sessions among ids (absent ones are
      * skipped), in as few writes as the store allows. */
     rc_t (*touch)(store_t *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
@@ -103,8 +101,6 @@ typedef struct store_ops {
     void (*tend)(store_t *st);
     /* Removes expired sessions; *count is how many. */
     rc_t (*purge)(store_t *st, int64_t now, size_t *count);
-    /* RC_OK when the store answers. */
-    rc_t (*ping)(store_t *st);
     /* Every live session, in no particular order (for export/migration). */
     rc_t (*scan)(store_t *st, int64_t now, store_each_fn fn, void *arg);
     /* Sessions stored (may include expired ones not yet purged). */

@@ -1,7 +1,7 @@
 /* store_lmdb.c -- the embedded store on LMDB.
  *
  * Layout (one environment per STORE_URL path, three named databases):
- *   sessions  id                      -> session record (session_encode)
+ *   sessions  id                      -> session record (record_encode)
  *   by_user   user_id (dupsort)       -> created_at (8 bytes BE) + id
  *   by_exp    expires_at (8 BE) + id  -> ""   (oldest first, for purge)
  * A batch of the request path's writes (store_batch, from the executor's
@@ -20,6 +20,7 @@
 #include <time.h>
 #include "log.h"
 #include "store_lmdb.h"
+#include "record.h"
 
 #define PURGE_BATCH 1000
 #define FREE_DBI 0 /* LMDB's own freelist database */
@@ -114,7 +115,7 @@ static rc_t fetch(lmdb_store *st, MDB_txn *txn, const char *id, session_t *s)
     int rc = mdb_get(txn, st->sessions, &k, &v);
     if (rc != MDB_SUCCESS)
         return store_lmdb_rc(rc, "get");
-    if (session_decode(v.mv_data, v.mv_size, s) != RC_OK) {
+    if (record_decode(v.mv_data, v.mv_size, s) != RC_OK) {
         log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
         return RC_UNAVAILABLE;
     }
@@ -190,7 +191,8 @@ static int room_left(lmdb_store *st)
 }
 
 /* ---- writes: each is an "apply" inside a transaction it is given; the
- * group commit below runs many of them in one transaction and one fsync.
+ * batch below (write_batch) runs many of them in one transaction and one
+ * commit.
  * Applies answer RC_OK or RC_NOT_FOUND when their changes may be kept. */
 
 typedef struct wop {
@@ -485,18 +487,6 @@ static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
     return store_lmdb_rc(put_in_order(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
 }
 
-static rc_t lmdb_put(store_t *base, const session_t *s)
-{
-    buf_t rec = BUF_INIT;
-    rc_t rc = session_encode(s, &rec);
-    if (rc == RC_OK) {
-        put_args a = { s, &rec, 0, 0, NULL, 0 };
-        rc = write_op((lmdb_store *)base, put_in, &a);
-    }
-    buf_free(&rec);
-    return rc;
-}
-
 static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
 {
     lmdb_store *st = (lmdb_store *)base;
@@ -507,7 +497,7 @@ static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
         return rc;
     MDB_val k = { strlen(id), (void *)id }, v;
     rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
-    if (rc == RC_OK && session_decode(v.mv_data, v.mv_size, &s) != RC_OK) {
+    if (rc == RC_OK && record_decode(v.mv_data, v.mv_size, &s) != RC_OK) {
         log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
         rc = RC_UNAVAILABLE;
     } else if (rc == RC_OK && !session_live(&s, now)) {
@@ -542,12 +532,6 @@ static rc_t del_in(lmdb_store *st, MDB_txn *txn, void *arg)
     if (a->owner.p != NULL && !str_eq(a->owner, s.user_id))
         return RC_NOT_FOUND;
     return remove_session(st, txn, &s);
-}
-
-static rc_t lmdb_del(store_t *base, const char *id, str_t owner, int64_t now)
-{
-    del_args a = { id, owner, now };
-    return write_op((lmdb_store *)base, del_in, &a);
 }
 
 static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
@@ -717,6 +701,14 @@ static int creates_last_by_id(const void *a, const void *b)
 static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
 {
     lmdb_store *st = (lmdb_store *)base;
+    size_t writes = 0;
+    for (size_t i = 0; i < n; i++) /* reads first: they need no transaction of ours */
+        if (ops[i]->kind == STORE_OP_GET)
+            ops[i]->rc = lmdb_get(base, ops[i]->id, ops[i]->now, ops[i]->rec);
+        else
+            writes++;
+    if (writes == 0)
+        return; /* the request path's reads: no allocation */
     batch_item *items = calloc(n, sizeof *items);
     batch_item **order = calloc(n, sizeof(batch_item *));
     wop *first = NULL, *last = NULL;
@@ -731,14 +723,13 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         it->op = o;
         order[i] = it;
         switch (o->kind) {
-        case STORE_OP_GET: /* a read needs no commit: done here, outside the batch */
-            o->rc = lmdb_get(base, o->id, o->now, o->rec);
+        case STORE_OP_GET: /* done above */
             continue;
         case STORE_OP_PING:
             o->rc = lmdb_ping(base);
             continue;
         case STORE_OP_PUT:
-            if ((o->rc = session_encode(o->s, &it->rec)) != RC_OK)
+            if ((o->rc = record_encode(o->s, &it->rec)) != RC_OK)
                 continue;
             it->put = (put_args){ o->s, &it->rec, o->max_per_user, o->refuse, o->evicted, 0 };
             it->w = (wop){ put_in, &it->put, RC_OK, NULL };
@@ -795,14 +786,14 @@ static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_
     rc_t rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
     if (rc != RC_OK)
         return rc;
-    if (session_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, a->now))
+    if (record_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, a->now))
         return RC_NOT_FOUND;
     if (v.mv_size > sizeof rec)
         return RC_ERR;
     if (!room_left(st))
         return RC_FULL; /* keep the reserve for deletes */
     memcpy(rec, v.mv_data, v.mv_size);
-    session_record_set_last_seen(rec, v.mv_size, a->last_seen); /* decoded above: long enough */
+    record_set_last_seen(rec, v.mv_size, a->last_seen); /* decoded above: long enough */
     MDB_val nv = { v.mv_size, rec };
     return store_lmdb_rc(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
 }
@@ -936,7 +927,7 @@ static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
         int mrc;
         while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) {
             session_t s;
-            if (session_decode(v.mv_data, v.mv_size, &s) == RC_OK && session_live(&s, now) &&
+            if (record_decode(v.mv_data, v.mv_size, &s) == RC_OK && session_live(&s, now) &&
                 fn(&s, arg))
                 break;
         }
@@ -1069,16 +1060,11 @@ const store_ops store_lmdb_ops = {
     .scheme = "lmdb",
     .open = lmdb_open,
     .close = lmdb_close,
-    .put = lmdb_put,
-    .get = lmdb_get,
-    .del = lmdb_del,
     .list = lmdb_list,
-    .del_user = lmdb_del_user,
     .batch = lmdb_batch,
     .touch = lmdb_touch,
     .tend = lmdb_tend,
     .purge = lmdb_purge,
-    .ping = lmdb_ping,
     .scan = lmdb_scan,
     .count = lmdb_count,
 };

@@ -1,7 +1,7 @@
 /* store_redis.c -- the distributed store on Redis (hiredis).
  *
  * Keys:
- *   ss:s:<id>     STRING  the session record (session_encode), with a native
+ *   ss:s:<id>     STRING  the session record (record_encode), with a native
  *                         expiry at expires_at (SET ... EXAT), so Redis drops
  *                         expired sessions itself
  *   ss:u:<user>   ZSET    the user's session ids, scored by expires_at; the
@@ -25,6 +25,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "store_redis.h"
+#include "record.h"
 
 #define RECONNECT_MS 200
 #define IDLE_CHECK_MS 100 /* a connection idle this long is checked before use */
@@ -372,7 +373,7 @@ static rc_t live_record(const redisReply *r, int64_t now, buf_t *rec, session_t 
         return RC_NOT_FOUND;
     buf_reset(rec);
     rc_t rc = buf_append(rec, r->str, r->len);
-    if (rc == RC_OK && session_decode(rec->p, rec->len, s) != RC_OK) {
+    if (rc == RC_OK && record_decode(rec->p, rec->len, s) != RC_OK) {
         log_msg(LOG_ERROR, "redis: undecodable record for a session");
         return RC_UNAVAILABLE; /* a store that fails: never a list one short */
     }
@@ -394,12 +395,6 @@ static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, sess
     rc = live_record(r, now, rec, s);
     freeReplyObject(r);
     return rc;
-}
-
-static rc_t redis_get(store_t *base, const char *id, int64_t now, buf_t *rec)
-{
-    session_t s;
-    return fetch((redis_store *)base, id, now, rec, &s);
 }
 
 /* Drops index entries whose expires_at has passed (creates are atomic, so
@@ -659,7 +654,7 @@ typedef struct wscratch {
  *    session is gone or belongs to someone else go too, then refuse
  *    (answer 2) or close the least recently used live sessions
  *    (last_seen_at, created_at, id: read from the records' fixed header,
- *    see session_encode);
+ *    see record_encode);
  * 3. the session with its native expiry, its index entry, and the index
  *    key's expiry (NX sets a first one, GT only ever extends it).
  * Answers {1, evicted ids...}. The keys of other sessions are reached by
@@ -838,7 +833,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         wscratch *x = &w[i];
         x->first = SIZE_MAX;
         if (o->kind == STORE_OP_PUT) {
-            if ((o->rc = session_encode(o->s, &x->rec)) != RC_OK)
+            if ((o->rc = record_encode(o->s, &x->rec)) != RC_OK)
                 continue;
             x->first = nc;
             put_commands(x, o, cmds + nc++);
@@ -892,22 +887,6 @@ out:
     free(r);
 }
 
-static rc_t redis_put(store_t *base, const session_t *s)
-{
-    store_op o = { .kind = STORE_OP_PUT, .s = s };
-    store_op *one = &o;
-    redis_batch(base, &one, 1);
-    return o.rc;
-}
-
-static rc_t redis_del(store_t *base, const char *id, str_t owner, int64_t now)
-{
-    store_op o = { .kind = STORE_OP_DEL, .id = id, .user = owner, .now = now };
-    store_op *one = &o;
-    redis_batch(base, &one, 1);
-    return o.rc;
-}
-
 static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_t now)
 {
     buf_t rec = BUF_INIT;
@@ -917,7 +896,7 @@ static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_
     rc_t rc = fetch(st, id, now, &rec, &s);
     if (rc != RC_OK)
         goto out;
-    session_record_set_last_seen(rec.p, rec.len, last_seen); /* decoded by fetch: long enough */
+    record_set_last_seen(rec.p, rec.len, last_seen); /* decoded by fetch: long enough */
     /* XX: never resurrect a session closed meanwhile; KEEPTTL: same expiry */
     const char *sa[] = { "SET", skey, rec.p, "XX", "KEEPTTL" };
     size_t sl[] = { 3, session_key(skey, id), rec.len, 2, 7 };
@@ -1058,15 +1037,10 @@ const store_ops store_redis_ops = {
     .scheme = "redis",
     .open = redis_open,
     .close = redis_close,
-    .put = redis_put,
-    .get = redis_get,
-    .del = redis_del,
     .list = redis_list,
-    .del_user = redis_del_user,
     .batch = redis_batch,
     .touch = redis_touch,
     .purge = redis_purge,
-    .ping = redis_ping,
     .scan = redis_scan,
     .count = NULL, /* no cheap exact count: SCAN is O(n) */
 };

@@ -15,6 +15,7 @@
 #include "b64.h"
 #include "buf.h"
 #include "token.h"
+#include "jtext.h"
 
 #define SIG_LEN 32               /* SHA-256 */
 #define TIME_MAX 253402300799LL  /* 9999-12-31T23:59:59Z */
@@ -42,7 +43,7 @@ static json_t *decode_object(const char *seg, size_t len)
     }
     if (b64url_decode(seg, len, raw, &rawlen) != RC_OK)
         goto out;
-    if (session_json_depth((const char *)raw, rawlen) > 8)
+    if (jtext_depth((const char *)raw, rawlen) > 8)
         goto out;
     obj = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, NULL);
     if (obj != NULL && !json_is_object(obj)) {
@@ -462,7 +463,7 @@ rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int
     token_times t;
     rc_t rc = RC_UNAUTHORIZED;
     memset(out, 0, sizeof *out);
-    if (session_json_depth(json, len) > 8)
+    if (jtext_depth(json, len) > 8)
         return rc;
     json_t *claims = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(claims))

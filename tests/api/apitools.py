@@ -330,7 +330,45 @@ def apply_env(env, overrides):
     return env
 
 
-class Server:
+class Client:
+    """HTTP to self.base ("http://host:port"): a service process, or the
+    gateway in front of them."""
+
+    def request(self, method, path, token=None, headers=None, timeout=10, **kw):
+        h = {}
+        if token is not None:
+            h["Authorization"] = "Bearer %s" % token
+        if headers:
+            h.update(headers)
+        with requests.Session() as s:
+            return s.request(method, self.base + path, headers=h, timeout=timeout, **kw)
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token=token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.request("POST", path, token=token, **kw)
+
+    def delete(self, path, token=None, **kw):
+        return self.request("DELETE", path, token=token, **kw)
+
+    def create(self, token, body=None, expect=201, **kw):
+        """POST /session; the new session (with its Location checked) when
+        expect is 201, else the response."""
+        if body is None:
+            r = self.post("/session", token=token, **kw)
+        else:
+            r = self.post("/session", token=token, json=body, **kw)
+        assert r.status_code == expect, "POST /session: expected %d, got %d: %s" % (
+            expect, r.status_code, r.text[:500])
+        if expect != 201:
+            return r
+        doc = r.json()
+        assert r.headers.get("Location") == "/session/%s" % doc["id"], r.headers
+        return doc
+
+
+class Server(Client):
     """One running service process."""
 
     def __init__(self, binary, workdir, env=None, store_url=None, cwd=None):
@@ -463,35 +501,6 @@ class Server:
         if out:
             out.append("stderr of %s (last 4000 chars):\n%s" % (self.binary, text[-4000:]))
         return out
-
-    # -- HTTP ---------------------------------------------------------------
-    def request(self, method, path, token=None, headers=None, timeout=10, **kw):
-        h = {}
-        if token is not None:
-            h["Authorization"] = "Bearer %s" % token
-        if headers:
-            h.update(headers)
-        with requests.Session() as s:
-            return s.request(method, self.base + path, headers=h, timeout=timeout, **kw)
-
-    def get(self, path, token=None, **kw):
-        return self.request("GET", path, token=token, **kw)
-
-    def post(self, path, token=None, **kw):
-        return self.request("POST", path, token=token, **kw)
-
-    def delete(self, path, token=None, **kw):
-        return self.request("DELETE", path, token=token, **kw)
-
-    # -- shortcuts ----------------------------------------------------------
-    def create(self, token, body=None, expect=201, **kw):
-        if body is None:
-            r = self.post("/session", token=token, **kw)
-        else:
-            r = self.post("/session", token=token, json=body, **kw)
-        assert r.status_code == expect, "POST /session: expected %d, got %d: %s" % (
-            expect, r.status_code, r.text[:500])
-        return r.json() if expect == 201 else r
 
     def new_user_session(self, user=None, **body):
         """Create a session for a fresh (or given) user with that user's own token."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from apitools import (REPO, SECRET, admin_token, assert_json, assert_problem,
+from apitools import (REPO, Client, SECRET, admin_token, assert_json, assert_problem,
                       assert_unauthorized, free_port, make_token, q, uid, wait_until)
 
 RENDER = REPO / "deploy" / "render-nginx.sh"
@@ -106,7 +106,7 @@ class EchoApp:
 # nginx
 # --------------------------------------------------------------------------
 
-class Nginx:
+class Nginx(Client):
     """nginx in the foreground with the rendered deploy/nginx.conf, every file
     it writes in its own prefix directory."""
 
@@ -176,30 +176,6 @@ class Nginx:
                     "[error]" in line and not any(a in line for a in self.allowed_errors)):
                 problems.append("nginx logged: " + line)
         return problems
-
-    # -- HTTP through the gateway ----------------------------------------------
-    def request(self, method, path, token=None, headers=None, timeout=10, **kw):
-        h = {}
-        if token is not None:
-            h["Authorization"] = "Bearer %s" % token
-        h.update(headers or {})
-        with requests.Session() as s:
-            return s.request(method, self.base + path, headers=h, timeout=timeout, **kw)
-
-    def get(self, path, token=None, **kw):
-        return self.request("GET", path, token=token, **kw)
-
-    def delete(self, path, token=None, **kw):
-        return self.request("DELETE", path, token=token, **kw)
-
-    def create(self, token, body=None, **kw):
-        if body is None:
-            r = self.request("POST", "/session", token=token, **kw)
-        else:
-            r = self.request("POST", "/session", token=token, json=body, **kw)
-        doc = assert_json(r, 201)
-        assert r.headers.get("Location") == "/session/%s" % doc["id"], r.headers
-        return doc
 
 
 def start_gateway(prefix, **kw):

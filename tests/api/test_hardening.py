@@ -550,9 +550,9 @@ class Recorder:
                          [token] + list(tokens))
 
 
-def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, library_pages):
-    srv = spawn("sessiond", env={"LOG_LEVEL": "debug"})
-    rec = Recorder(srv)
+def drive_every_route(rec, user):
+    """Every route with each kind of answer (and of refusal) through rec,
+    each answer's status checked. Returns every token used."""
     tok = make_token(user)
     other_user = uid()
     other = make_token(other_user)
@@ -655,6 +655,13 @@ def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, libra
         expect.append((rec.send(raw.encode("latin-1"), [s4["token"]]), status))
     for i, (resp, status) in enumerate(expect):
         assert resp is not None and resp.status == status, (i, status, resp)
+    return [tok, other, adm] + list(bad.values()) + [s["token"] for s in (s1, s2, s3, s4, closed)]
+
+
+def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, library_pages):
+    srv = spawn("sessiond", env={"LOG_LEVEL": "debug"})
+    rec = Recorder(srv)
+    every = drive_every_route(rec, user)
     time.sleep(0.3)
     srv.terminate()
     log = srv.stderr_text()
@@ -665,7 +672,6 @@ def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, libra
         assert want in routes, "no request log line %r: LOG_LEVEL=debug logged %d lines" % (
             want, len(logged))
 
-    every = [tok, other, adm] + list(bad.values()) + [s["token"] for s in (s1, s2, s3, s4, closed)]
     every += [t for t in rec.presented if t]
     leaks = []
     for t in set(every):

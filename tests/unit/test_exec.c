@@ -8,6 +8,7 @@
 #include <string.h>
 #include "exec.h"
 #include "unit.h"
+#include "record.h"
 
 #define NOW 1700000000LL
 #define SID_ALICE "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa"
@@ -37,7 +38,7 @@ static void record_of(const char *id, const char *user, int64_t last_seen, buf_t
     s.ip = STR_LIT("192.0.2.1");
     s.data = STR_LIT("{}");
     buf_reset(rec);
-    session_encode(&s, rec);
+    record_encode(&s, rec);
 }
 
 static void fake_batch(store_t *base, store_op *const *ops, size_t n)

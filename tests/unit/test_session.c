@@ -6,6 +6,10 @@
 #include <string.h>
 #include "session.h"
 #include "unit.h"
+#include "record.h"
+#include "session_json.h"
+#include "body.h"
+#include "jtext.h"
 
 static const char ID_ALPHABET[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -264,11 +268,11 @@ static void test_record_round_trip(void)
     session_t s = sample(), d;
     buf_t rec = BUF_INIT;
 
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
     CHECK_EQ_INT(rec.len, 36 + strlen(s.id) + s.user_id.len + s.ip.len +
                               s.user_agent.len + s.data.len);
     memset(&d, 0x55, sizeof d);
-    CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
     CHECK(same_session(&s, &d));
     /* views point into the record */
     CHECK(d.user_id.p >= rec.p && d.user_id.p < rec.p + rec.len);
@@ -276,23 +280,23 @@ static void test_record_round_trip(void)
 
     /* the stores' one setter changes last_seen_at and nothing else */
     {
-        CHECK_EQ_INT(session_record_set_last_seen(rec.p, rec.len, 1800000000), RC_OK);
-        CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+        CHECK_EQ_INT(record_set_last_seen(rec.p, rec.len, 1800000000), RC_OK);
+        CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
         CHECK_EQ_INT(d.last_seen_at, 1800000000);
         CHECK_EQ_INT(d.created_at, s.created_at);
         CHECK_EQ_INT(d.expires_at, s.expires_at);
         s.last_seen_at = 1800000000;
         CHECK(same_session(&s, &d));
         s = sample();
-        CHECK_EQ_INT(session_record_set_last_seen(rec.p, 35, 1), RC_INVALID);
+        CHECK_EQ_INT(record_set_last_seen(rec.p, 35, 1), RC_INVALID);
     }
     buf_free(&rec);
 
     /* without user agent: absent stays absent (p == NULL) */
     s = sample();
     s.user_agent = STR_NULL;
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
     CHECK(d.user_agent.p == NULL && d.user_agent.len == 0);
     CHECK(same_session(&s, &d));
     buf_free(&rec);
@@ -300,8 +304,8 @@ static void test_record_round_trip(void)
     /* an empty but present user agent stays present */
     s = sample();
     s.user_agent = (str_t){ "", 0 };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
     CHECK(d.user_agent.p != NULL && d.user_agent.len == 0);
     buf_free(&rec);
 
@@ -311,8 +315,8 @@ static void test_record_round_trip(void)
     s.created_at = INT64_MIN;
     s.expires_at = INT64_MAX;
     s.last_seen_at = -1;
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
     CHECK(same_session(&s, &d));
     buf_free(&rec);
 
@@ -325,32 +329,32 @@ static void test_record_round_trip(void)
     s.ip = (str_t){ big, SESSION_IP_MAX };
     s.user_agent = (str_t){ big, SESSION_UA_MAX };
     s.data = (str_t){ big, SESSION_DATA_MAX };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(session_decode(rec.p, rec.len, &d), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
     CHECK(same_session(&s, &d));
     buf_free(&rec);
 
     /* over the bounds: refused */
     s = sample();
     s.user_id = (str_t){ big, SESSION_USER_MAX + 1 };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_INVALID);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_INVALID);
     s = sample();
     s.ip = (str_t){ big, SESSION_IP_MAX + 1 };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_INVALID);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_INVALID);
     s = sample();
     s.user_agent = (str_t){ big, SESSION_UA_MAX + 1 };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_INVALID);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_INVALID);
     s = sample();
     s.data = (str_t){ big, SESSION_DATA_MAX + 1 };
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_INVALID);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_INVALID);
     CHECK_EQ_INT(rec.len, 0);
     buf_free(&rec);
 
     /* encode appends */
     s = sample();
     buf_append_cstr(&rec, "XY");
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(session_decode(rec.p + 2, rec.len - 2, &d), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_decode(rec.p + 2, rec.len - 2, &d), RC_OK);
     CHECK(same_session(&s, &d));
     buf_free(&rec);
 
@@ -365,57 +369,57 @@ static void test_record_garbled(void)
 {
     session_t s = sample(), d;
     buf_t rec = BUF_INIT;
-    CHECK_EQ_INT(session_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
     unsigned char *copy = malloc(rec.len + 1);
 
     /* every truncation is refused */
     int all = 1;
     for (size_t n = 0; n < rec.len; n++) {
         memcpy(copy, rec.p, n);
-        if (session_decode(copy, n, &d) != RC_INVALID)
+        if (record_decode(copy, n, &d) != RC_INVALID)
             all = 0;
     }
     CHECK(all);
     /* one extra byte */
     memcpy(copy, rec.p, rec.len);
     copy[rec.len] = 'x';
-    CHECK_EQ_INT(session_decode(copy, rec.len + 1, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len + 1, &d), RC_INVALID);
     /* wrong version */
     memcpy(copy, rec.p, rec.len);
     copy[0] = 2;
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     copy[0] = 0;
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     /* lengths that do not add up */
     memcpy(copy, rec.p, rec.len);
     copy[1]++;                       /* id length */
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[1] = 200;                   /* id length above 64 */
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[2]++;                       /* user length */
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[5] = 1;                     /* ip length + 256 */
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[6] = 0xff;                  /* ua length: 0xFFxx... */
     copy[7] = 0xfe;
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[6] = 0xff;                  /* ua "absent" while bytes are there */
     copy[7] = 0xff;
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     memcpy(copy, rec.p, rec.len);
     copy[11] = 0x80;                 /* data length huge */
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     /* swapping lengths between fields that sum the same is not detectable;
      * but a header of zeros is */
     memset(copy, 0, rec.len);
-    CHECK_EQ_INT(session_decode(copy, rec.len, &d), RC_INVALID);
-    CHECK_EQ_INT(session_decode(copy, 0, &d), RC_INVALID);
-    CHECK_EQ_INT(session_decode("", 0, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(copy, 0, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode("", 0, &d), RC_INVALID);
     free(copy);
     buf_free(&rec);
 }
@@ -436,11 +440,11 @@ static void test_record_fuzz_regressions(void)
     };
     session_t d;
     unsigned char fixed[sizeof nul_in_id];
-    CHECK_EQ_INT(session_decode(nul_in_id, sizeof nul_in_id, &d), RC_INVALID);
+    CHECK_EQ_INT(record_decode(nul_in_id, sizeof nul_in_id, &d), RC_INVALID);
     /* the same record with a proper id decodes: the NUL is the reason */
     memcpy(fixed, nul_in_id, sizeof fixed);
     fixed[39] = 'B';
-    CHECK_EQ_INT(session_decode(fixed, sizeof fixed, &d), RC_OK);
+    CHECK_EQ_INT(record_decode(fixed, sizeof fixed, &d), RC_OK);
 }
 
 static void test_render(void)
@@ -449,7 +453,7 @@ static void test_render(void)
     buf_t out = BUF_INIT;
     json_error_t e;
 
-    CHECK_EQ_INT(session_render(&s, NULL, &out), RC_OK);
+    CHECK_EQ_INT(session_json_render(&s, NULL, &out), RC_OK);
     json_t *j = json_loadb(out.p, out.len, JSON_REJECT_DUPLICATES, &e);
     CHECK(j != NULL);
     CHECK(json_is_object(j));
@@ -475,7 +479,7 @@ static void test_render(void)
     s.data = (str_t){ "", 0 };
     s.user_id = STR_LIT("q\"uo\\te \xc3\xa9 \x01 \x7f");
     s.ip = STR_LIT("127.0.0.1");
-    CHECK_EQ_INT(session_render(&s, "aaa.bbb.ccc", &out), RC_OK);
+    CHECK_EQ_INT(session_json_render(&s, "aaa.bbb.ccc", &out), RC_OK);
     j = json_loadb(out.p, out.len, JSON_REJECT_DUPLICATES, &e);
     CHECK(j != NULL);
     CHECK(json_is_null(json_object_get(j, "user_agent")));
@@ -498,7 +502,7 @@ static void test_render(void)
     /* render appends */
     s = sample();
     buf_append_cstr(&out, "[");
-    CHECK_EQ_INT(session_render(&s, NULL, &out), RC_OK);
+    CHECK_EQ_INT(session_json_render(&s, NULL, &out), RC_OK);
     buf_append_cstr(&out, "]");
     j = json_loadb(out.p, out.len, 0, &e);
     CHECK(json_is_array(j) && json_array_size(j) == 1);
@@ -510,30 +514,30 @@ static void test_render(void)
 
 #define MAXTTL 86400
 
-static rc_t req(const char *body, session_request_t *r)
+static rc_t req(const char *body, body_create_t *r)
 {
-    return session_request_parse(body, strlen(body), MAXTTL, r);
+    return body_create_parse(body, strlen(body), MAXTTL, r);
 }
 
 /* RC_INVALID with a detail and no buffer left behind. */
 static int refused(const char *body)
 {
-    session_request_t r;
+    body_create_t r;
     rc_t rc = req(body, &r);
     int ok = rc == RC_INVALID && r.detail[0] != '\0' && r.data_json == NULL;
     if (!ok)
         fprintf(stderr, "  body %.60s: rc %d detail \"%s\"\n", body, (int)rc, r.detail);
-    session_request_free(&r);
+    body_create_free(&r);
     return ok;
 }
 
 static int accepted(const char *body)
 {
-    session_request_t r;
+    body_create_t r;
     rc_t rc = req(body, &r);
     if (rc != RC_OK)
         fprintf(stderr, "  body %.60s: rc %d detail \"%s\"\n", body, (int)rc, r.detail);
-    session_request_free(&r);
+    body_create_free(&r);
     return rc == RC_OK;
 }
 
@@ -552,25 +556,26 @@ static char *nested(int depth)
     return b;
 }
 
-static void test_request_parse(void)
+/* POST /session bodies: defaults, every field, data kept as the client wrote it */
+static void test_request_defaults_and_fields(void)
 {
-    session_request_t r;
+    body_create_t r;
 
     /* empty body: all defaults */
-    CHECK_EQ_INT(session_request_parse("", 0, MAXTTL, &r), RC_OK);
+    CHECK_EQ_INT(body_create_parse("", 0, MAXTTL, &r), RC_OK);
     CHECK_EQ_INT(r.has_user_id, 0);
     CHECK_EQ_INT(r.has_ttl, 0);
     CHECK_STR_EQ(r.data_json, "{}");
     CHECK_EQ_INT(r.data_len, 2);
-    session_request_free(&r);
+    body_create_free(&r);
     CHECK(r.data_json == NULL);
-    CHECK_EQ_INT(session_request_parse(NULL, 0, MAXTTL, &r), RC_OK);
-    session_request_free(&r);
+    CHECK_EQ_INT(body_create_parse(NULL, 0, MAXTTL, &r), RC_OK);
+    body_create_free(&r);
     /* empty object: defaults too */
     CHECK_EQ_INT(req("{}", &r), RC_OK);
     CHECK_EQ_INT(r.has_user_id + r.has_ttl, 0);
     CHECK_STR_EQ(r.data_json, "{}");
-    session_request_free(&r);
+    body_create_free(&r);
 
     /* all fields */
     CHECK_EQ_INT(req("{ \"user_id\" : \"bob\", \"ttl\": 60,\n"
@@ -590,7 +595,7 @@ static void test_request_parse(void)
         json_decref(d);
         CHECK(strchr(r.data_json, ' ') == NULL && strchr(r.data_json, '\n') == NULL);
     }
-    session_request_free(&r);
+    body_create_free(&r);
 
     /* data is a compact serialization of the body's "data": it parses back
      * to an equal value, whatever the order of the fields, and brackets or
@@ -616,29 +621,35 @@ static void test_request_parse(void)
             CHECK(back != NULL && json_equal(back, json_object_get(root, "data")));
             json_decref(back);
             json_decref(root);
-            session_request_free(&r);
+            body_create_free(&r);
         }
         /* big integers are valid JSON and kept as written */
         CHECK_EQ_INT(req(bodies[4], &r), RC_OK);
         CHECK_STR_EQ(r.data_json, "{\"n\":123456789012345678901234567890}");
-        session_request_free(&r);
+        body_create_free(&r);
         CHECK_EQ_INT(req(bodies[0], &r), RC_OK);
         CHECK_EQ_INT(r.ttl, 5);
         CHECK_STR_EQ(r.data_json, "{\"a\":\"}\"}");
-        session_request_free(&r);
+        body_create_free(&r);
         CHECK_EQ_INT(req(bodies[2], &r), RC_OK);
         CHECK_EQ_INT(r.ttl, 7);
         CHECK_STR_EQ(r.user_id, "u");
         CHECK_STR_EQ(r.data_json, "{\"x\":[1,{\"y\":\"a  b\"}]}");
-        session_request_free(&r);
+        body_create_free(&r);
         /* an escaped key is the same key */
         CHECK_EQ_INT(req("{\"\\u0074tl\":7}", &r), RC_OK);
         CHECK_EQ_INT(r.has_ttl, 1);
         CHECK_EQ_INT(r.ttl, 7);
-        session_request_free(&r);
+        body_create_free(&r);
         CHECK(refused("{\"\\u0074tl\":7,\"ttl\":7}"));  /* ...and a duplicate */
         CHECK(refused("{\"user_id\":\"a\",\"ttl\":5,\"data\":{},\"x\":1}"));
     }
+}
+
+/* POST /session bodies: ttl and user_id */
+static void test_request_ttl_and_user_id(void)
+{
+    body_create_t r;
 
     /* ttl bounds and types */
     CHECK(accepted("{\"ttl\":1}"));
@@ -678,8 +689,14 @@ static void test_request_parse(void)
         CHECK_EQ_INT(req(body, &r), RC_OK);
         CHECK_EQ_INT(r.user_id_len, 256);
         CHECK_STR_EQ(r.user_id, u);
-        session_request_free(&r);
+        body_create_free(&r);
     }
+}
+
+/* POST /session bodies: unknown fields; data */
+static void test_request_data(void)
+{
+    body_create_t r;
 
     /* unknown field (even next to valid ones) */
     CHECK(refused("{\"user\":\"bob\"}"));
@@ -701,7 +718,7 @@ static void test_request_parse(void)
         sprintf(body, "{\"data\":{\"k\":\"%s\"}}", v);
         CHECK_EQ_INT(req(body, &r), RC_OK);
         CHECK_EQ_INT(r.data_len, 4096);
-        session_request_free(&r);
+        body_create_free(&r);
         v[4088] = 'v';
         v[4089] = '\0';
         sprintf(body, "{\"data\":{\"k\":\"%s\"}}", v);
@@ -722,10 +739,10 @@ static void test_request_parse(void)
         for (int i = 0; i < 681; i++)
             n += (size_t)sprintf(body + n, "\\u00e9");
         sprintf(body + n, "\"}}");
-        session_request_t big;
+        body_create_t big;
         CHECK_EQ_INT(req(body, &big), RC_OK);
         CHECK_EQ_INT(big.data_len, 8 + 681 * 6);
-        session_request_free(&big);
+        body_create_free(&big);
     }
     {
         /* 4096 bytes serialized is the limit even with whitespace in the body */
@@ -735,10 +752,16 @@ static void test_request_parse(void)
         sprintf(body, "{\"data\":{   \"k\"  :   \"%s\"   }   }", v);
         CHECK_EQ_INT(req(body, &r), RC_OK);
         CHECK_EQ_INT(r.data_len, 4096);
-        session_request_free(&r);
+        body_create_free(&r);
         free(body);
         free(v);
     }
+}
+
+/* POST /session bodies: malformed: duplicate keys, not one object, bad UTF-8, depth */
+static void test_request_malformed(void)
+{
+    body_create_t r;
 
     /* duplicate keys, at the top and nested */
     CHECK(refused("{\"ttl\":60,\"ttl\":60}"));
@@ -761,9 +784,9 @@ static void test_request_parse(void)
     CHECK(accepted(" {} \n"));
     {
         static const char nul[] = "{}\0";
-        session_request_t q;
-        CHECK_EQ_INT(session_request_parse(nul, sizeof nul - 1, MAXTTL, &q), RC_INVALID);
-        session_request_free(&q);
+        body_create_t q;
+        CHECK_EQ_INT(body_create_parse(nul, sizeof nul - 1, MAXTTL, &q), RC_INVALID);
+        body_create_free(&q);
     }
 
     /* invalid UTF-8 */
@@ -776,13 +799,13 @@ static void test_request_parse(void)
     /* depth: 32 accepted, 33 refused */
     {
         char *b32 = nested(32), *b33 = nested(33);
-        CHECK_EQ_INT(session_json_depth(b32, strlen(b32)), 32);
-        CHECK_EQ_INT(session_json_depth(b33, strlen(b33)), 33);
+        CHECK_EQ_INT(jtext_depth(b32, strlen(b32)), 32);
+        CHECK_EQ_INT(jtext_depth(b33, strlen(b33)), 33);
         CHECK(accepted(b32));
         CHECK(refused(b33));
         CHECK_EQ_INT(req(b33, &r), RC_INVALID);
         CHECK(strstr(r.detail, "32") != NULL);
-        session_request_free(&r);
+        body_create_free(&r);
         free(b32);
         free(b33);
         /* arrays count too */
@@ -793,7 +816,7 @@ static void test_request_parse(void)
         for (int i = 0; i < 31; i++)
             strcat(arr, "]");
         strcat(arr, "}}");
-        CHECK_EQ_INT(session_json_depth(arr, strlen(arr)), 33);
+        CHECK_EQ_INT(jtext_depth(arr, strlen(arr)), 33);
         CHECK(refused(arr));
         /* a very deep body is refused, not crashed on */
         char *deep = malloc(200001);
@@ -802,30 +825,56 @@ static void test_request_parse(void)
         CHECK(refused(deep));
         free(deep);
     }
+}
+
+/* POST /session bodies: what a refusal leaves, and its detail */
+static void test_request_refusals(void)
+{
+    body_create_t r;
 
     /* a refused body leaves the detail and nothing to free */
     CHECK_EQ_INT(req("{\"ttl\":0}", &r), RC_INVALID);
     CHECK(strstr(r.detail, "ttl") != NULL);
     CHECK(r.data_json == NULL);
-    session_request_free(&r);
+    body_create_free(&r);
     CHECK_EQ_INT(req("{\"data\":{\"a\":1},\"ttl\":0}", &r), RC_INVALID);
     CHECK(r.data_json == NULL);
-    session_request_free(&r);
+    body_create_free(&r);
     CHECK_EQ_INT(req("{\"user_id\":\"\"}", &r), RC_INVALID);
     CHECK(strstr(r.detail, "user_id") != NULL);
-    session_request_free(&r);
+    body_create_free(&r);
+
+    /* the limits a refusal names are the constants that set them */
+    {
+        char want[64];
+        snprintf(want, sizeof want, "1 to %d bytes", SESSION_USER_MAX);
+        CHECK(strstr(r.detail, want) != NULL);
+        char *big = malloc(SESSION_DATA_MAX + 64);
+        snprintf(big, SESSION_DATA_MAX + 64, "{\"data\":{\"k\":\"%0*d\"}}", SESSION_DATA_MAX, 0);
+        CHECK_EQ_INT(req(big, &r), RC_INVALID);
+        snprintf(want, sizeof want, "larger than %d bytes", SESSION_DATA_MAX);
+        CHECK(strstr(r.detail, want) != NULL);
+        body_create_free(&r);
+        free(big);
+        char *deep = nested(BODY_DEPTH_MAX + 1);
+        CHECK_EQ_INT(req(deep, &r), RC_INVALID);
+        snprintf(want, sizeof want, "deeper than %d levels", BODY_DEPTH_MAX);
+        CHECK(strstr(r.detail, want) != NULL);
+        body_create_free(&r);
+        free(deep);
+    }
 
     /* max_ttl is the caller's */
-    CHECK_EQ_INT(session_request_parse("{\"ttl\":10}", 10, 9, &r), RC_INVALID);
-    session_request_free(&r);
-    CHECK_EQ_INT(session_request_parse("{\"ttl\":10}", 10, 10, &r), RC_OK);
+    CHECK_EQ_INT(body_create_parse("{\"ttl\":10}", 10, 9, &r), RC_INVALID);
+    body_create_free(&r);
+    CHECK_EQ_INT(body_create_parse("{\"ttl\":10}", 10, 10, &r), RC_OK);
     CHECK_EQ_INT(r.ttl, 10);
-    session_request_free(&r);
+    body_create_free(&r);
 }
 
 static void test_json_depth(void)
 {
-#define D(lit) session_json_depth((lit), sizeof(lit) - 1)
+#define D(lit) jtext_depth((lit), sizeof(lit) - 1)
     CHECK_EQ_INT(D(""), 0);
     CHECK_EQ_INT(D("42"), 0);
     CHECK_EQ_INT(D("{}"), 1);
@@ -841,7 +890,7 @@ static void test_json_depth(void)
     CHECK_EQ_INT(D("]]]{"), 1);                       /* stray closers */
     CHECK_EQ_INT(D("{{{"), 3);                        /* unclosed */
     CHECK_EQ_INT(D("[\"unterminated [[["), 1);
-    CHECK_EQ_INT(session_json_depth("[[[[", 2), 2);   /* len honoured */
+    CHECK_EQ_INT(jtext_depth("[[[[", 2), 2);   /* len honoured */
 #undef D
 }
 
@@ -856,7 +905,11 @@ int main(void)
     RUN(test_record_garbled);
     RUN(test_record_fuzz_regressions);
     RUN(test_render);
-    RUN(test_request_parse);
+    RUN(test_request_defaults_and_fields);
+    RUN(test_request_ttl_and_user_id);
+    RUN(test_request_data);
+    RUN(test_request_malformed);
+    RUN(test_request_refusals);
     RUN(test_json_depth);
     return UNIT_SUMMARY();
 }

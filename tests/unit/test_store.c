@@ -11,6 +11,7 @@
 #include "store.h"
 #include "store_lmdb.h"
 #include "unit.h"
+#include "record.h"
 
 #define NOW 1700000000LL
 #define MiB (1024 * 1024)
@@ -54,7 +55,7 @@ static void idn(char out[SESSION_ID_MAX + 1], const char *tag, int n)
 static rc_t get_session(store_t *st, const char *id, int64_t now, buf_t *rec, session_t *s)
 {
     rc_t rc = store_get(st, id, now, rec);
-    if (rc == RC_OK && session_decode(rec->p, rec->len, s) != RC_OK)
+    if (rc == RC_OK && record_decode(rec->p, rec->len, s) != RC_OK)
         return RC_ERR;
     return rc;
 }
@@ -552,7 +553,7 @@ static void test_full(void)
         session_t d;
         idn(id, "full", i);
         if (store_get(st, id, NOW, &rec) != RC_OK ||
-            session_decode(rec.p, rec.len, &d) != RC_OK || strcmp(d.id, id) != 0 ||
+            record_decode(rec.p, rec.len, &d) != RC_OK || strcmp(d.id, id) != 0 ||
             !str_eq_cstr(d.user_id, "liam") || d.data.len != SESSION_DATA_MAX ||
             d.created_at != NOW + i)
             intact = 0;

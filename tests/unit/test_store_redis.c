@@ -17,6 +17,7 @@
 #include "store.h"
 #include "store_redis.h"
 #include "unit.h"
+#include "record.h"
 
 #define NOW 1700000000LL
 #define SCRIPT_MAX 16
@@ -265,7 +266,7 @@ static void say_record(fake *f, const char *id, const char *user, int64_t expire
 {
     session_t s = mk(id, user, expires);
     buf_t rec = BUF_INIT;
-    session_encode(&s, &rec);
+    record_encode(&s, &rec);
     say_bulk(f, rec.p, rec.len);
     buf_free(&rec);
 }
@@ -365,7 +366,7 @@ static void test_get_answers(void)
     CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_NOT_FOUND);
     say_record(&f, ID_A, "alice", NOW + 60);
     CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
-    CHECK(session_decode(rec.p, rec.len, &s) == RC_OK && strcmp(s.id, ID_A) == 0 &&
+    CHECK(record_decode(rec.p, rec.len, &s) == RC_OK && strcmp(s.id, ID_A) == 0 &&
           str_eq_cstr(s.user_id, "alice"));
     say_record(&f, ID_A, "alice", NOW);
     CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_NOT_FOUND);

@@ -1,0 +1,22 @@
+/* record.h -- the binary record of a session, as stores keep it: a fixed
+ * little-endian header (version, field lengths, created_at, last_seen_at,
+ * expires_at), then the variable fields. */
+#ifndef RECORD_H
+#define RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buf.h"
+#include "rc.h"
+#include "session.h"
+
+/* Appends the record of s to out. */
+rc_t record_encode(const session_t *s, buf_t *out);
+/* Pure decoder: s's views point into rec, which must outlive s.
+ * RC_INVALID on any inconsistency. */
+rc_t record_decode(const void *rec, size_t len, session_t *s);
+/* Sets last_seen_at in an encoded record of len bytes, in place: the one
+ * field a store rewrites. RC_INVALID when rec is too short to be a record. */
+rc_t record_set_last_seen(void *rec, size_t len, int64_t last_seen);
+
+#endif
