@@ -1,6 +1,9 @@
 /* record.h -- the binary record of a session, as stores keep it: a fixed
  * little-endian header (version, field lengths, created_at, last_seen_at,
- * expires_at), then the variable fields. */
+ * expires_at), then the variable fields. record.c is the one C reader and
+ * writer; the one other is store_redis.c's create script, which reads the
+ * user id, created_at and last_seen_at of a user's sessions inside Redis
+ * (a change of layout changes both, and REC_VERSION). */
 #ifndef RECORD_H
 #define RECORD_H
 

@@ -182,6 +182,31 @@ def timed(fn):
     return (time.perf_counter() - t0) * 1000.0, ok
 
 
+def assert_cut_off_in_time(report):
+    """The hostile clients' report: every slow connection was cut off by the
+    timeout, neither late nor early, and the non-readers were dropped."""
+    limit = TIMEOUT + 3.0
+    for kind in ("slowloris", "slow body"):
+        lives = report["lives"][kind]
+        assert lives, "no %s connection was ever closed by the server" % kind
+        late = [x for x in lives if x[0] > limit]
+        assert not late, "%d %s connections closed later than %.0f s: %s" % (
+            len(late), kind, limit, late[:5])
+        early = [x for x in lives if x[0] < TIMEOUT - 0.5]
+        assert not early, "%s connections closed before CONNECTION_TIMEOUT: %s" % (kind, early[:5])
+        answered = [x for x in lives if x[1].startswith("answered")]
+        assert not answered, "%s connections got an answer: %s" % (kind, answered[:3])
+    assert len(report["lives"]["slowloris"]) >= SLOWLORIS, \
+        "only %d slowloris connections were closed in %.0f s" % (
+            len(report["lives"]["slowloris"]), HOSTILE_SECONDS)
+    overdue = [x for x in report["still_open"] if x[0] > limit]
+    assert not overdue, "connections still open after %.0f s: %s" % (limit, overdue[:5])
+    # the non-readers were dropped: not every answer was sent, and the socket is closed
+    for r in report["readers"]:
+        assert r["end"] in ("eof", "reset"), "a non-reading client is still connected: %r" % r
+        assert r["answers"] < r["sent"], "a non-reader got every answer (never blocked?): %r" % r
+
+
 @pytest.mark.concurrency
 def test_normal_traffic_fast_while_hostile_clients_are_cut_off(spawn, store_kind):
     raise_nofile()
@@ -265,27 +290,7 @@ def test_normal_traffic_fast_while_hostile_clients_are_cut_off(spawn, store_kind
     assert not failures, "normal requests failed under attack: %s" % failures[:10]
     assert p99 < P99_LIMIT_MS, summary
 
-    # every slow connection was cut off by the timeout, neither late nor early
-    limit = TIMEOUT + 3.0
-    for kind in ("slowloris", "slow body"):
-        lives = report["lives"][kind]
-        assert lives, "no %s connection was ever closed by the server" % kind
-        late = [x for x in lives if x[0] > limit]
-        assert not late, "%d %s connections closed later than %.0f s: %s" % (
-            len(late), kind, limit, late[:5])
-        early = [x for x in lives if x[0] < TIMEOUT - 0.5]
-        assert not early, "%s connections closed before CONNECTION_TIMEOUT: %s" % (kind, early[:5])
-        answered = [x for x in lives if x[1].startswith("answered")]
-        assert not answered, "%s connections got an answer: %s" % (kind, answered[:3])
-    assert len(report["lives"]["slowloris"]) >= SLOWLORIS, \
-        "only %d slowloris connections were closed in %.0f s" % (
-            len(report["lives"]["slowloris"]), HOSTILE_SECONDS)
-    overdue = [x for x in report["still_open"] if x[0] > limit]
-    assert not overdue, "connections still open after %.0f s: %s" % (limit, overdue[:5])
-    # the non-readers were dropped: not every answer was sent, and the socket is closed
-    for r in report["readers"]:
-        assert r["end"] in ("eof", "reset"), "a non-reading client is still connected: %r" % r
-        assert r["answers"] < r["sent"], "a non-reader got every answer (never blocked?): %r" % r
+    assert_cut_off_in_time(report)
     # and the server serves as before
     assert srv.get("/healthz").status_code == 200
     assert srv.get("/validate", token=live["token"]).status_code == 200
