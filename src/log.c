@@ -239,3 +239,24 @@ void log_request(const char *method, const char *route, unsigned status,
     line[n++] = '\n';
     emit(line, n, level >= LOG_WARN);
 }
+
+void log_closed(const char *reason, const char *session_id, const char *user, size_t ulen)
+{
+    if (!log_enabled(LOG_INFO))
+        return;
+    char line[LINE_MAX_LEN], who[512];
+    if (ulen >= sizeof who)
+        ulen = sizeof who - 1;
+    memcpy(who, user, ulen);
+    who[ulen] = '\0';
+    size_t n = head(line, sizeof line, LOG_INFO);
+    put_raw(line, &n, sizeof line, ",\"event\":\"session.closed\",\"session_id\":");
+    put_str(line, &n, sizeof line, session_id);
+    put_raw(line, &n, sizeof line, ",\"user_id\":");
+    put_str(line, &n, sizeof line, who);
+    put_raw(line, &n, sizeof line, ",\"reason\":");
+    put_str(line, &n, sizeof line - 2, reason);
+    line[n++] = '}';
+    line[n++] = '\n';
+    emit(line, n, 0);
+}

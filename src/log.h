@@ -36,5 +36,8 @@ void log_request(const char *method, const char *route, unsigned status,
 
 /* Writes every thread's buffered lines. */
 void log_flush(void);
+/* The line of one close: event "session.closed", the session id, the user
+ * id (user[0..ulen), at most 256 bytes) and the reason, at level info. */
+void log_closed(const char *reason, const char *session_id, const char *user, size_t ulen);
 
 #endif

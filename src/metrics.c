@@ -14,7 +14,7 @@ static const unsigned statuses[] = {
 
 static const char *const method_names[METRICS_METHODS] = { "GET", "POST", "DELETE", "other" };
 static const char *const reason_names[METRICS_CLOSE_REASONS] = {
-    "user", "admin", "close_all", "expired", "evicted"
+    "closed", "closed_all", "expired", "idle", "evicted", "token_reuse"
 };
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
@@ -69,6 +69,11 @@ void metrics_request(unsigned route, metrics_method method, unsigned status,
 void metrics_sessions_created(uint64_t n)
 {
     atomic_fetch_add_explicit(&created, n, memory_order_relaxed);
+}
+
+const char *metrics_close_reason_name(metrics_close_reason reason)
+{
+    return reason < METRICS_CLOSE_REASONS ? reason_names[reason] : "other";
 }
 
 void metrics_sessions_closed(metrics_close_reason reason, uint64_t n)

@@ -23,14 +23,19 @@ typedef enum metrics_method {
     METRICS_METHODS
 } metrics_method;
 
+/* The contract's close reasons, in the order of store_close_reason. */
 typedef enum metrics_close_reason {
-    METRICS_CLOSED_BY_USER = 0,   /* DELETE /session/{id} by its owner */
-    METRICS_CLOSED_BY_ADMIN,      /* DELETE /session/{id} by an administrator */
-    METRICS_CLOSED_BY_CLOSE_ALL,  /* DELETE /users/{user_id}/sessions */
-    METRICS_CLOSED_EXPIRED,       /* purged after expiry (LMDB; Redis expires natively) */
-    METRICS_CLOSED_EVICTED,       /* over SESSION_MAX_PER_USER: least recently used closed */
+    METRICS_CLOSED = 0,        /* "closed": one DELETE /session/{id} */
+    METRICS_CLOSED_ALL,        /* "closed_all": DELETE /users/{user_id}/sessions */
+    METRICS_CLOSED_EXPIRED,    /* "expired" */
+    METRICS_CLOSED_IDLE,       /* "idle" */
+    METRICS_CLOSED_EVICTED,    /* "evicted": over SESSION_MAX_PER_USER */
+    METRICS_CLOSED_TOKEN_REUSE, /* "token_reuse" */
     METRICS_CLOSE_REASONS
 } metrics_close_reason;
+
+/* The reason's name in metrics and logs ("closed", ...). */
+const char *metrics_close_reason_name(metrics_close_reason reason);
 
 metrics_method metrics_method_of(const char *method);
 void metrics_request(unsigned route, metrics_method method, unsigned status,

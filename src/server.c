@@ -55,10 +55,8 @@ static void *housekeeping(void *arg)
             rc_t rc = store_purge(h->store, now, &n);
             if (rc != RC_OK)
                 log_msg(LOG_WARN, "purge: %s", rc_str(rc));
-            else if (n) {
-                metrics_sessions_closed(METRICS_CLOSED_EXPIRED, n);
+            else if (n) /* each counted and logged as it was told (told_closed) */
                 log_msg(LOG_DEBUG, "purge: removed %zu expired session(s)", n);
-            }
             next_purge = now + h->purge_interval;
         }
         pthread_mutex_lock(&h->lock);
@@ -66,6 +64,22 @@ static void *housekeeping(void *arg)
     pthread_mutex_unlock(&h->lock);
     flush_touches(h); /* what validate noted last */
     return NULL;
+}
+
+/* Every close a store makes, counted and logged once: the store tells
+ * (store_on_close) after the close is durable, on the thread that made it. */
+_Static_assert((int)STORE_CLOSE_REASONS == (int)METRICS_CLOSE_REASONS &&
+                   (int)STORE_CLOSED_ALL == (int)METRICS_CLOSED_ALL &&
+                   (int)STORE_EVICTED == (int)METRICS_CLOSED_EVICTED &&
+                   (int)STORE_TOKEN_REUSE == (int)METRICS_CLOSED_TOKEN_REUSE,
+               "store_close_reason and metrics_close_reason in the same order");
+
+static void told_closed(void *arg, store_close_reason why, const char *id, str_t user)
+{
+    (void)arg;
+    metrics_close_reason reason = (metrics_close_reason)why; /* the same order */
+    metrics_sessions_closed(reason, 1);
+    log_closed(metrics_close_reason_name(reason), id, user.p, user.len);
 }
 
 int server_main(const char *name, unsigned groups, int argc, char **argv)
@@ -110,6 +124,7 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
         return rc == RC_INVALID ? 2 : 1;
     }
 
+    store_on_close(store, told_closed, NULL);
     http_service svc = { 0 };
     api app;
     exec *ex = NULL;

@@ -39,6 +39,18 @@ void store_close(store_t *st)
         st->ops->close(st);
 }
 
+void store_on_close(store_t *st, store_close_fn fn, void *arg)
+{
+    st->on_close = fn;
+    st->on_close_arg = arg;
+}
+
+void store_tell_closed(store_t *st, store_close_reason why, const char *id, str_t user)
+{
+    if (st->on_close != NULL)
+        st->on_close(st->on_close_arg, why, id, user);
+}
+
 const char *store_scheme(const store_t *st)
 {
     return st->ops->scheme;

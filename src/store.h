@@ -17,6 +17,22 @@
 
 typedef struct store store_t;
 
+/* Why a session was closed (the contract's close reasons). */
+typedef enum store_close_reason {
+    STORE_CLOSED,      /* one DELETE /session/{id} */
+    STORE_CLOSED_ALL,  /* DELETE /users/{user_id}/sessions */
+    STORE_EXPIRED,     /* past expires_at, and removed by a purge or by a request that met it */
+    STORE_IDLE,        /* unused for its idle timeout */
+    STORE_EVICTED,     /* over SESSION_MAX_PER_USER, least recently used */
+    STORE_TOKEN_REUSE, /* a replaced session token was used again */
+    STORE_CLOSE_REASONS
+} store_close_reason;
+
+/* Told of each session a store removed (store_on_close): once, after the
+ * removal is durable, on the thread that removed it. id and user are valid
+ * during the call only. */
+typedef void (*store_close_fn)(void *arg, store_close_reason why, const char *id, str_t user);
+
 /* LMDB_SYNC, in the order of its names (config.c). */
 typedef enum store_sync {
     STORE_SYNC_FULL, /* fsync data and meta on every commit (power-loss durable) */
@@ -110,6 +126,8 @@ typedef struct store_ops {
 struct store {
     const store_ops *ops;
     int remote; /* a read costs a network round trip: batch reads too */
+    store_close_fn on_close; /* store_on_close; NULL: nobody listens */
+    void *on_close_arg;
 };
 
 /* Opens the store named by url ("scheme://target"). RC_INVALID with err set
@@ -117,6 +135,12 @@ struct store {
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
                 char *err, size_t errlen);
 void store_close(store_t *st);
+/* Who is told of closes (NULL: nobody). Set before the store is shared
+ * between threads. A session Redis drops by itself (its key's expiry) is
+ * told when its index entry is met by a list or a close-all. */
+void store_on_close(store_t *st, store_close_fn fn, void *arg);
+/* For the backends: tells st's listener, if any. */
+void store_tell_closed(store_t *st, store_close_reason why, const char *id, str_t user);
 
 /* The calls below go through the table of operations. They keep malformed
  * ids and user ids away from the stores (an id no session can have is

@@ -36,6 +36,11 @@ typedef struct lmdb_store {
     pthread_mutex_t turn_lock;
     pthread_cond_t turn_wake;
     uint64_t next_turn, serving;
+    /* Closes to tell (store_on_close), each a reason byte, the id and the
+     * user id, NUL-terminated: those of the write transaction under way,
+     * and those committed and not told yet. Touched only by the writer
+     * whose turn it is. */
+    buf_t closing, closed;
 } lmdb_store;
 
 rc_t store_lmdb_rc(int rc, const char *what)
@@ -100,12 +105,32 @@ static rc_t reader(lmdb_store *st, MDB_txn **out)
 
 static rc_t writer(lmdb_store *st, MDB_txn **out)
 {
+    buf_reset(&st->closing); /* an aborted transaction's closes never happened */
     return store_lmdb_rc(mdb_txn_begin(st->env, NULL, 0, out), "begin write");
 }
 
-static rc_t commit(MDB_txn *txn)
+static rc_t commit(lmdb_store *st, MDB_txn *txn)
 {
-    return store_lmdb_rc(mdb_txn_commit(txn), "commit");
+    rc_t rc = store_lmdb_rc(mdb_txn_commit(txn), "commit");
+    if (rc == RC_OK && st->closing.len > 0 &&
+        buf_append(&st->closed, st->closing.p, st->closing.len) != RC_OK)
+        log_msg(LOG_WARN, "lmdb: out of memory: closes committed but not told");
+    buf_reset(&st->closing);
+    return rc;
+}
+
+/* Tells the listener of the closes in closed (taken from st->closed once
+ * their transactions committed and, with LMDB_SYNC=full, synced). */
+static void tell(lmdb_store *st, const buf_t *closed)
+{
+    for (size_t at = 0; at < closed->len;) {
+        const char *e = closed->p + at;
+        const char *id = e + 1;
+        const char *user = id + strlen(id) + 1;
+        size_t ulen = strlen(user);
+        store_tell_closed(&st->base, (store_close_reason)e[0], id, (str_t){ user, ulen });
+        at = (size_t)(user + ulen + 1 - closed->p);
+    }
 }
 
 /* Looks id up in txn and decodes it; the views point into the map. */
@@ -122,9 +147,11 @@ static rc_t fetch(lmdb_store *st, MDB_txn *txn, const char *id, session_t *s)
     return RC_OK;
 }
 
-/* Removes a session and its index entries. Copies what it needs from s
- * first: s points into pages this transaction may rewrite. */
-static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s)
+/* Removes a session and its index entries, and notes the close (why) to
+ * be told once committed. Copies what it needs from s first: s points into
+ * pages this transaction may rewrite. */
+static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s,
+                           store_close_reason why)
 {
     char id[SESSION_ID_MAX + 1], user[SESSION_USER_MAX];
     size_t idlen = strlen(s->id), ulen = s->user_id.len;
@@ -149,6 +176,14 @@ static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s)
     rc = mdb_del(txn, st->by_exp, &ek, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return store_lmdb_rc(rc, "del by_exp");
+    if (st->base.on_close != NULL) {
+        char tag = (char)why;
+        if (buf_append(&st->closing, &tag, 1) != RC_OK ||
+            buf_append(&st->closing, id, idlen + 1) != RC_OK ||
+            buf_append(&st->closing, user, ulen) != RC_OK ||
+            buf_append(&st->closing, "", 1) != RC_OK)
+            return RC_NOMEM;
+    }
     return RC_OK;
 }
 
@@ -237,7 +272,7 @@ static void run_one_by_one(lmdb_store *st, wop *batch)
             continue;
         w->rc = w->apply(st, txn, w->arg);
         if (w->rc == RC_OK || w->rc == RC_NOT_FOUND) {
-            rc_t rc = commit(txn);
+            rc_t rc = commit(st, txn);
             if (rc != RC_OK)
                 w->rc = rc;
         } else {
@@ -268,7 +303,7 @@ static void run_batch(lmdb_store *st, wop *batch)
             return;
         }
     }
-    rc = commit(txn);
+    rc = commit(st, txn);
     if (rc != RC_OK)
         for (wop *w = batch; w; w = w->next)
             if (w->rc == RC_OK || w->rc == RC_NOT_FOUND)
@@ -313,13 +348,19 @@ static void write_batch(lmdb_store *st, wop *batch)
 {
     take_turn(st);
     run_batch(st, batch);
+    buf_t closed = st->closed; /* told once durable, outside the turn */
+    st->closed = BUF_INIT;
     end_turn(st);
+    rc_t rc = RC_OK;
     if (st->sync_after) {
-        rc_t rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
+        rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
         for (wop *w = batch; w && rc != RC_OK; w = w->next)
             w->rc = rc;
     }
     note_batch(st, batch);
+    if (rc == RC_OK)
+        tell(st, &closed);
+    buf_free(&closed);
 }
 
 static rc_t write_op(lmdb_store *st, rc_t (*apply)(lmdb_store *, MDB_txn *, void *), void *arg)
@@ -407,7 +448,7 @@ static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
         if (rc != RC_OK)
             goto out;
         if (!session_live(&s, a->s->created_at)) {
-            if ((rc = remove_session(st, txn, &s)) != RC_OK)
+            if ((rc = remove_session(st, txn, &s, STORE_EXPIRED)) != RC_OK)
                 goto out;
             continue;
         }
@@ -427,7 +468,7 @@ static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
         session_t s;
         if ((rc = fetch(st, txn, h[i].id, &s)) == RC_NOT_FOUND)
             rc = RC_UNAVAILABLE; /* read a moment ago in this transaction */
-        if (rc != RC_OK || (rc = remove_session(st, txn, &s)) != RC_OK)
+        if (rc != RC_OK || (rc = remove_session(st, txn, &s, STORE_EVICTED)) != RC_OK)
             goto out;
         if (a->evicted != NULL &&
             (rc = buf_append(a->evicted, h[i].id, strlen(h[i].id) + 1)) != RC_OK)
@@ -526,12 +567,12 @@ static rc_t del_in(lmdb_store *st, MDB_txn *txn, void *arg)
         return rc;
     if (!session_live(&s, a->now)) {
         /* Expired: behaves as absent; drop it while we hold the lock. */
-        rc = remove_session(st, txn, &s);
+        rc = remove_session(st, txn, &s, STORE_EXPIRED);
         return rc == RC_OK ? RC_NOT_FOUND : rc;
     }
     if (a->owner.p != NULL && !str_eq(a->owner, s.user_id))
         return RC_NOT_FOUND;
-    return remove_session(st, txn, &s);
+    return remove_session(st, txn, &s, STORE_CLOSED);
 }
 
 static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
@@ -645,7 +686,7 @@ static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
         if (rc != RC_OK)
             goto out;
         int live = session_live(&s, a->now);
-        if ((rc = remove_session(st, txn, &s)) != RC_OK)
+        if ((rc = remove_session(st, txn, &s, live ? STORE_CLOSED_ALL : STORE_EXPIRED)) != RC_OK)
             goto out;
         if (live)
             a->count++;
@@ -674,11 +715,10 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
     return rc;
 }
 
-/* The request path's writes: one chain, hence one transaction and one
- * commit for all of them (and for whatever else is queued meanwhile).
- * (Reads are not batched on LMDB, store_t.remote is 0; one is served
- * directly if it comes.)
- * Creates go last and in id order, so that they append (put_in_order). */
+/* The request path's batches: the reads answered at once (they need no
+ * transaction of ours), the writes in one transaction and one commit
+ * (write_batch). Creates go last and in id order, so that they append
+ * (put_in_order). */
 typedef struct batch_item {
     wop w;
     buf_t rec;
@@ -857,7 +897,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
         session_t s;
         if (fetch(st, txn, ids[i], &s) != RC_OK || session_live(&s, now))
             continue;
-        if ((rc = remove_session(st, txn, &s)) != RC_OK)
+        if ((rc = remove_session(st, txn, &s, STORE_EXPIRED)) != RC_OK)
             goto abort;
         (*done)++;
     }
@@ -865,7 +905,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
         mdb_txn_abort(txn);
         return RC_OK;
     }
-    rc = commit(txn);
+    rc = commit(st, txn);
     if (rc != RC_OK)
         *done = 0;
     return rc;
@@ -886,7 +926,11 @@ static rc_t lmdb_purge(store_t *base, int64_t now, size_t *count)
     for (;;) {
         take_turn(st);
         rc = purge_batch(st, now, batch, &done);
+        buf_t closed = st->closed;
+        st->closed = BUF_INIT;
         end_turn(st);
+        tell(st, &closed);
+        buf_free(&closed);
         if (rc == RC_FULL && batch > 1) {
             batch /= 2; /* a nearly full map: smaller transactions fit */
             continue;
@@ -965,6 +1009,8 @@ static void lmdb_close(store_t *base)
     mdb_env_close(st->env);
     pthread_mutex_destroy(&st->turn_lock);
     pthread_cond_destroy(&st->turn_wake);
+    buf_free(&st->closing);
+    buf_free(&st->closed);
     free(st);
 }
 

@@ -400,15 +400,49 @@ static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, sess
 /* Drops index entries whose expires_at has passed (creates are atomic, so
  * an entry without its session is dead too: list skips it, close-all and
  * the create script at the cap remove it). */
+#define PRUNE_MAX 1000 /* entries a prune takes at once */
+
 static void prune(redis_store *st, str_t user, int64_t now)
 {
-    char ukey[KEY_MAX], when[24];
-    redisReply *r;
+    char ukey[KEY_MAX], when[24], most[8];
+    size_t ulen = user_key(ukey, user);
     i64_text(when, now);
-    const char *pa[] = { "ZREMRANGEBYSCORE", ukey, "-inf", when };
-    size_t pl[] = { 16, user_key(ukey, user), 4, strlen(when) };
-    if (cmd(st, &r, 4, pa, pl) == RC_OK)
+    snprintf(most, sizeof most, "%d", PRUNE_MAX);
+    for (;;) {
+        redisReply *r;
+        const char *pa[] = { "ZRANGEBYSCORE", ukey, "-inf", when, "LIMIT", "0", most };
+        size_t pl[] = { 13, ulen, 4, strlen(when), 5, 1, strlen(most) };
+        if (cmd(st, &r, 7, pa, pl) != RC_OK)
+            return;
+        size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        rcmd *cmds = n ? calloc(n, sizeof *cmds) : NULL;
+        redisReply **out = n ? calloc(n, sizeof(redisReply *)) : NULL;
+        const char **av = n ? calloc(3 * n, sizeof *av) : NULL;
+        size_t *lv = n ? calloc(3 * n, sizeof *lv) : NULL;
+        if (n == 0 || cmds == NULL || out == NULL || av == NULL || lv == NULL)
+            goto done;
+        for (size_t i = 0; i < n; i++) { /* one ZREM each: only its remover tells */
+            av[3 * i] = "ZREM", lv[3 * i] = 4;
+            av[3 * i + 1] = ukey, lv[3 * i + 1] = ulen;
+            av[3 * i + 2] = r->element[i]->str, lv[3 * i + 2] = r->element[i]->len;
+            cmds[i] = (rcmd){ 3, av + 3 * i, lv + 3 * i };
+        }
+        if (pipeline(st, cmds, n, out) == RC_OK) {
+            for (size_t i = 0; i < n; i++)
+                if (out[i]->type == REDIS_REPLY_INTEGER && out[i]->integer == 1 &&
+                    session_id_valid(r->element[i]->str, r->element[i]->len))
+                    store_tell_closed(&st->base, STORE_EXPIRED, r->element[i]->str, user);
+            free_replies(out, n);
+        }
+    done:
+        free(cmds);
+        free(out);
+        free(av);
+        free(lv);
         freeReplyObject(r);
+        if (n < PRUNE_MAX)
+            return;
+    }
 }
 
 static void unindex(redis_store *st, str_t user, const char *const *ids, size_t n)
@@ -601,6 +635,8 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_
         }
     }
     free_replies(replies, keep);
+    for (size_t i = 0; i < ng; i++)
+        store_tell_closed(&st->base, STORE_CLOSED_ALL, gone[i], user);
     *count += ng;
     if (ng)
         unindex(st, user, gone, ng);
@@ -643,6 +679,7 @@ typedef struct wscratch {
     const char *argv[2][PUT_ARGC];
     size_t lens[2][PUT_ARGC];
     size_t first;   /* its first reply in the round; SIZE_MAX: not sent */
+    redis_store *st;
 } wscratch;
 
 /* A create, in one atomic step on the server (a script: Redis runs it
@@ -666,8 +703,9 @@ static const char CREATE_SCRIPT[] =
     "local skey, ukey = KEYS[1], KEYS[2]\n"
     "local exp, id, max = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
     "if redis.call('EXISTS', skey) == 1 then return {0} end\n"
-    "redis.call('ZREMRANGEBYSCORE', ukey, '-inf', ARGV[4])\n"
-    "local out = {1}\n"
+    "local dead = redis.call('ZRANGEBYSCORE', ukey, '-inf', ARGV[4])\n"
+    "for _, m in ipairs(dead) do redis.call('ZREM', ukey, m) end\n"
+    "local out = {1, dead}\n"
     "if max > 0 and redis.call('ZCARD', ukey) >= max then\n"
     "  local function i64(r, at)\n"
     "    local v = 0\n"
@@ -687,7 +725,7 @@ static const char CREATE_SCRIPT[] =
     "    else redis.call('ZREM', ukey, m) end\n"
     "  end\n"
     "  if #live >= max then\n"
-    "    if ARGV[6] == '1' then return {2} end\n"
+    "    if ARGV[6] == '1' then return {2, dead} end\n"
     "    local function bytes_lt(x, y)\n" /* as strcmp: Lua's < follows the locale */
     "      for k = 1, math.min(#x, #y) do\n"
     "        local p, q = string.byte(x, k), string.byte(y, k)\n"
@@ -733,23 +771,43 @@ static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
     *cmd = (rcmd){ PUT_ARGC, x->argv[0], x->lens[0] };
 }
 
-static rc_t put_result(store_op *o, const redisReply *r)
+/* Tells of the index entries the script found dead (sessions Redis
+ * dropped when they expired). */
+static void tell_dead(redis_store *st, const redisReply *dead, str_t user)
+{
+    for (size_t i = 0; i < dead->elements; i++) {
+        const redisReply *e = dead->element[i];
+        if (e->type == REDIS_REPLY_STRING && session_id_valid(e->str, e->len))
+            store_tell_closed(&st->base, STORE_EXPIRED, e->str, user);
+    }
+}
+
+/* The script's answer: {0} (id taken), {2, dead} (refused at the cap), or
+ * {1, dead, evicted ids...}. */
+static rc_t put_result(redis_store *st, store_op *o, const redisReply *r)
 {
     if (r->type == REDIS_REPLY_ERROR)
         return reply_error(r);
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return RC_UNAVAILABLE;
-    if (r->element[0]->integer == 0)
+    long long verdict = r->element[0]->integer;
+    if (verdict == 0)
         return RC_EXISTS;
-    if (r->element[0]->integer == 2)
+    if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        (verdict != 1 && verdict != 2))
+        return RC_UNAVAILABLE;
+    tell_dead(st, r->element[1], o->s->user_id);
+    if (verdict == 2)
         return RC_LIMIT;
     if (o->evicted != NULL)
         buf_reset(o->evicted);
-    for (size_t i = 1; i < r->elements; i++) {
+    for (size_t i = 2; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
+        if (session_id_valid(e->str, e->len))
+            store_tell_closed(&st->base, STORE_EVICTED, e->str, o->s->user_id);
         if (o->evicted != NULL && buf_append(o->evicted, e->str, e->len + 1) != RC_OK)
             return RC_NOMEM; /* committed, but cannot be told: the answer is a 503 */
         o->count++;
@@ -794,7 +852,7 @@ static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply 
 static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
 {
     if (o->kind == STORE_OP_PUT)
-        o->rc = put_result(o, r[0]);
+        o->rc = put_result(x->st, o, r[0]);
     else if (o->kind == STORE_OP_GET)
         o->rc = live_record(r[0], o->now, o->rec, &x->s);
     else
@@ -803,11 +861,12 @@ static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
 
 static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 {
-    (void)x;
     if (r[0]->type == REDIS_REPLY_ERROR)
         o->rc = reply_error(r[0]);
     else
         o->rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
+    if (o->rc == RC_OK) /* this DEL removed it: of two racing closes, only one tells */
+        store_tell_closed(&x->st->base, STORE_CLOSED, o->id, x->s.user_id);
 }
 
 static rc_t redis_ping(store_t *base);
@@ -832,6 +891,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         store_op *o = ops[i];
         wscratch *x = &w[i];
         x->first = SIZE_MAX;
+        x->st = st;
         if (o->kind == STORE_OP_PUT) {
             if ((o->rc = record_encode(o->s, &x->rec)) != RC_OK)
                 continue;

@@ -795,6 +795,97 @@ static void test_error_mapping(void)
     CHECK_EQ_INT(store_lmdb_rc(ENOMEM, "test"), RC_NOMEM);
 }
 
+/* What a store's close listener heard: "reason id user" lines. */
+typedef struct heard {
+    char lines[64][SESSION_ID_MAX + SESSION_USER_MAX + 8];
+    int n;
+} heard;
+
+static void listen_close(void *arg, store_close_reason why, const char *id, str_t user)
+{
+    heard *h = arg;
+    if (h->n < 64)
+        snprintf(h->lines[h->n++], sizeof h->lines[0], "%d %s %.*s", (int)why, id,
+                 (int)user.len, user.p);
+}
+
+static int heard_line(const heard *h, store_close_reason why, const char *id, const char *user)
+{
+    char want[sizeof h->lines[0]];
+    int found = 0;
+    snprintf(want, sizeof want, "%d %s %s", (int)why, id, user);
+    for (int i = 0; i < h->n; i++)
+        found += strcmp(h->lines[i], want) == 0;
+    return found;
+}
+
+/* Every removal is told once, with its reason, after its commit; a close
+ * that closes nothing tells nothing. */
+static void test_close_listener(void)
+{
+    store_t *st = open_at("listen", 64 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    heard h = { .n = 0 };
+    store_on_close(st, listen_close, &h);
+    char a[SESSION_ID_MAX + 1], b[SESSION_ID_MAX + 1], c[SESSION_ID_MAX + 1],
+        d[SESSION_ID_MAX + 1], e[SESSION_ID_MAX + 1], f[SESSION_ID_MAX + 1];
+    idn(a, "lsnA", 1);
+    idn(b, "lsnB", 2);
+    idn(c, "lsnC", 3);
+    idn(d, "lsnD", 4);
+    idn(e, "lsnE", 5);
+    idn(f, "lsnF", 6);
+    session_t sa = mk(a, "ann", NOW, NOW + 100), sb = mk(b, "ann", NOW + 1, NOW + 100),
+              sc = mk(c, "ann", NOW + 2, NOW + 100), sd = mk(d, "ann", NOW, NOW + 5),
+              se = mk(e, "bob", NOW, NOW + 100), sf = mk(f, "bob", NOW + 1, NOW + 100);
+    const session_t *all[] = { &sa, &sb, &sc, &sd, &se, &sf };
+    for (size_t i = 0; i < 6; i++)
+        CHECK_EQ_INT(store_put(st, all[i]), RC_OK);
+    CHECK_EQ_INT(h.n, 0);
+
+    CHECK_EQ_INT(store_del(st, a, STR_LIT("ann"), NOW), RC_OK);
+    CHECK_EQ_INT(heard_line(&h, STORE_CLOSED, a, "ann"), 1);
+    CHECK_EQ_INT(store_del(st, a, STR_LIT("ann"), NOW), RC_NOT_FOUND);
+    CHECK_EQ_INT(store_del(st, b, STR_LIT("bob"), NOW), RC_NOT_FOUND); /* not bob's */
+    CHECK_EQ_INT(h.n, 1);
+
+    size_t n = 0;
+    CHECK_EQ_INT(store_del_user(st, STR_LIT("ann"), c, NOW + 10, &n), RC_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_CLOSED_ALL, b, "ann"), 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_EXPIRED, d, "ann"), 1); /* met dead on the way */
+    CHECK_EQ_INT(h.n, 3);
+
+    /* a create over the cap evicts bob's least recently used */
+    char g[SESSION_ID_MAX + 1];
+    idn(g, "lsnG", 7);
+    session_t sg = mk(g, "bob", NOW + 2, NOW + 100);
+    store_op put = { .kind = STORE_OP_PUT, .s = &sg, .now = NOW + 2, .max_per_user = 2 };
+    store_op *one = &put;
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(put.rc, RC_OK);
+    CHECK_EQ_INT(heard_line(&h, STORE_EVICTED, e, "bob"), 1);
+    CHECK_EQ_INT(h.n, 4);
+
+    /* a refused create tells nothing */
+    put.refuse = 1;
+    sg.id[0] = 'x';
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(put.rc, RC_LIMIT);
+    CHECK_EQ_INT(h.n, 4);
+
+    /* the purge tells each expired session */
+    CHECK_EQ_INT(store_purge(st, NOW + 1000, &n), RC_OK);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(heard_line(&h, STORE_EXPIRED, c, "ann"), 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_EXPIRED, f, "bob"), 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_EXPIRED, g, "bob"), 1);
+    CHECK_EQ_INT(h.n, 7);
+    store_close(st);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -811,6 +902,7 @@ int main(void)
     RUN(test_reopen);
     RUN(test_full);
     RUN(test_write_batch);
+    RUN(test_close_listener);
     RUN(test_concurrent_delete);
     RUN(test_concurrent_put_get);
     CHECK_EQ_INT(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);

@@ -282,6 +282,18 @@ static double ms_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* What the close listener heard, "reason id user" per line. */
+static char told[8][160];
+static int ntold;
+
+static void listen_close(void *arg, store_close_reason why, const char *id, str_t user)
+{
+    (void)arg;
+    if (ntold < 8)
+        snprintf(told[ntold++], sizeof told[0], "%d %s %.*s", (int)why, id, (int)user.len,
+                 user.p);
+}
+
 /* Redis refused the command: the store is unavailable (a 503), whatever the
  * refusal says, except OOM, which is a full store. The connection stays. */
 static void test_error_replies(void)
@@ -330,19 +342,28 @@ static void test_create_answers(void)
 
     say(&f, "*1\r\n:0\r\n");
     CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
-    say(&f, "*1\r\n:2\r\n");
+    ntold = 0;
+    store_on_close(st, listen_close, NULL);
+    /* refused at the cap, after dropping one dead index entry */
+    say(&f, "*2\r\n:2\r\n*1\r\n$31\r\n" ID_C "\r\n");
     o.refuse = 1;
     store_batch(st, &one, 1);
     CHECK_EQ_INT(o.rc, RC_LIMIT);
+    CHECK_EQ_INT(ntold, 1);
+    CHECK_STR_EQ(told[0], "2 " ID_C " alice"); /* STORE_EXPIRED: Redis dropped it, we met it */
     o.refuse = 0;
-    say(&f, "*3\r\n:1\r\n$31\r\n" ID_B "\r\n$31\r\n" ID_C "\r\n");
+    say(&f, "*4\r\n:1\r\n*0\r\n$31\r\n" ID_B "\r\n$31\r\n" ID_C "\r\n");
     store_batch(st, &one, 1);
     CHECK_EQ_INT(o.rc, RC_OK);
     CHECK_EQ_INT(o.count, 2);
+    CHECK_EQ_INT(ntold, 3);
+    CHECK_STR_EQ(told[1], "4 " ID_B " alice"); /* STORE_EVICTED */
+    CHECK_STR_EQ(told[2], "4 " ID_C " alice");
     CHECK_EQ_INT(ev.len, 64);
     CHECK(ev.len == 64 && memcmp(ev.p, ID_B "\0" ID_C "\0", 64) == 0);
     /* not what the script returns: never taken for a success */
-    const char *odd[] = { ":1\r\n", "*0\r\n", "*1\r\n$1\r\n1\r\n", "$-1\r\n", "+OK\r\n" };
+    const char *odd[] = { ":1\r\n", "*0\r\n", "*1\r\n$1\r\n1\r\n", "$-1\r\n", "+OK\r\n",
+                          "*1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n", "*2\r\n:3\r\n*0\r\n" };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         say(&f, odd[i]);
         CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
@@ -392,7 +413,7 @@ static void test_batch_error_stays_with_its_op(void)
     store_op *ops[] = { &a, &b, &c };
     say(&f, "-ERR only this one\r\n");
     say_record(&f, ID_B, "bob", NOW + 60);
-    say(&f, "*1\r\n:1\r\n");
+    say(&f, "*2\r\n:1\r\n*0\r\n");
     store_batch(st, ops, 3);
     CHECK_EQ_INT(a.rc, RC_UNAVAILABLE);
     CHECK_EQ_INT(b.rc, RC_OK);
@@ -414,7 +435,11 @@ static void test_close_rounds(void)
     say_record(&f, ID_A, "alice", NOW + 60);
     say(&f, ":1\r\n");
     say(&f, ":1\r\n");
+    ntold = 0;
+    store_on_close(st, listen_close, NULL);
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_OK);
+    CHECK_EQ_INT(ntold, 1);
+    CHECK_STR_EQ(told[0], "0 " ID_A " alice"); /* STORE_CLOSED, told once the DEL removed it */
     CHECK_STR_EQ(logged(&f, 2), "DEL ss:s:" ID_A);
     CHECK_STR_EQ(logged(&f, 3), "ZREM ss:u:alice " ID_A);
 
@@ -436,6 +461,7 @@ static void test_close_rounds(void)
     say_record(&f, ID_A, "alice", NOW + 60);
     say_close(&f);
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+    CHECK_EQ_INT(ntold, 1); /* a close that lost the race, failed or was refused: not told */
     store_close(st);
     fake_stop(&f);
 }
