@@ -21,6 +21,11 @@ static void io_client_ip(void *arg, char *out, size_t outlen)
     http_client_ip(arg, out, outlen);
 }
 
+static void io_add_header(void *arg, const char *name, const char *value, size_t len)
+{
+    http_add_header(arg, name, value, len);
+}
+
 static void call_free(void *p)
 {
     route_call_free(p);
@@ -86,8 +91,6 @@ static rc_t finish(http_request *r, route_call *c, rc_t early)
         http_note_session(r, c->about, strlen(c->about));
     r->status = rt->ok_status;
     r->content_type = c->content_type;
-    for (unsigned i = 0; i < c->nheaders; i++)
-        http_add_header(r, c->headers[i].name, c->headers[i].value, strlen(c->headers[i].value));
     return RC_OK;
 }
 
@@ -114,7 +117,7 @@ static rc_t serve(http_request *r)
     r->state = c; /* freed with the request */
     r->state_free = call_free;
     c->env = &a->env;
-    c->io = (route_io){ io_header, io_query, io_client_ip, r };
+    c->io = (route_io){ io_header, io_query, io_client_ip, io_add_header, r };
     c->now = r->now;
     c->out = &r->out;
     memcpy(c->params, r->params, sizeof c->params);
@@ -127,9 +130,7 @@ static rc_t serve(http_request *r)
         /* a stolen browser token must not mint sessions that outlive the
          * victim's logout (contract v2) */
         rc = route_fail(c, RC_DENIED, "a session token cannot open another session");
-    else if (rt->decode != NULL && (rc = rt->decode(c)) != RC_OK)
-        ;
-    else
+    else if (rt->decode == NULL || (rc = rt->decode(c)) == RC_OK)
         rc = rt->build(c);
     if (rc != RC_OK) {
         if (c->job.auth_sid == NULL)

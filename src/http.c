@@ -192,6 +192,7 @@ static const char *default_detail(unsigned status)
 static void problem(http_request *r, unsigned status, const char *detail)
 {
     buf_reset(&r->out);
+    r->nheaders = 0; /* the application's headers belong to its answer, not to a refusal */
     r->status = status;
     r->content_type = "application/problem+json";
     if (detail == NULL)

@@ -20,7 +20,7 @@ typedef enum rc {
     RC_FULL,         /* the store has no room left */
     RC_UNAVAILABLE,  /* the store cannot be reached, or refused or failed a command */
     RC_LIMIT,        /* a per-user limit is reached (SESSION_MAX_PER_USER, refuse) */
-    RC_PENDING       /* not done yet: a deferred write will finish it */
+    RC_PENDING       /* not done yet: queued work will finish it (http.h, serve) */
 } rc_t;
 
 /* A short lowercase name for logs ("not_found", ...). Never NULL. */

@@ -29,15 +29,7 @@ void route_call_free(route_call *c)
 
 static void add_header(route_call *c, const char *name, const char *value, size_t len)
 {
-    if (c->nheaders == ROUTE_HEADERS_MAX)
-        return;
-    size_t cap = sizeof c->headers[0].value - 1;
-    if (len > cap)
-        len = cap;
-    c->headers[c->nheaders].name = name;
-    memcpy(c->headers[c->nheaders].value, value, len);
-    c->headers[c->nheaders].value[len] = '\0';
-    c->nheaders++;
+    c->io.add_header(c->io.arg, name, value, len);
 }
 
 static void about(route_call *c, const char *id, size_t len)

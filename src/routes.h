@@ -43,7 +43,6 @@ typedef enum route_auth { ROUTE_AUTH_NONE, ROUTE_AUTH_CALLER, ROUTE_AUTH_SESSION
                           ROUTE_AUTH_EITHER } route_auth;
 
 #define ROUTE_PARAMS_MAX 2
-#define ROUTE_HEADERS_MAX 3
 
 /* What a route may ask of the request beyond its path and body (api.c
  * answers through the transport). */
@@ -52,6 +51,8 @@ typedef struct route_io {
     /* RC_NOT_FOUND when absent, RC_INVALID when malformed or too long */
     rc_t (*query)(void *arg, const char *name, char *out, size_t outlen);
     void (*client_ip)(void *arg, char *out, size_t outlen);
+    /* adds a header to the answer (value copied; dropped from an error answer) */
+    void (*add_header)(void *arg, const char *name, const char *value, size_t len);
     void *arg;
 } route_io;
 
@@ -96,11 +97,6 @@ typedef struct route_call {
     /* out */
     buf_t *out;                     /* the answer's body (api.c's) */
     const char *content_type;
-    struct {
-        const char *name;
-        char value[SESSION_USER_MAX + 8];
-    } headers[ROUTE_HEADERS_MAX];
-    unsigned nheaders;
     char about[SESSION_ID_MAX + 1]; /* the session the request is about, for its log line */
     const char *detail;             /* why, on failure */
     char detail_buf[160];
