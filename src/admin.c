@@ -58,7 +58,7 @@ static int print_one(const session_t *s, void *arg)
 {
     out_state *o = arg;
     buf_reset(&o->line);
-    if ((o->rc = session_json_render(s, NULL, &o->line)) != RC_OK)
+    if ((o->rc = session_json_render_export(s, &o->line)) != RC_OK)
         return 1;
     fwrite(o->line.p, 1, o->line.len, stdout);
     fputc('\n', stdout);

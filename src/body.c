@@ -19,6 +19,22 @@ static rc_t refuse_over(body_create_t *req, const char *before, long long n, con
     return RC_INVALID;
 }
 
+/* An integer literal of digits only (60.0 and 6e1 are refused), at most
+ * max, from the member's text. */
+static int int_literal(const char *num, size_t len, int64_t max, int64_t *out)
+{
+    size_t k = 0;
+    long long v = 0;
+    while (k < len && num[k] >= '0' && num[k] <= '9' && v <= max)
+        v = v * 10 + (num[k++] - '0');
+    if (k == 0 || k != len || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+#define MEMBERS_MAX 4
+
 rc_t body_create_parse(const char *body, size_t len, int64_t max_ttl, body_create_t *req)
 {
     json_t *root = NULL;
@@ -40,9 +56,9 @@ rc_t body_create_parse(const char *body, size_t len, int64_t max_ttl, body_creat
         rc = refuse(req, "body must be a JSON object");
         goto out;
     }
-    jtext_span spans[3];
-    size_t nspans = jtext_members(body, len, spans, 3), idx = 0;
-    if (json_object_size(root) > 3 || nspans != json_object_size(root)) {
+    jtext_span spans[MEMBERS_MAX];
+    size_t nspans = jtext_members(body, len, spans, MEMBERS_MAX), idx = 0;
+    if (json_object_size(root) > MEMBERS_MAX || nspans != json_object_size(root)) {
         rc = refuse(req, "unknown field in body");
         goto out;
     }
@@ -60,18 +76,19 @@ rc_t body_create_parse(const char *body, size_t len, int64_t max_ttl, body_creat
             req->user_id_len = ulen;
             req->has_user_id = 1;
         } else if (strcmp(key, "ttl") == 0) {
-            /* An integer literal: digits only (60.0 and 6e1 are refused). */
-            const char *num = body + sp->off;
-            size_t k = 0;
-            long long ttl = 0;
-            while (k < sp->len && num[k] >= '0' && num[k] <= '9' && ttl <= max_ttl)
-                ttl = ttl * 10 + (num[k++] - '0');
-            if (!json_is_number(val) || k == 0 || k != sp->len || ttl < 1 || ttl > max_ttl) {
+            if (!json_is_number(val) || !int_literal(body + sp->off, sp->len, max_ttl, &req->ttl) ||
+                req->ttl < 1) {
                 rc = refuse(req, "ttl must be an integer from 1 to SESSION_MAX_TTL");
                 goto out;
             }
-            req->ttl = ttl;
             req->has_ttl = 1;
+        } else if (strcmp(key, "idle_timeout") == 0) {
+            if (!json_is_number(val) ||
+                !int_literal(body + sp->off, sp->len, max_ttl, &req->idle_timeout)) {
+                rc = refuse(req, "idle_timeout must be 0 (none) or an integer from 1 to SESSION_MAX_TTL");
+                goto out;
+            }
+            req->has_idle_timeout = 1;
         } else if (strcmp(key, "data") == 0) {
             if (!json_is_object(val)) {
                 rc = refuse(req, "data must be a JSON object");

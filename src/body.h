@@ -18,6 +18,8 @@ typedef struct body_create {
     size_t user_id_len;
     int has_ttl;
     int64_t ttl;
+    int has_idle_timeout;
+    int64_t idle_timeout; /* 0: none */
     char *data_json; /* malloc'd compact "data", "{}" when absent; free with body_create_free */
     size_t data_len;
     char detail[160]; /* why the body was refused */
@@ -25,7 +27,7 @@ typedef struct body_create {
 
 /* Parses the body of POST /session. Pure over (body, len): an empty body is
  * all defaults. RC_INVALID with req->detail set on anything the contract
- * refuses. max_ttl bounds "ttl". */
+ * refuses. max_ttl bounds "ttl" and "idle_timeout". */
 rc_t body_create_parse(const char *body, size_t len, int64_t max_ttl, body_create_t *req);
 void body_create_free(body_create_t *req);
 

@@ -57,6 +57,8 @@ static const cfg_entry table[] = {
     { "SESSION_MAX_PER_USER", CFG_INT, F(session_max_per_user), 0, 100000000, "1000", NULL },
     { "SESSION_LIMIT_POLICY", CFG_ENUM, F(session_limit_policy), 0, 0, "evict_oldest",
       limit_policies },
+    { "SESSION_IDLE_TIMEOUT", CFG_INT, F(session_idle_timeout), 0, 31622400, "0", NULL },
+    { "SESSION_REFRESH_GRACE", CFG_INT, F(session_refresh_grace), 0, 300, "10", NULL },
 };
 
 static int has_control(const char *s)
@@ -194,6 +196,11 @@ static rc_t load(config *c, config_lookup_fn lookup, void *arg, int need_secret,
     if (c->session_ttl > c->session_max_ttl) {
         snprintf(err, errlen, "SESSION_TTL: %lld is above SESSION_MAX_TTL (%lld)",
                  (long long)c->session_ttl, (long long)c->session_max_ttl);
+        return RC_INVALID;
+    }
+    if (c->session_idle_timeout > c->session_max_ttl) {
+        snprintf(err, errlen, "SESSION_IDLE_TIMEOUT: %lld is above SESSION_MAX_TTL (%lld)",
+                 (long long)c->session_idle_timeout, (long long)c->session_max_ttl);
         return RC_INVALID;
     }
     return RC_OK;

@@ -41,6 +41,8 @@ typedef struct config {
     int64_t lmdb_sync;     /* a store_sync (store.h) */
     int64_t session_max_per_user; /* 0 = no cap */
     int64_t session_limit_policy; /* a config_limit_policy */
+    int64_t session_idle_timeout; /* default idle timeout of new sessions; 0 = none */
+    int64_t session_refresh_grace; /* seconds a replaced session token still works */
 } config;
 
 /* Looks a variable up; returns NULL when it is not set. */

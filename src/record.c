@@ -3,9 +3,13 @@
 #include <string.h>
 #include "record.h"
 
-#define REC_VERSION 1
-#define REC_HEADER 36
-#define REC_LAST_SEEN_OFF 20 /* after version, lengths, created_at */
+/* Version 2 (contract v2) adds idle_timeout, the token generation and when
+ * it was made; version 1 records (36-byte header) still decode, as
+ * sessions without an idle timeout, never refreshed. */
+#define REC_VERSION 2
+#define REC_HEADER_V1 36
+#define REC_HEADER 52
+#define REC_LAST_SEEN_OFF 20 /* after version, lengths, created_at: in both versions */
 #define UA_ABSENT 0xFFFF
 
 static void put_u16(unsigned char *p, unsigned v)
@@ -53,7 +57,7 @@ rc_t record_encode(const session_t *s, buf_t *out)
     size_t idlen = strlen(s->id);
     if (idlen > SESSION_ID_MAX || s->user_id.len > SESSION_USER_MAX ||
         s->ip.len > SESSION_IP_MAX || s->user_agent.len > SESSION_UA_MAX ||
-        s->data.len > SESSION_DATA_MAX)
+        s->data.len > SESSION_DATA_MAX || s->idle_timeout < 0 || s->idle_timeout > UINT32_MAX)
         return RC_INVALID;
     unsigned char h[REC_HEADER];
     h[0] = REC_VERSION;
@@ -65,6 +69,9 @@ rc_t record_encode(const session_t *s, buf_t *out)
     put_i64(h + 12, s->created_at);
     put_i64(h + REC_LAST_SEEN_OFF, s->last_seen_at);
     put_i64(h + 28, s->expires_at);
+    put_u32(h + 36, (uint32_t)s->idle_timeout);
+    put_u32(h + 40, s->gen);
+    put_i64(h + 44, s->rotated_at);
     if (buf_reserve(out, sizeof h + idlen + s->user_id.len + s->ip.len +
                              s->user_agent.len + s->data.len) != RC_OK)
         return RC_NOMEM;
@@ -80,7 +87,7 @@ rc_t record_encode(const session_t *s, buf_t *out)
 
 rc_t record_set_last_seen(void *rec, size_t len, int64_t last_seen)
 {
-    if (len < REC_HEADER)
+    if (len < REC_HEADER_V1)
         return RC_INVALID;
     put_i64((unsigned char *)rec + REC_LAST_SEEN_OFF, last_seen);
     return RC_OK;
@@ -89,7 +96,8 @@ rc_t record_set_last_seen(void *rec, size_t len, int64_t last_seen)
 rc_t record_decode(const void *rec, size_t len, session_t *s)
 {
     const unsigned char *p = rec;
-    if (len < REC_HEADER || p[0] != REC_VERSION)
+    size_t hl = len > 0 && p[0] == 1 ? REC_HEADER_V1 : REC_HEADER;
+    if (len < hl || (p[0] != 1 && p[0] != REC_VERSION))
         return RC_INVALID;
     size_t idlen = p[1], ulen = get_u16(p + 2), iplen = get_u16(p + 4);
     unsigned ualen_raw = get_u16(p + 6);
@@ -97,9 +105,9 @@ rc_t record_decode(const void *rec, size_t len, session_t *s)
     size_t dlen = get_u32(p + 8);
     if (idlen > SESSION_ID_MAX || ulen > SESSION_USER_MAX || iplen > SESSION_IP_MAX ||
         ualen > SESSION_UA_MAX || dlen > SESSION_DATA_MAX ||
-        len != REC_HEADER + idlen + ulen + iplen + ualen + dlen)
+        len != hl + idlen + ulen + iplen + ualen + dlen)
         return RC_INVALID;
-    const char *q = (const char *)p + REC_HEADER;
+    const char *q = (const char *)p + hl;
     if (!session_id_valid(q, idlen)) /* found by fuzz_record: a NUL in the id */
         return RC_INVALID;
     memcpy(s->id, q, idlen);
@@ -115,5 +123,8 @@ rc_t record_decode(const void *rec, size_t len, session_t *s)
     s->created_at = get_i64(p + 12);
     s->last_seen_at = get_i64(p + REC_LAST_SEEN_OFF);
     s->expires_at = get_i64(p + 28);
+    s->idle_timeout = hl == REC_HEADER ? get_u32(p + 36) : 0;
+    s->gen = hl == REC_HEADER ? get_u32(p + 40) : 0;
+    s->rotated_at = hl == REC_HEADER ? get_i64(p + 44) : 0;
     return RC_OK;
 }

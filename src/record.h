@@ -1,6 +1,7 @@
 /* record.h -- the binary record of a session, as stores keep it: a fixed
  * little-endian header (version, field lengths, created_at, last_seen_at,
- * expires_at), then the variable fields. record.c is the one C reader and
+ * expires_at, idle_timeout, token generation, rotated_at), then the
+ * variable fields. record.c is the one C reader and
  * writer; the one other is store_redis.c's create script, which reads the
  * user id, created_at and last_seen_at of a user's sessions inside Redis
  * (a change of layout changes both, and REC_VERSION). */
@@ -13,7 +14,7 @@
 #include "rc.h"
 #include "session.h"
 
-/* Appends the record of s to out. */
+/* Appends the record of s to out (always the current version). */
 rc_t record_encode(const session_t *s, buf_t *out);
 /* Pure decoder: s's views point into rec, which must outlive s.
  * RC_INVALID on any inconsistency. */

@@ -116,7 +116,45 @@ rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
     return RC_OK;
 }
 
+int64_t session_idle_slack(int64_t idle)
+{
+    return idle / 20 > 2 ? idle / 20 : 2;
+}
+
+int64_t session_end(const session_t *s)
+{
+    if (s->idle_timeout <= 0)
+        return s->expires_at;
+    int64_t idle_end = s->last_seen_at + s->idle_timeout + session_idle_slack(s->idle_timeout);
+    return idle_end < s->expires_at ? idle_end : s->expires_at;
+}
+
+int64_t session_idle_expires_at(const session_t *s)
+{
+    if (s->idle_timeout <= 0)
+        return -1;
+    int64_t at = s->last_seen_at + s->idle_timeout;
+    return at < s->expires_at ? at : s->expires_at;
+}
+
 int session_live(const session_t *s, int64_t now)
 {
-    return now < s->expires_at;
+    return now < session_end(s);
+}
+
+int session_ended_idle(const session_t *s, int64_t now)
+{
+    return now < s->expires_at && !session_live(s, now);
+}
+
+session_verdict session_token_verdict(const session_t *s, uint32_t gen, int64_t now,
+                                      int64_t grace)
+{
+    if (gen == s->gen)
+        return SESSION_TOKEN_CURRENT;
+    if (gen > s->gen)
+        return SESSION_TOKEN_UNKNOWN;
+    if (gen + 1 == s->gen && now <= s->rotated_at + grace)
+        return SESSION_TOKEN_GRACE;
+    return SESSION_TOKEN_REUSED;
 }

@@ -30,7 +30,21 @@ typedef struct session {
     str_t ip;
     str_t user_agent;   /* p == NULL: absent (rendered as null) */
     str_t data;         /* serialized JSON object, rendered verbatim */
+    int64_t idle_timeout; /* seconds; 0: none (contract v2, idle timeout) */
+    /* token rotation: the generation of the session's current token (0:
+     * never refreshed, the token of its create) and when it was made */
+    uint32_t gen;
+    int64_t rotated_at;
 } session_t;
+
+/* How a presented session token stands against its session
+ * (session_token_verdict). */
+typedef enum session_verdict {
+    SESSION_TOKEN_CURRENT, /* the current token */
+    SESSION_TOKEN_GRACE,   /* the previous one, inside SESSION_REFRESH_GRACE */
+    SESSION_TOKEN_REUSED,  /* a replaced one, outside its window: theft */
+    SESSION_TOKEN_UNKNOWN  /* newer than the session knows (a restored store) */
+} session_verdict;
 
 /* [A-Za-z0-9_-]{22,64} */
 int session_id_valid(const char *id, size_t len);
@@ -56,7 +70,27 @@ uint64_t session_id_stamp(uint64_t ms, uint64_t last);
 /* session_id_make with the next stamp and 16 bytes from getrandom(2).
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
-/* now >= expires_at means expired. */
+/* The idle timeout's slack: a session unused since last_seen_at ends
+ * within max(2, idle/20) s after last_seen_at + idle (the contract's
+ * precision), and use is recorded once it is that old (exec.c), so a use
+ * at t keeps it live through t + idle. Pure. */
+int64_t session_idle_slack(int64_t idle);
+/* When s ends if unused: expires_at, or with an idle timeout the earlier of
+ * expires_at and last_seen_at + idle + slack. Stores file sessions by it
+ * (LMDB's purge index, Redis's key expiry). Pure. */
+int64_t session_end(const session_t *s);
+/* The contract's idle_expires_at: last_seen_at + idle_timeout, never past
+ * expires_at; -1 without an idle timeout. Pure. */
+int64_t session_idle_expires_at(const session_t *s);
+/* Live at now: now < session_end(s). */
 int session_live(const session_t *s, int64_t now);
+/* Why a session that is not live at now ended: 1 for its idle timeout, 0
+ * for its absolute expiry. */
+int session_ended_idle(const session_t *s, int64_t now);
+/* A session token of generation gen presented at now, with grace seconds
+ * for the previous generation (judged to the second: it works through
+ * rotated_at + grace). Pure. */
+session_verdict session_token_verdict(const session_t *s, uint32_t gen, int64_t now,
+                                      int64_t grace);
 
 #endif

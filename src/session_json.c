@@ -5,7 +5,9 @@
 #include "jtext.h"
 #include "session_json.h"
 
-rc_t session_json_render(const session_t *s, const char *token, buf_t *out)
+#define MEMBERS_MAX 12 /* the 8 of v1, idle_timeout, idle_expires_at, and an export's rotation */
+
+static rc_t render(const session_t *s, const char *token, int export, buf_t *out)
 {
     rc_t rc = RC_OK;
 #define A(x) do { if ((rc = (x)) != RC_OK) return rc; } while (0)
@@ -19,6 +21,13 @@ rc_t session_json_render(const session_t *s, const char *token, buf_t *out)
     A(buf_append_i64(out, s->expires_at));
     A(buf_append_cstr(out, ",\"last_seen_at\":"));
     A(buf_append_i64(out, s->last_seen_at));
+    A(buf_append_cstr(out, ",\"idle_timeout\":"));
+    A(buf_append_i64(out, s->idle_timeout));
+    A(buf_append_cstr(out, ",\"idle_expires_at\":"));
+    if (s->idle_timeout > 0)
+        A(buf_append_i64(out, session_idle_expires_at(s)));
+    else
+        A(buf_append_cstr(out, "null"));
     A(buf_append_cstr(out, ",\"ip\":"));
     A(buf_append_json_str(out, s->ip.p, s->ip.len));
     A(buf_append_cstr(out, ",\"user_agent\":"));
@@ -31,6 +40,12 @@ rc_t session_json_render(const session_t *s, const char *token, buf_t *out)
         A(buf_append(out, s->data.p, s->data.len));
     else
         A(buf_append_cstr(out, "{}"));
+    if (export) {
+        A(buf_append_cstr(out, ",\"token_generation\":"));
+        A(buf_append_i64(out, s->gen));
+        A(buf_append_cstr(out, ",\"rotated_at\":"));
+        A(buf_append_i64(out, s->rotated_at));
+    }
     if (token) {
         A(buf_append_cstr(out, ",\"token\":"));
         A(buf_append_json_str(out, token, strlen(token)));
@@ -38,6 +53,16 @@ rc_t session_json_render(const session_t *s, const char *token, buf_t *out)
     A(buf_append_cstr(out, "}"));
 #undef A
     return rc;
+}
+
+rc_t session_json_render(const session_t *s, const char *token, buf_t *out)
+{
+    return render(s, token, 0, out);
+}
+
+rc_t session_json_render_export(const session_t *s, buf_t *out)
+{
+    return render(s, NULL, 1, out);
 }
 
 /* Copies a string member into space (which has room reserved). */
@@ -48,27 +73,37 @@ static str_t keep(buf_t *space, const char *p, size_t n)
     return v;
 }
 
-static int time_member(json_t *v, const char *text, const jtext_span *sp, int64_t *out)
+/* A non-negative integer literal of at most max, read from the text
+ * (jansson saw a real). */
+static int int_member(json_t *v, const char *text, const jtext_span *sp, int64_t max,
+                      int64_t *out)
 {
-    /* integer literal only, read from the text (jansson saw a real) */
     long long x = 0;
     size_t k = 0;
     if (!json_is_number(v))
         return 0;
-    while (k < sp->len && text[sp->off + k] >= '0' && text[sp->off + k] <= '9' && x < 1000000000000LL)
+    while (k < sp->len && text[sp->off + k] >= '0' && text[sp->off + k] <= '9' && x <= max)
         x = x * 10 + (text[sp->off + k++] - '0');
-    if (k == 0 || k != sp->len)
+    if (k == 0 || k != sp->len || x > max)
         return 0;
     *out = x;
     return 1;
+}
+
+#define TIME_MAX 999999999999LL
+
+static int time_member(json_t *v, const char *text, const jtext_span *sp, int64_t *out)
+{
+    return int_member(v, text, sp, TIME_MAX, out);
 }
 
 rc_t session_json_parse(const char *text, size_t len, session_t *s, buf_t *space)
 {
     const char *key;
     json_t *val, *root;
-    jtext_span spans[8];
+    jtext_span spans[MEMBERS_MAX];
     unsigned seen = 0;
+    int64_t n;
     rc_t rc = RC_INVALID;
 
     memset(s, 0, sizeof *s);
@@ -76,8 +111,8 @@ rc_t session_json_parse(const char *text, size_t len, session_t *s, buf_t *space
     if (len == 0 || jtext_depth(text, len) > 33 || buf_reserve(space, len + 8) != RC_OK)
         return RC_INVALID;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
-    if (root == NULL || !json_is_object(root) || json_object_size(root) != 8 ||
-        jtext_members(text, len, spans, 8) != 8)
+    if (root == NULL || !json_is_object(root) || json_object_size(root) > MEMBERS_MAX ||
+        jtext_members(text, len, spans, MEMBERS_MAX) != json_object_size(root))
         goto out;
     size_t i = 0;
     json_object_foreach(root, key, val) {
@@ -120,11 +155,24 @@ rc_t session_json_parse(const char *text, size_t len, session_t *s, buf_t *space
             if (dlen > SESSION_DATA_MAX)
                 goto out;
             seen |= 128;
+        } else if (strcmp(key, "idle_timeout") == 0 && !(seen & 256) &&
+                   int_member(val, text, sp, UINT32_MAX, &s->idle_timeout)) {
+            seen |= 256;
+        } else if (strcmp(key, "idle_expires_at") == 0 && !(seen & 512) &&
+                   (json_is_null(val) || time_member(val, text, sp, &n))) {
+            seen |= 512; /* derived from the others: read and dropped */
+        } else if (strcmp(key, "token_generation") == 0 && !(seen & 1024) &&
+                   int_member(val, text, sp, UINT32_MAX, &n)) {
+            s->gen = (uint32_t)n;
+            seen |= 1024;
+        } else if (strcmp(key, "rotated_at") == 0 && !(seen & 2048) &&
+                   time_member(val, text, sp, &s->rotated_at)) {
+            seen |= 2048;
         } else {
             goto out;
         }
     }
-    if (seen == 255 && s->created_at <= s->expires_at)
+    if ((seen & 255) == 255 && s->created_at <= s->expires_at)
         rc = RC_OK;
 out:
     json_decref(root);

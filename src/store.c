@@ -59,9 +59,9 @@ const char *store_scheme(const store_t *st)
 /* ---- timed calls ---- */
 
 enum { OP_PUT, OP_GET, OP_DEL, OP_LIST, OP_DEL_USER, OP_TOUCH, OP_PURGE, OP_PING, OP_SCAN,
-       OP_COUNT, NOPS };
+       OP_COUNT, OP_SWAP, NOPS };
 const char *const store_op_names[NOPS] = {
-    "put", "get", "del", "list", "del_user", "touch", "purge", "ping", "scan", "count",
+    "put", "get", "del", "list", "del_user", "touch", "purge", "ping", "scan", "count", "swap",
 };
 const unsigned store_nops = NOPS;
 
@@ -130,7 +130,9 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
     store_op *todo[64];
     static const unsigned op_of[] = { [STORE_OP_GET] = OP_GET, [STORE_OP_PUT] = OP_PUT,
                                       [STORE_OP_DEL] = OP_DEL, [STORE_OP_DEL_USER] = OP_DEL_USER,
-                                      [STORE_OP_PING] = OP_PING, [STORE_OP_LIST] = OP_LIST };
+                                      [STORE_OP_PING] = OP_PING, [STORE_OP_LIST] = OP_LIST,
+                                      [STORE_OP_TOUCH] = OP_TOUCH, [STORE_OP_SWAP] = OP_SWAP,
+                                      [STORE_OP_COUNT] = OP_COUNT };
     while (n > 0) {
         /* the same checks as the single calls; at most 64 operations a batch */
         size_t k = 0, used = 0;
@@ -138,7 +140,8 @@ void store_batch(store_t *st, store_op *const *ops, size_t n)
             store_op *w = ops[used];
             w->rc = RC_OK;
             w->count = 0;
-            if ((w->kind == STORE_OP_DEL || w->kind == STORE_OP_GET) && !id_ok(w->id))
+            if ((w->kind == STORE_OP_DEL || w->kind == STORE_OP_GET ||
+                 w->kind == STORE_OP_TOUCH || w->kind == STORE_OP_SWAP) && !id_ok(w->id))
                 w->rc = RC_NOT_FOUND;
             else if (w->kind == STORE_OP_COUNT)
                 w->rc = store_count(st, &w->count);

@@ -58,6 +58,8 @@ typedef enum store_op_kind {
     STORE_OP_DEL,      /* del(id, user as owner, now) */
     STORE_OP_DEL_USER, /* del_user(user, id as except, now, &count) */
     STORE_OP_PING,     /* ping() */
+    STORE_OP_TOUCH,    /* a use of session id at now: last_seen_at = now */
+    STORE_OP_SWAP,     /* replace id's record by s's, if it is still rec */
     STORE_OP_LIST,     /* list(user, now, each, arg): run alone, never batched */
     STORE_OP_COUNT     /* count(&count): answered by store.c, never by a backend */
 } store_op_kind;
@@ -68,7 +70,9 @@ typedef struct store_op {
     const char *id;
     str_t user;
     int64_t now;
-    buf_t *rec;   /* GET: receives the record */
+    buf_t *rec;   /* GET: receives the record; SWAP: the record expected,
+                   * and the one found when it is another */
+    store_close_reason why; /* DEL: the reason told (STORE_CLOSED unless set) */
     /* PUT: at most max_per_user live sessions per user (0: no cap), judged
      * in the same atomic step as the insert. At the cap, refuse answers
      * RC_LIMIT and writes nothing; otherwise the user's least recently used

@@ -128,6 +128,23 @@ static int times_ok(const token_policy *p, const token_times *t, int64_t now)
     return 1;
 }
 
+/* The generation a session token's jti names: "<gen>.<mac>" for a token
+ * made by a refresh (token_sign_rotated), 0 for any other (the token of a
+ * create has a random jti without a dot). */
+static uint32_t jti_gen(const json_t *jti)
+{
+    if (!json_is_string(jti))
+        return 0;
+    const char *s = json_string_value(jti);
+    uint64_t g = 0;
+    size_t k = 0;
+    if (s[0] < '1' || s[0] > '9')
+        return 0;
+    for (; s[k] >= '0' && s[k] <= '9' && g <= UINT32_MAX; k++)
+        g = g * 10 + (uint64_t)(s[k] - '0');
+    return s[k] == '.' && g <= UINT32_MAX ? (uint32_t)g : 0;
+}
+
 /* Checks a verified token's claims into out. own_key: the token was
  * verified with one of this service's own secrets; only such a token can be
  * a session token, so "sid" is read only then (an identity provider's
@@ -167,6 +184,7 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now, int
             !session_id_valid(json_string_value(sid), json_string_length(sid)))
             return RC_UNAUTHORIZED;
         memcpy(out->sid, json_string_value(sid), json_string_length(sid) + 1);
+        out->gen = jti_gen(json_object_get(claims, "jti"));
     }
 
     memcpy(out->sub, json_string_value(sub), sub_len + 1);
@@ -424,17 +442,14 @@ static rc_t session_claims(const token_policy *p, const char *sub, const char *s
     return buf_append(b, "}", 1);
 }
 
-rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
-                        int64_t iat, int64_t exp, char **out)
+static rc_t sign(const token_policy *p, const char *sub, const char *sid, int64_t iat,
+                 int64_t exp, const char *jti, char **out)
 {
-    char jti[SESSION_ID_MAX + 1];
     buf_t claims = BUF_INIT, tok = BUF_INIT;
     unsigned char mac[SIG_LEN];
     rc_t rc;
 
     *out = NULL;
-    if (session_id_generate(jti) != RC_OK)
-        return RC_ERR;
     if ((rc = session_claims(p, sub, sid, iat, exp, jti, &claims)) != RC_OK)
         goto out;
     size_t hl = sizeof SIGNED_HEADER - 1, pl = B64_ENCODED_LEN(claims.len);
@@ -455,6 +470,37 @@ out:
     buf_free(&claims);
     buf_free(&tok);
     return rc;
+}
+
+rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
+                        int64_t iat, int64_t exp, char **out)
+{
+    char jti[SESSION_ID_MAX + 1];
+    *out = NULL;
+    if (session_id_generate(jti) != RC_OK)
+        return RC_ERR;
+    return sign(p, sub, sid, iat, exp, jti, out);
+}
+
+/* The jti of generation gen of session sid: "<gen>." and the first
+ * JTI_MAC_BYTES of HMAC(secret, "jti" NUL sid NUL gen), so that every
+ * process makes the very same token for a generation. */
+#define JTI_MAC_BYTES 16
+
+rc_t token_sign_rotated(const token_policy *p, const char *sub, const char *sid, uint32_t gen,
+                        int64_t iat, int64_t exp, char **out)
+{
+    char msg[8 + SESSION_ID_MAX + 16], jti[16 + B64_ENCODED_LEN(JTI_MAC_BYTES) + 1];
+    unsigned char mac[SIG_LEN];
+    *out = NULL;
+    int n = snprintf(msg, sizeof msg, "jti%c%s%c%u", 0, sid, 0, (unsigned)gen);
+    if (gen == 0 || n <= 0 || (size_t)n >= sizeof msg || hs256(p, msg, (size_t)n, mac) != RC_OK)
+        return RC_ERR;
+    int k = snprintf(jti, sizeof jti, "%u.", (unsigned)gen);
+    b64url_encode(mac, JTI_MAC_BYTES, jti + k);
+    jti[k + (int)B64_ENCODED_LEN(JTI_MAC_BYTES)] = '\0';
+    OPENSSL_cleanse(mac, sizeof mac);
+    return sign(p, sub, sid, iat, exp, jti, out);
 }
 
 rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int64_t now,

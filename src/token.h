@@ -32,6 +32,7 @@ typedef struct token_claims {
      * service's own secret (see token_claims_parse's own_key) */
     int has_sid;
     char sid[SESSION_ID_MAX + 1];
+    uint32_t gen;   /* a session token's generation (token_sign_rotated; 0: its create's) */
     int is_admin;
     int64_t exp;
 } token_claims;
@@ -52,6 +53,14 @@ rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int
 /* Signs a session token {sub, sid, iat, exp, jti[, iss][, aud]}. On RC_OK *out is a
  * malloc'd NUL-terminated string owned by the caller (free()). */
 rc_t token_sign_session(const token_policy *p, const char *sub, const char *sid,
+                        int64_t iat, int64_t exp, char **out);
+
+/* Signs generation gen >= 1 of a session's token, made by a refresh at
+ * iat: as token_sign_session, with a jti that names gen and is derived from
+ * the secret, sid and gen, so that the same arguments always give the very
+ * same token (concurrent refreshes, and a refresh repeated in its grace
+ * window, answer the same string on every process). */
+rc_t token_sign_rotated(const token_policy *p, const char *sub, const char *sid, uint32_t gen,
                         int64_t iat, int64_t exp, char **out);
 
 /* Constant-time equality of two equal-length byte strings (the comparison
