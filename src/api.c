@@ -51,7 +51,8 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
     if (h != NULL)
         r->token_presented = 1;
     if (!bearer) {
-        const char *ck = mode == ROUTE_AUTH_SESSION ? http_header(r, "Cookie") : NULL;
+        int cookie = mode == ROUTE_AUTH_SESSION || mode == ROUTE_AUTH_OWN;
+        const char *ck = cookie ? http_header(r, "Cookie") : NULL;
         const char *name = c->env->cfg->session_cookie;
         if (ck == NULL || http_cookie_get(ck, strlen(ck), name, strlen(name), &tok) != RC_OK)
             return route_fail(c, RC_UNAUTHORIZED,
@@ -66,9 +67,13 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
         return route_fail(c, RC_UNAUTHORIZED, "the token is invalid or expired");
     if (mode == ROUTE_AUTH_SESSION && !c->who.has_sid)
         return route_fail(c, RC_UNAUTHORIZED, "not a session token");
+    if (mode == ROUTE_AUTH_OWN && !c->who.has_sid)
+        return route_fail(c, RC_DENIED, "only the session's own session token may do this");
     if (c->who.has_sid) {
         c->job.auth_sid = c->who.sid;
         c->job.auth_user = (str_t){ c->who.sub, c->who.sub_len };
+        c->job.auth_gen = c->who.gen;
+        c->job.grace = c->env->cfg->session_refresh_grace;
     }
     return RC_OK;
 }
@@ -191,7 +196,7 @@ void api_init(api *a, const config *cfg, exec *e, unsigned groups, http_service 
 
 void api_print_routes(FILE *out)
 {
-    static const char *const auth[] = { "none", "caller", "session", "either" };
+    static const char *const auth[] = { "none", "caller", "session", "either", "own" };
     static const char *const exe[] = { "createSession", "readSession", "closeSession" };
     for (size_t i = 0; i < routes_count; i++) {
         const route *rt = &routes_table[i];

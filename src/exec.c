@@ -37,10 +37,13 @@ struct exec {
 
 /* ---- the steps ---- */
 
+enum { WRITE_NONE, WRITE_TOUCH, WRITE_REUSED }; /* exec_job.auth_write */
+
 static int writes(const exec_job *j)
 {
-    return j->has_op && (j->op.kind == STORE_OP_PUT || j->op.kind == STORE_OP_DEL ||
-                         j->op.kind == STORE_OP_DEL_USER);
+    return j->refresh ||
+           (j->has_op && (j->op.kind == STORE_OP_PUT || j->op.kind == STORE_OP_DEL ||
+                          j->op.kind == STORE_OP_DEL_USER));
 }
 
 static int bulky(const exec_job *j)
@@ -48,20 +51,177 @@ static int bulky(const exec_job *j)
     return j->has_op && (j->op.kind == STORE_OP_LIST || j->op.kind == STORE_OP_DEL_USER);
 }
 
-/* Judges the read of a job's own session: live, and auth_user's. */
+/* Judges the read of a job's own session: live, auth_user's, a token of a
+ * generation in force; and whether this use must be written. */
 static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
 {
     session_t s;
+    j->authed = 1;
+    j->auth_write = WRITE_NONE;
     if (rc == RC_OK && record_decode(j->auth_rec.p, j->auth_rec.len, &s) != RC_OK) {
         log_msg(LOG_ERROR, "a stored session record does not decode");
         rc = RC_UNAVAILABLE; /* the store failed us: 503 */
     }
     if (rc == RC_NOT_FOUND || (rc == RC_OK && !str_eq(s.user_id, j->auth_user)))
         rc = RC_UNAUTHORIZED;
-    if (rc == RC_OK && j->note_use && touches != NULL &&
-        j->now - s.last_seen_at >= EXEC_TOUCH_EVERY)
+    if (rc == RC_OK) {
+        session_verdict v = session_token_verdict(&s, j->auth_gen, j->now, j->grace);
+        if (v == SESSION_TOKEN_REUSED)
+            j->auth_write = WRITE_REUSED;
+        if (v == SESSION_TOKEN_REUSED || v == SESSION_TOKEN_UNKNOWN)
+            rc = RC_UNAUTHORIZED;
+    }
+    if (rc == RC_OK && s.idle_timeout > 0 &&
+        j->now - s.last_seen_at >= session_idle_slack(s.idle_timeout))
+        j->auth_write = WRITE_TOUCH; /* before the answer: the idle rule's precision */
+    else if (rc == RC_OK && touches != NULL && j->now - s.last_seen_at >= EXEC_TOUCH_EVERY)
         touch_queue_add(touches, s.id); /* written in the background */
     j->auth_rc = rc;
+}
+
+/* The session as a TOUCH or SWAP of j needs it: auth_rec decoded. */
+static rc_t auth_session(exec_job *j, session_t *s)
+{
+    return record_decode(j->auth_rec.p, j->auth_rec.len, s) == RC_OK ? RC_OK : RC_UNAVAILABLE;
+}
+
+/* Step 1 for the jobs not read yet: one batch of GETs. */
+static void auth_read(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n,
+                      exec_job **ready, store_op **ops)
+{
+    store_op one_auth[1];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->auth_sid != NULL && !jobs[i]->authed)
+            ready[k++] = jobs[i];
+    if (k == 0)
+        return;
+    store_op *auth = k > 1 ? calloc(k, sizeof *auth) : one_auth;
+    if (auth == NULL) {
+        for (size_t i = 0; i < k; i++)
+            ready[i]->auth_rc = RC_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        auth[i] = (store_op){ .kind = STORE_OP_GET, .id = ready[i]->auth_sid,
+                              .now = ready[i]->now, .rec = &ready[i]->auth_rec };
+        ops[i] = &auth[i];
+    }
+    store_batch(st, ops, k);
+    for (size_t i = 0; i < k; i++)
+        judge_auth(ready[i], auth[i].rc, touches);
+    if (auth != one_auth)
+        free(auth);
+}
+
+/* Step 1's writes, one batch: the uses to record, the thefts to close. */
+static void auth_writes(store_t *st, exec_job *const *jobs, size_t n, exec_job **ready,
+                        store_op **ops)
+{
+    store_op one_w[1];
+    session_t one_s[1];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->auth_write != WRITE_NONE)
+            ready[k++] = jobs[i];
+    if (k == 0)
+        return;
+    store_op *w = k > 1 ? calloc(k, sizeof *w) : one_w;
+    session_t *s = k > 1 ? calloc(k, sizeof *s) : one_s;
+    if (w == NULL || s == NULL) {
+        for (size_t i = 0; i < k; i++)
+            ready[i]->auth_rc = RC_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++) {
+        exec_job *j = ready[i];
+        if (j->auth_write == WRITE_REUSED)
+            w[i] = (store_op){ .kind = STORE_OP_DEL, .id = j->auth_sid, .user = j->auth_user,
+                               .now = j->now, .why = STORE_TOKEN_REUSE };
+        else
+            w[i] = (store_op){ .kind = STORE_OP_TOUCH, .id = j->auth_sid, .now = j->now,
+                               .s = auth_session(j, &s[i]) == RC_OK ? &s[i] : NULL };
+        ops[i] = &w[i];
+    }
+    store_batch(st, ops, k);
+    for (size_t i = 0; i < k; i++) {
+        exec_job *j = ready[i];
+        rc_t rc = w[i].rc;
+        if (j->auth_write == WRITE_TOUCH && rc == RC_OK)
+            record_set_last_seen(j->auth_rec.p, j->auth_rec.len, j->now);
+        else if (rc == RC_NOT_FOUND || (rc == RC_OK && j->auth_write == WRITE_REUSED))
+            j->auth_rc = RC_UNAUTHORIZED; /* closed meanwhile; or closed now as stolen */
+        else if (rc != RC_OK)
+            j->auth_rc = rc; /* a use or a theft the store could not record: 503 */
+        j->auth_write = WRITE_NONE;
+    }
+out:
+    if (w != one_w)
+        free(w);
+    if (s != one_s)
+        free(s);
+}
+
+/* A refresh's next move on the session as now read into auth_rec: 1 when
+ * a SWAP (or a theft's close) is to be tried, 0 when the job is done. */
+static int refresh_next(exec_job *j)
+{
+    session_t *s = &j->cur;
+    if (record_decode(j->auth_rec.p, j->auth_rec.len, s) != RC_OK) {
+        j->op.rc = RC_UNAVAILABLE;
+        return 0;
+    }
+    if (!str_eq(s->user_id, j->auth_user)) {
+        j->auth_rc = RC_UNAUTHORIZED;
+        return 0;
+    }
+    switch (session_token_verdict(s, j->auth_gen, j->now, j->grace)) {
+    case SESSION_TOKEN_CURRENT:
+        j->rotated = *s;
+        j->rotated.gen = s->gen + 1;
+        j->rotated.rotated_at = j->now;
+        if (j->rotated.last_seen_at < j->now)
+            j->rotated.last_seen_at = j->now; /* a refresh is a use */
+        j->op = (store_op){ .kind = STORE_OP_SWAP, .id = j->auth_sid, .now = j->now,
+                            .rec = &j->auth_rec, .s = &j->rotated };
+        return 1;
+    case SESSION_TOKEN_GRACE: /* rotated by another refresh: answer its token */
+        j->op.rc = RC_OK;
+        return 0;
+    case SESSION_TOKEN_REUSED:
+        j->op = (store_op){ .kind = STORE_OP_DEL, .id = j->auth_sid, .user = j->auth_user,
+                            .now = j->now, .why = STORE_TOKEN_REUSE };
+        return 1;
+    case SESSION_TOKEN_UNKNOWN:
+        break;
+    }
+    j->auth_rc = RC_UNAUTHORIZED;
+    return 0;
+}
+
+/* What a refresh's store op answered: 1 to try again. */
+static int refresh_after(exec_job *j, int attempt)
+{
+    if (j->op.kind == STORE_OP_DEL) { /* the theft closed (or already gone) */
+        if (j->op.rc == RC_OK || j->op.rc == RC_NOT_FOUND)
+            j->auth_rc = RC_UNAUTHORIZED;
+        return 0;
+    }
+    if (j->op.rc == RC_OK) { /* rotated: the session is now the rotated one */
+        j->cur = j->rotated;
+        return 0;
+    }
+    if (j->op.rc == RC_NOT_FOUND) {
+        j->auth_rc = RC_UNAUTHORIZED; /* closed or ended meanwhile */
+        return 0;
+    }
+    if (j->op.rc != RC_EXISTS)
+        return 0; /* the store failed: 503 */
+    if (attempt >= EXEC_SWAP_ATTEMPTS) {
+        j->op.rc = RC_UNAVAILABLE; /* changed under us every time: retry later */
+        return 0;
+    }
+    return refresh_next(j); /* auth_rec holds the record found */
 }
 
 /* Applies the ops of the jobs in ready[0..n) with one store_batch. */
@@ -77,7 +237,7 @@ static void apply(store_t *st, exec_job **ready, store_op **ops, size_t n)
  * which hears of every one, whoever made it. */
 static void count(const exec_job *j)
 {
-    if (j->op.rc == RC_OK && j->op.kind == STORE_OP_PUT)
+    if (j->op.rc == RC_OK && j->op.kind == STORE_OP_PUT && j->fresh != NULL)
         metrics_sessions_created(1);
 }
 
@@ -93,38 +253,25 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
             jobs[i]->auth_rc = jobs[i]->op.rc = RC_NOMEM;
         goto out;
     }
-    /* step 1: the callers' own sessions, one batch */
     for (size_t i = 0; i < n; i++) {
-        exec_job *j = jobs[i];
-        j->auth_rc = RC_OK;
-        j->as_admin = 0;
-        if (j->auth_sid != NULL)
-            ready[k++] = j;
+        if (!jobs[i]->authed)
+            jobs[i]->auth_rc = RC_OK;
+        jobs[i]->as_admin = 0;
     }
-    if (k > 0) {
-        store_op one_auth[1];
-        store_op *auth = k > 1 ? calloc(k, sizeof *auth) : one_auth;
-        if (auth == NULL) {
-            for (size_t i = 0; i < k; i++)
-                ready[i]->auth_rc = RC_NOMEM;
-        } else {
-            for (size_t i = 0; i < k; i++) {
-                auth[i] = (store_op){ .kind = STORE_OP_GET, .id = ready[i]->auth_sid,
-                                      .now = ready[i]->now, .rec = &ready[i]->auth_rec };
-                ops[i] = &auth[i];
-            }
-            store_batch(st, ops, k);
-            for (size_t i = 0; i < k; i++)
-                judge_auth(ready[i], auth[i].rc, touches);
-            if (auth != one_auth)
-                free(auth);
-        }
-    }
+    /* step 1: the callers' own sessions, one batch; then their writes */
+    auth_read(st, touches, jobs, n, ready, ops);
+    auth_writes(st, jobs, n, ready, ops);
     /* step 2: the ops of those let through, one batch per attempt */
-    k = 0;
     for (size_t i = 0; i < n; i++) {
         exec_job *j = jobs[i];
-        if (!j->has_op || j->auth_rc != RC_OK)
+        if (j->auth_rc != RC_OK)
+            continue;
+        if (j->refresh) {
+            j->has_op = 1;
+            if (!refresh_next(j))
+                continue;
+        }
+        if (!j->has_op)
             continue;
         if (j->fresh != NULL && (j->op.rc = session_id_generate(j->fresh->id)) != RC_OK)
             continue;
@@ -142,6 +289,8 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
             } else if (j->admin_fallback && !j->as_admin && j->op.rc == RC_NOT_FOUND) {
                 j->as_admin = 1;
                 j->op.user = STR_NULL;
+                ready[again++] = j;
+            } else if (j->refresh && refresh_after(j, attempt)) {
                 ready[again++] = j;
             }
         }
@@ -247,24 +396,40 @@ exec *exec_start(store_t *st, touch_queue *touches)
     return e;
 }
 
+static int enqueue(lane *q, exec_job *j, void (*park)(void *), void *park_arg)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->stop) {
+        pthread_mutex_unlock(&q->lock);
+        return 0;
+    }
+    park(park_arg);
+    j->next = NULL;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    return 1;
+}
+
 int exec_submit(exec *e, exec_job *j, void (*park)(void *), void *park_arg)
 {
     lane *q = bulky(j) ? e->bulk : writes(j) || e->store->remote ? e->commit : NULL;
-    if (q != NULL) {
-        pthread_mutex_lock(&q->lock);
-        if (!q->stop) {
-            park(park_arg);
-            j->next = NULL;
-            if (q->tail)
-                q->tail->next = j;
-            else
-                q->head = j;
-            q->tail = j;
-            pthread_cond_signal(&q->work);
-            pthread_mutex_unlock(&q->lock);
+    if (q != NULL && enqueue(q, j, park, park_arg))
+        return 1;
+    if (q == NULL && j->auth_sid != NULL) {
+        /* a local read: its auth step here; a write it finds goes queued */
+        exec_job *one = j;
+        exec_job *ready[1];
+        store_op *ops[1];
+        j->auth_rc = RC_OK;
+        auth_read(e->store, e->touches, &one, 1, ready, ops);
+        if (j->auth_write != WRITE_NONE && e->commit != NULL &&
+            enqueue(e->commit, j, park, park_arg))
             return 1;
-        }
-        pthread_mutex_unlock(&q->lock);
     }
     exec_job *one = j;
     exec_run(e->store, e->touches, &one, 1);

@@ -4,13 +4,25 @@
  * A job is up to two steps, always in this order:
  *   1. auth (auth_sid != NULL): the caller's own session, named by its
  *      session token, must be live and belong to auth_user; its record is
- *      kept in auth_rec. A closed, expired or foreign session is
- *      RC_UNAUTHORIZED in auth_rc, and step 2 does not run.
- *   2. op (has_op): one store operation, with two retries the executor
+ *      kept in auth_rec. A closed, ended or foreign session is
+ *      RC_UNAUTHORIZED in auth_rc, and step 2 does not run. The token's
+ *      generation is judged against the session's (session_token_verdict):
+ *      a replaced token used outside its grace window is theft, and the
+ *      session is closed (STORE_TOKEN_REUSE) before the 401. The request
+ *      is a use of the session: with an idle timeout, a use is written
+ *      (a TOUCH, before the answer) once last_seen_at is
+ *      session_idle_slack old, so that a session used at t lives through
+ *      t + idle_timeout on every process; without one, it is noted for the
+ *      background writer (touch.h) once it is EXEC_TOUCH_EVERY old.
+ *   2. op (has_op): one store operation, with the retries the executor
  *      owns: a create (fresh != NULL) draws a new session id before each
  *      attempt and tries again, up to EXEC_CREATE_ATTEMPTS, while the id is
  *      taken; a close with admin_fallback that finds no session of the
- *      caller's tries once more as an administrator (any owner).
+ *      caller's tries once more as an administrator (any owner); a refresh
+ *      (refresh, on the auth session) rotates the session's token by a
+ *      compare-and-set of its record (STORE_OP_SWAP), judged again on the
+ *      record found when another process changed it first, up to
+ *      EXEC_SWAP_ATTEMPTS: concurrent refreshes with one token rotate once.
  *
  * Where a job runs is decided here, from what it does and what the store
  * says of itself (store_t.remote: a read is a network round trip):
@@ -20,7 +32,9 @@
  *     threads take every job queued at once and run each step for all of
  *     them with one store_batch (one LMDB transaction and commit, or one
  *     pipelined Redis round trip);
- *   - the rest (reads of a local store): inline, on the caller's thread.
+ *   - the rest (reads of a local store): inline, on the caller's thread;
+ *     when its auth step finds a write to make (a use to record, a theft
+ *     to close), the job goes on in the commit lane.
  * Store work that can block (a disk sync, the network) thus never runs on
  * the caller's (an event) thread. */
 #ifndef EXEC_H
@@ -37,6 +51,7 @@
 #define EXEC_CREATE_ATTEMPTS 3
 #define EXEC_BATCH_MAX 256
 #define EXEC_TOUCH_EVERY 60 /* seconds: a session's last_seen_at may lag this much */
+#define EXEC_SWAP_ATTEMPTS 4
 
 typedef struct exec exec;
 typedef struct exec_job exec_job;
@@ -46,16 +61,23 @@ struct exec_job {
     /* step 1 */
     const char *auth_sid;
     str_t auth_user;
-    int note_use;       /* record the use of that session (last_seen_at) */
+    uint32_t auth_gen;  /* the session token's generation */
+    int64_t grace;      /* SESSION_REFRESH_GRACE */
     /* step 2 */
     int has_op;
     store_op op;
     session_t *fresh;   /* a create: its id is drawn here */
     int admin_fallback; /* a close as owner (op.user) that may then be as admin */
+    int refresh;        /* rotate the token of the auth session (op built here) */
     /* results */
     rc_t auth_rc;
     buf_t auth_rec;     /* the caller's session record (freed by the job's owner) */
     int as_admin;       /* the close ran as administrator */
+    session_t cur;      /* refresh: the session as it now is (views into auth_rec) */
+    session_t rotated;  /* refresh: the rotated session being written */
+    /* the executor's own */
+    int authed;         /* step 1 read and judged */
+    int auth_write;     /* step 1's write still to make (exec.c) */
     /* completion of a queued job: called on an executor thread, after which
      * the executor no longer touches the job */
     void (*done)(exec_job *j);

@@ -107,6 +107,7 @@ static rc_t build_create(route_call *c)
     s->user_id = (str_t){ c->user, user.len };
     s->created_at = s->last_seen_at = c->now;
     s->expires_at = c->now + (req->has_ttl ? req->ttl : cfg->session_ttl);
+    s->idle_timeout = req->has_idle_timeout ? req->idle_timeout : cfg->session_idle_timeout;
     c->io.client_ip(c->io.arg, c->ip, sizeof c->ip);
     s->ip = (str_t){ c->ip, strlen(c->ip) };
     s->user_agent = user_agent(c);
@@ -228,6 +229,42 @@ static rc_t render_close(route_call *c)
     return rc;
 }
 
+/* ---- POST /session/{id}/refresh ---- */
+
+/* Only the session's own token may refresh it (ROUTE_AUTH_OWN); the
+ * executor rotates it (exec.h). A token of another session: 404, as for
+ * any session the caller cannot see. */
+static rc_t build_refresh(route_call *c)
+{
+    rc_t rc = id_param(c);
+    if (rc != RC_OK)
+        return rc;
+    if (strcmp(c->id, c->who.sid) != 0)
+        return route_fail(c, RC_NOT_FOUND, NOT_FOUND_DETAIL);
+    c->job.refresh = 1;
+    return RC_OK;
+}
+
+/* The session as it now is, with the token of its current generation:
+ * the very same string for every refresh that ends at this generation. */
+static rc_t render_refresh(route_call *c)
+{
+    const session_t *s = &c->job.cur;
+    char *token = NULL;
+    rc_t rc = c->job.op.rc;
+    if (rc == RC_FULL)
+        return route_fail(c, RC_FULL, "the session store is full; retry later");
+    if (rc != RC_OK)
+        return rc;
+    if ((rc = token_sign_rotated(c->env->policy, c->who.sub, s->id, s->gen, s->rotated_at,
+                                 s->expires_at, &token)) != RC_OK)
+        return rc;
+    rc = session_json_render(s, token, c->out);
+    memset(token, 0, strlen(token));
+    free(token);
+    return rc == RC_OK ? json(c) : rc;
+}
+
 /* ---- GET and DELETE /users/{user_id}/sessions ---- */
 
 /* The {user_id} of the path, if the caller may act for it. A string no
@@ -307,10 +344,10 @@ static rc_t render_close_all(route_call *c)
 /* ---- GET /validate ---- */
 
 /* The session token's session is the whole work: the executor reads it
- * (routes.h, ROUTE_AUTH_SESSION) and notes its use. */
+ * (routes.h, ROUTE_AUTH_SESSION) and records its use. */
 static rc_t build_validate(route_call *c)
 {
-    c->job.note_use = 1;
+    (void)c;
     return RC_OK;
 }
 
@@ -387,12 +424,15 @@ static rc_t render_metrics(route_call *c)
 #define CALLER ROUTE_AUTH_CALLER
 #define SESSION ROUTE_AUTH_SESSION
 #define EITHER ROUTE_AUTH_EITHER
+#define OWN ROUTE_AUTH_OWN
 
 const route routes_table[] = {
     /* method, pattern, served by, auth, decoder, build, render, status, no-store */
     { "POST", "/session", GROUP_CREATE, CALLER, decode_create, build_create, render_create, 201, 1 },
     { "GET", "/session/{id}", GROUP_READ, EITHER, NULL, build_read, render_read, 200, 1 },
     { "DELETE", "/session/{id}", GROUP_CLOSE, EITHER, NULL, build_close, render_close, 204, 1 },
+    { "POST", "/session/{id}/refresh", GROUP_CREATE, OWN, NULL, build_refresh, render_refresh,
+      200, 1 },
     { "GET", "/users/{user_id}/sessions", GROUP_READ, EITHER, NULL, build_list, render_list, 200, 1 },
     { "DELETE", "/users/{user_id}/sessions", GROUP_CLOSE, EITHER, NULL, build_close_all,
       render_close_all, 200, 1 },

@@ -38,9 +38,11 @@ enum {
  *            refused with 403 once its session is known live;
  *   SESSION  a session token, from Authorization or the session cookie,
  *            whose session is live (its record is in job.auth_rec);
- *   EITHER   a caller token, or a session token whose session is live. */
+ *   EITHER   a caller token, or a session token whose session is live;
+ *   OWN      as SESSION, but a caller token is 403 (it authenticates, and
+ *            is not allowed: only the session's own token acts on it). */
 typedef enum route_auth { ROUTE_AUTH_NONE, ROUTE_AUTH_CALLER, ROUTE_AUTH_SESSION,
-                          ROUTE_AUTH_EITHER } route_auth;
+                          ROUTE_AUTH_EITHER, ROUTE_AUTH_OWN } route_auth;
 
 #define ROUTE_PARAMS_MAX 2
 

@@ -3,7 +3,9 @@
  * Layout (one environment per STORE_URL path, three named databases):
  *   sessions  id                      -> session record (record_encode)
  *   by_user   user_id (dupsort)       -> created_at (8 bytes BE) + id
- *   by_exp    expires_at (8 BE) + id  -> ""   (oldest first, for purge)
+ *   by_exp    end (8 BE) + id         -> ""   (oldest first, for purge)
+ * where a session's end is session_end: expires_at, or the idle deadline
+ * when it is sooner (moved by every recorded use).
  * A batch of the request path's writes (store_batch, from the executor's
  * commit lane) is one transaction and one commit; any other write is a
  * transaction of its own. Either is durable as LMDB_SYNC asks (write_batch)
@@ -161,7 +163,7 @@ static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s,
     memcpy(user, s->user_id.p, ulen);
     be64(ukey, s->created_at);
     memcpy(ukey + 8, id, idlen);
-    be64(ekey, s->expires_at);
+    be64(ekey, session_end(s));
     memcpy(ekey + 8, id, idlen);
 
     MDB_val k = { idlen, id };
@@ -185,6 +187,40 @@ static rc_t remove_session(lmdb_store *st, MDB_txn *txn, const session_t *s,
             return RC_NOMEM;
     }
     return RC_OK;
+}
+
+/* Why a session found dead at now ended. */
+static store_close_reason dead_why(const session_t *s, int64_t now)
+{
+    return session_ended_idle(s, now) ? STORE_IDLE : STORE_EXPIRED;
+}
+
+static int room_left(lmdb_store *st);
+
+/* Replaces the record of the session old (as decoded from txn) by rec, the
+ * record of s (the same session, other header fields), moving its by_exp
+ * entry when its end moved. */
+static rc_t rewrite(lmdb_store *st, MDB_txn *txn, const session_t *old, const void *rec,
+                    size_t len, const session_t *s)
+{
+    size_t idlen = strlen(s->id);
+    unsigned char okey[8 + SESSION_ID_MAX], nkey[8 + SESSION_ID_MAX];
+    int64_t was = session_end(old), end = session_end(s);
+    be64(okey, was); /* old's views point into pages the put may rewrite */
+    be64(nkey, end);
+    memcpy(okey + 8, s->id, idlen);
+    memcpy(nkey + 8, s->id, idlen);
+    if (!room_left(st))
+        return RC_FULL; /* keep the reserve for deletes */
+    MDB_val k = { idlen, (void *)s->id }, v = { len, (void *)rec };
+    rc_t rc = store_lmdb_rc(mdb_put(txn, st->sessions, &k, &v, 0), "rewrite");
+    if (rc != RC_OK || was == end)
+        return rc;
+    MDB_val ok = { 8 + idlen, okey }, nk = { 8 + idlen, nkey }, ev = { 0, "" };
+    int mrc = mdb_del(txn, st->by_exp, &ok, NULL);
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
+        return store_lmdb_rc(mrc, "move by_exp");
+    return store_lmdb_rc(mdb_put(txn, st->by_exp, &nk, &ev, 0), "move by_exp");
 }
 
 /* Room left for new data, in pages: the untouched tail of the map plus the
@@ -448,7 +484,7 @@ static rc_t make_room(lmdb_store *st, MDB_txn *txn, put_args *a)
         if (rc != RC_OK)
             goto out;
         if (!session_live(&s, a->s->created_at)) {
-            if ((rc = remove_session(st, txn, &s, STORE_EXPIRED)) != RC_OK)
+            if ((rc = remove_session(st, txn, &s, dead_why(&s, a->s->created_at))) != RC_OK)
                 goto out;
             continue;
         }
@@ -522,7 +558,7 @@ static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
     MDB_val uk = { s->user_id.len, (void *)s->user_id.p }, uv = { 8 + idlen, ukey };
     if ((rc = store_lmdb_rc(mdb_put(txn, st->by_user, &uk, &uv, 0), "put by_user")) != RC_OK)
         return rc;
-    be64(ekey, s->expires_at);
+    be64(ekey, session_end(s));
     memcpy(ekey + 8, s->id, idlen);
     MDB_val ek = { 8 + idlen, ekey }, ev = { 0, "" };
     return store_lmdb_rc(put_in_order(txn, st->by_exp, &ek, &ev, 0), "put by_exp");
@@ -556,6 +592,7 @@ typedef struct del_args {
     const char *id;
     str_t owner;
     int64_t now;
+    store_close_reason why;
 } del_args;
 
 static rc_t del_in(lmdb_store *st, MDB_txn *txn, void *arg)
@@ -566,13 +603,13 @@ static rc_t del_in(lmdb_store *st, MDB_txn *txn, void *arg)
     if (rc != RC_OK)
         return rc;
     if (!session_live(&s, a->now)) {
-        /* Expired: behaves as absent; drop it while we hold the lock. */
-        rc = remove_session(st, txn, &s, STORE_EXPIRED);
+        /* Ended: behaves as absent; drop it while we hold the lock. */
+        rc = remove_session(st, txn, &s, dead_why(&s, a->now));
         return rc == RC_OK ? RC_NOT_FOUND : rc;
     }
     if (a->owner.p != NULL && !str_eq(a->owner, s.user_id))
         return RC_NOT_FOUND;
-    return remove_session(st, txn, &s, STORE_CLOSED);
+    return remove_session(st, txn, &s, a->why);
 }
 
 static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
@@ -686,7 +723,7 @@ static rc_t del_user_in(lmdb_store *st, MDB_txn *txn, void *arg)
         if (rc != RC_OK)
             goto out;
         int live = session_live(&s, a->now);
-        if ((rc = remove_session(st, txn, &s, live ? STORE_CLOSED_ALL : STORE_EXPIRED)) != RC_OK)
+        if ((rc = remove_session(st, txn, &s, live ? STORE_CLOSED_ALL : dead_why(&s, a->now))) != RC_OK)
             goto out;
         if (live)
             a->count++;
@@ -715,15 +752,91 @@ static rc_t lmdb_del_user(store_t *base, str_t user, const char *except, int64_t
     return rc;
 }
 
+typedef struct touch_args {
+    const char (*ids)[SESSION_ID_MAX + 1];
+    size_t n;
+    int64_t last_seen, now;
+} touch_args;
+
+/* Sets last_seen_at of the live session id (never backwards). */
+static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, int64_t last_seen,
+                      int64_t now)
+{
+    MDB_val k = { strlen(id), (void *)id }, v;
+    session_t s, moved;
+    unsigned char rec[4096 + SESSION_DATA_MAX];
+    rc_t rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
+    if (rc != RC_OK)
+        return rc;
+    if (record_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, now))
+        return RC_NOT_FOUND;
+    if (s.last_seen_at >= last_seen)
+        return RC_OK;
+    if (v.mv_size > sizeof rec)
+        return RC_ERR;
+    memcpy(rec, v.mv_data, v.mv_size);
+    record_set_last_seen(rec, v.mv_size, last_seen); /* decoded above: long enough */
+    if (record_decode(rec, v.mv_size, &moved) != RC_OK)
+        return RC_ERR;
+    return rewrite(st, txn, &s, rec, v.mv_size, &moved);
+}
+
+static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
+{
+    const touch_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        rc_t rc = touch_one(st, txn, a->ids[i], a->last_seen, a->now);
+        if (rc != RC_OK && rc != RC_NOT_FOUND)
+            return rc;
+    }
+    return RC_OK;
+}
+
+/* The batch's TOUCH: one session, RC_NOT_FOUND told. */
+static rc_t touch_op_in(lmdb_store *st, MDB_txn *txn, void *arg)
+{
+    const store_op *o = arg;
+    return touch_one(st, txn, o->id, o->now, o->now);
+}
+
+typedef struct swap_args {
+    const store_op *op;
+    const buf_t *expect; /* a copy of op->rec: a batch run again compares the same */
+    const buf_t *rec;    /* the new record, of op->s */
+} swap_args;
+
+static rc_t swap_in(lmdb_store *st, MDB_txn *txn, void *arg)
+{
+    const swap_args *a = arg;
+    MDB_val k = { strlen(a->op->id), (void *)a->op->id }, v;
+    session_t s;
+    rc_t rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
+    if (rc != RC_OK)
+        return rc;
+    if (record_decode(v.mv_data, v.mv_size, &s) != RC_OK) {
+        log_msg(LOG_ERROR, "lmdb: undecodable record for a session");
+        return RC_UNAVAILABLE;
+    }
+    if (!session_live(&s, a->op->now))
+        return RC_NOT_FOUND;
+    if (v.mv_size != a->expect->len || memcmp(v.mv_data, a->expect->p, v.mv_size) != 0) {
+        buf_reset(a->op->rec);
+        return buf_append(a->op->rec, v.mv_data, v.mv_size) == RC_OK ? RC_EXISTS : RC_NOMEM;
+    }
+    return rewrite(st, txn, &s, a->rec->p, a->rec->len, a->op->s);
+}
+
 /* The request path's batches: the reads answered at once (they need no
  * transaction of ours), the writes in one transaction and one commit
  * (write_batch). Creates go last and in id order, so that they append
  * (put_in_order). */
 typedef struct batch_item {
     wop w;
-    buf_t rec;
+    buf_t rec;     /* PUT, SWAP: the record to write */
+    buf_t expect;  /* SWAP: the record expected */
     put_args put;
     del_args del;
+    swap_args swap;
     const store_op *op;
 } batch_item;
 
@@ -775,8 +888,18 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
             it->w = (wop){ put_in, &it->put, RC_OK, NULL };
             break;
         case STORE_OP_DEL:
-            it->del = (del_args){ o->id, o->user, o->now };
+            it->del = (del_args){ o->id, o->user, o->now, o->why };
             it->w = (wop){ del_in, &it->del, RC_OK, NULL };
+            break;
+        case STORE_OP_TOUCH:
+            it->w = (wop){ touch_op_in, (void *)o, RC_OK, NULL };
+            break;
+        case STORE_OP_SWAP:
+            if ((o->rc = record_encode(o->s, &it->rec)) != RC_OK ||
+                (o->rc = buf_append(&it->expect, o->rec->p, o->rec->len)) != RC_OK)
+                continue;
+            it->swap = (swap_args){ o, &it->expect, &it->rec };
+            it->w = (wop){ swap_in, &it->swap, RC_OK, NULL };
             break;
         case STORE_OP_DEL_USER: /* chunk by chunk, in transactions of its own */
             o->rc = lmdb_del_user(base, o->user, o->id, o->now, &o->count);
@@ -801,6 +924,7 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
         write_batch(st, first);
     for (size_t i = 0; i < n; i++) {
         buf_free(&items[i].rec);
+        buf_free(&items[i].expect);
         if (items[i].w.apply == NULL)
             continue;
         ops[i]->rc = items[i].w.rc;
@@ -810,43 +934,6 @@ static void lmdb_batch(store_t *base, store_op *const *ops, size_t n)
 out:
     free(items);
     free(order);
-}
-
-typedef struct touch_args {
-    const char (*ids)[SESSION_ID_MAX + 1];
-    size_t n;
-    int64_t last_seen, now;
-} touch_args;
-
-static rc_t touch_one(lmdb_store *st, MDB_txn *txn, const char *id, const touch_args *a)
-{
-    MDB_val k = { strlen(id), (void *)id }, v;
-    session_t s;
-    unsigned char rec[4096 + SESSION_DATA_MAX];
-    rc_t rc = store_lmdb_rc(mdb_get(txn, st->sessions, &k, &v), "get");
-    if (rc != RC_OK)
-        return rc;
-    if (record_decode(v.mv_data, v.mv_size, &s) != RC_OK || !session_live(&s, a->now))
-        return RC_NOT_FOUND;
-    if (v.mv_size > sizeof rec)
-        return RC_ERR;
-    if (!room_left(st))
-        return RC_FULL; /* keep the reserve for deletes */
-    memcpy(rec, v.mv_data, v.mv_size);
-    record_set_last_seen(rec, v.mv_size, a->last_seen); /* decoded above: long enough */
-    MDB_val nv = { v.mv_size, rec };
-    return store_lmdb_rc(mdb_put(txn, st->sessions, &k, &nv, 0), "touch");
-}
-
-static rc_t touch_in(lmdb_store *st, MDB_txn *txn, void *arg)
-{
-    const touch_args *a = arg;
-    for (size_t i = 0; i < a->n; i++) {
-        rc_t rc = touch_one(st, txn, a->ids[i], a);
-        if (rc != RC_OK && rc != RC_NOT_FOUND)
-            return rc;
-    }
-    return RC_OK;
 }
 
 static rc_t lmdb_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
@@ -897,7 +984,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
         session_t s;
         if (fetch(st, txn, ids[i], &s) != RC_OK || session_live(&s, now))
             continue;
-        if ((rc = remove_session(st, txn, &s, STORE_EXPIRED)) != RC_OK)
+        if ((rc = remove_session(st, txn, &s, dead_why(&s, now))) != RC_OK)
             goto abort;
         (*done)++;
     }

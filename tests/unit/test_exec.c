@@ -1,7 +1,8 @@
 /* test_exec.c -- the executor (exec.h) over a fake store whose answers the
  * tests choose: the retries it owns (a taken id on create, a close as
- * administrator), the caller's-session step, one batch for many jobs, and
- * where a job runs (inline or on a lane's thread). */
+ * administrator), the caller's-session step (token generations, the use
+ * written for an idle session), a refresh's compare-and-set, one batch for
+ * many jobs, and where a job runs (inline or on a lane's thread). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +24,65 @@ typedef struct fake_store {
     int puts, dels, batches;
     size_t largest;     /* most ops in one batch */
     pthread_t last_thread;
-    int64_t last_seen;  /* of alice's session */
+    /* alice's session */
+    int64_t last_seen, idle;
+    uint32_t gen;
+    int64_t rotated_at;
     char touched[SESSION_ID_MAX + 1];
+    int touches;         /* TOUCH ops */
+    rc_t touch_fails;    /* RC_OK: TOUCH succeeds */
+    int swaps;           /* SWAP ops */
+    int rotate_first;    /* SWAPs still to lose to another process's refresh */
+    int touch_first;     /* SWAPs still to lose to another process's touch */
+    store_close_reason why; /* of the last DEL */
 } fake_store;
 
-static void record_of(const char *id, const char *user, int64_t last_seen, buf_t *rec)
+static void record_of(const fake_store *f, const char *id, const char *user, buf_t *rec)
 {
     session_t s;
     memset(&s, 0, sizeof s);
     snprintf(s.id, sizeof s.id, "%s", id);
     s.user_id = (str_t){ user, strlen(user) };
-    s.created_at = s.last_seen_at = last_seen;
+    s.created_at = NOW - 7200;
+    s.last_seen_at = f->last_seen;
     s.expires_at = NOW + 3600;
+    s.idle_timeout = f->idle;
+    s.gen = f->gen;
+    s.rotated_at = f->rotated_at;
     s.ip = STR_LIT("192.0.2.1");
     s.data = STR_LIT("{}");
     buf_reset(rec);
     record_encode(&s, rec);
+}
+
+/* A SWAP on alice's session: lost to another process (which rotated or
+ * touched first: the record found is handed back), or applied. */
+static rc_t fake_swap(fake_store *f, store_op *o)
+{
+    buf_t now = BUF_INIT;
+    rc_t rc;
+    f->swaps++;
+    if (f->rotate_first > 0 || f->touch_first > 0) {
+        if (f->rotate_first > 0) {
+            f->rotate_first--;
+            f->gen++;
+            f->rotated_at = o->now;
+        } else {
+            f->touch_first--;
+            f->last_seen--; /* any change of the record */
+        }
+        record_of(f, SID_ALICE, "alice", o->rec);
+        return RC_EXISTS;
+    }
+    record_of(f, SID_ALICE, "alice", &now);
+    rc = now.len == o->rec->len && memcmp(now.p, o->rec->p, now.len) == 0 ? RC_OK : RC_EXISTS;
+    if (rc == RC_OK) {
+        f->gen = o->s->gen;
+        f->rotated_at = o->s->rotated_at;
+        f->last_seen = o->s->last_seen_at;
+    }
+    buf_free(&now);
+    return rc;
 }
 
 static void fake_batch(store_t *base, store_op *const *ops, size_t n)
@@ -61,7 +105,7 @@ static void fake_batch(store_t *base, store_op *const *ops, size_t n)
             if (f->get_fails != RC_OK)
                 o->rc = f->get_fails;
             else if (strcmp(o->id, SID_ALICE) == 0)
-                record_of(o->id, "alice", f->last_seen, o->rec), o->rc = RC_OK;
+                record_of(f, o->id, "alice", o->rec), o->rc = RC_OK;
             else if (strcmp(o->id, SID_BAD) == 0)
                 buf_reset(o->rec), buf_append(o->rec, "junk", 4), o->rc = RC_OK;
             else
@@ -69,10 +113,20 @@ static void fake_batch(store_t *base, store_op *const *ops, size_t n)
             break;
         case STORE_OP_DEL: /* alice's session: anyone's close without an owner */
             f->dels++;
+            f->why = o->why;
             o->rc = strcmp(o->id, SID_ALICE) == 0 &&
                             (o->user.p == NULL || str_eq_cstr(o->user, "alice"))
                         ? RC_OK
                         : RC_NOT_FOUND;
+            break;
+        case STORE_OP_TOUCH:
+            f->touches++;
+            o->rc = f->touch_fails;
+            if (o->rc == RC_OK)
+                f->last_seen = o->now;
+            break;
+        case STORE_OP_SWAP:
+            o->rc = fake_swap(f, o);
             break;
         default:
             o->rc = RC_OK;
@@ -231,17 +285,177 @@ static void test_use_is_noted(void)
 {
     touch_queue *tq = touch_queue_new();
     fake_store f = fresh_store();
-    exec_job j = { .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice"), .note_use = 1 };
+    exec_job j = { .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
     f.last_seen = NOW - EXEC_TOUCH_EVERY + 1;
     run1(&f, &j, tq);
     touch_queue_flush(tq, &f.base, NOW);
     CHECK_STR_EQ(f.touched, "");
     f.last_seen = NOW - EXEC_TOUCH_EVERY;
+    buf_free(&j.auth_rec);
+    j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
     run1(&f, &j, tq);
     touch_queue_flush(tq, &f.base, NOW);
     CHECK_STR_EQ(f.touched, SID_ALICE);
+    CHECK_EQ_INT(f.touches, 0); /* never a write before the answer */
     buf_free(&j.auth_rec);
     touch_queue_free(tq);
+}
+
+static exec_job alice_job(uint32_t gen)
+{
+    return (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice"),
+                       .auth_gen = gen, .grace = 10 };
+}
+
+/* With an idle timeout, a use is written before the answer once
+ * last_seen_at is session_idle_slack old (100 s: 5 s), and not before;
+ * the record the route sees then carries it. A use the store cannot write
+ * fails the request (503), and a session gone meanwhile is a 401. */
+static void test_idle_use_is_written(void)
+{
+    touch_queue *tq = touch_queue_new();
+    fake_store f = fresh_store();
+    session_t s;
+    f.idle = 100;
+    f.last_seen = NOW - 4;
+    exec_job j = alice_job(0);
+    run1(&f, &j, tq);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(f.touches, 0);
+    f.last_seen = NOW - 5;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    run1(&f, &j, tq);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(f.touches, 1);
+    CHECK_EQ_INT(f.batches, 3); /* its own batch, after the read */
+    CHECK_EQ_INT(record_decode(j.auth_rec.p, j.auth_rec.len, &s), RC_OK);
+    CHECK_EQ_INT(s.last_seen_at, NOW);
+    touch_queue_flush(tq, &f.base, NOW);
+    CHECK_STR_EQ(f.touched, ""); /* not also in the background */
+
+    f.last_seen = NOW - 50;
+    f.touch_fails = RC_UNAVAILABLE;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.auth_rc, RC_UNAVAILABLE);
+    f.touch_fails = RC_NOT_FOUND;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.auth_rc, RC_UNAUTHORIZED);
+    buf_free(&j.auth_rec);
+    touch_queue_free(tq);
+}
+
+/* A session at generation 2, rotated 5 s ago, grace 10 s: its current token
+ * and the previous one pass; an older one, or the previous one once its
+ * window is over (judged to the second), is theft: the session is closed
+ * (STORE_TOKEN_REUSE) and the request is a 401; a token newer than the
+ * session (a store restored from a backup) is a 401 that closes nothing. */
+static void test_token_generations(void)
+{
+    static const struct {
+        uint32_t gen;
+        int64_t rotated_ago;
+        rc_t rc;
+        int closed;
+    } cases[] = {
+        { 2, 5, RC_OK, 0 },  { 1, 5, RC_OK, 0 },           { 1, 10, RC_OK, 0 },
+        { 1, 11, RC_UNAUTHORIZED, 1 }, { 0, 5, RC_UNAUTHORIZED, 1 },
+        { 3, 5, RC_UNAUTHORIZED, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_store f = fresh_store();
+        f.gen = 2;
+        f.rotated_at = NOW - cases[i].rotated_ago;
+        exec_job j = alice_job(cases[i].gen);
+        j.has_op = 1;
+        j.op = (store_op){ .kind = STORE_OP_PING, .now = NOW };
+        run1(&f, &j, NULL);
+        CHECK_EQ_INT(j.auth_rc, cases[i].rc);
+        CHECK_EQ_INT(f.dels, cases[i].closed);
+        if (cases[i].closed)
+            CHECK_EQ_INT(f.why, STORE_TOKEN_REUSE);
+        buf_free(&j.auth_rec);
+    }
+}
+
+/* A refresh rotates by one compare-and-set; one that loses to another
+ * process's refresh with the same token answers that rotation (and writes
+ * nothing more); one that loses to a touch tries again; one that always
+ * loses gives up (503); one with a replaced token closes the session. */
+static void test_refresh(void)
+{
+    fake_store f = fresh_store();
+    exec_job j = alice_job(0);
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(f.swaps, 1);
+    CHECK_EQ_INT(f.gen, 1);
+    CHECK_EQ_INT(j.cur.gen, 1);
+    CHECK_EQ_INT(j.cur.rotated_at, NOW);
+    CHECK_EQ_INT(j.cur.last_seen_at, NOW);
+    CHECK(str_eq_cstr(j.cur.user_id, "alice"));
+
+    f = fresh_store();
+    f.rotate_first = 1;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(f.swaps, 1);
+    CHECK_EQ_INT(f.gen, 1);
+    CHECK_EQ_INT(j.cur.gen, 1);
+
+    f = fresh_store();
+    f.touch_first = 2;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(f.swaps, 3);
+    CHECK_EQ_INT(f.gen, 1);
+
+    f = fresh_store();
+    f.touch_first = EXEC_SWAP_ATTEMPTS;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.op.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(f.swaps, EXEC_SWAP_ATTEMPTS);
+    CHECK_EQ_INT(f.gen, 0);
+
+    /* the token rotated away by a refresh in another process a moment ago,
+     * outside a grace of 0 s: theft, found by the compare-and-set */
+    f = fresh_store();
+    f.rotate_first = 1;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    j.grace = 0;
+    j.now = NOW + 1; /* the other refresh was at NOW + 1 too: inside */
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    f = fresh_store();
+    f.gen = 1;
+    f.rotated_at = NOW - 1;
+    buf_free(&j.auth_rec);
+    j = alice_job(0);
+    j.grace = 0;
+    j.refresh = 1;
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(j.auth_rc, RC_UNAUTHORIZED);
+    CHECK_EQ_INT(f.swaps, 0);
+    CHECK_EQ_INT(f.dels, 1);
+    CHECK_EQ_INT(f.why, STORE_TOKEN_REUSE);
+    buf_free(&j.auth_rec);
 }
 
 typedef struct waiter {
@@ -317,6 +531,41 @@ static void test_where_jobs_run(void)
     }
 }
 
+/* On a local store a validate reads inline; when that read finds a use to
+ * write (an idle session), the job goes on in the commit lane. */
+static void test_inline_read_then_queued_write(void)
+{
+    fake_store f = fresh_store();
+    exec *e = exec_start(&f.base, NULL);
+    CHECK(e != NULL);
+    f.idle = 100;
+    f.last_seen = NOW - 1;
+    waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+    exec_job j = alice_job(0);
+    j.done = done;
+    j.arg = &w;
+    CHECK_EQ_INT(exec_submit(e, &j, park, &w), 0);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(f.touches, 0);
+
+    f.last_seen = NOW - 60;
+    j = alice_job(0);
+    j.done = done;
+    j.arg = &w;
+    CHECK_EQ_INT(exec_submit(e, &j, park, &w), 1);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    CHECK_EQ_INT(w.parked_before_done, 1);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(f.touches, 1);
+    CHECK(!pthread_equal(f.last_thread, pthread_self()));
+    exec_drain(e);
+    exec_free(e);
+    buf_free(&j.auth_rec);
+}
+
 int main(void)
 {
     RUN(test_create_retries_a_taken_id);
@@ -324,6 +573,10 @@ int main(void)
     RUN(test_close_as_admin);
     RUN(test_one_batch_per_step);
     RUN(test_use_is_noted);
+    RUN(test_idle_use_is_written);
+    RUN(test_token_generations);
+    RUN(test_refresh);
     RUN(test_where_jobs_run);
+    RUN(test_inline_read_then_queued_write);
     return UNIT_SUMMARY();
 }

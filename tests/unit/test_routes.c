@@ -271,7 +271,7 @@ static void test_validate(void)
     route_call *c = call("alice", 0, NULL, &out);
     CHECK_EQ_INT(rt->auth, ROUTE_AUTH_SESSION);
     CHECK_EQ_INT(rt->build(c), RC_OK);
-    CHECK(!c->job.has_op && c->job.note_use);
+    CHECK(!c->job.has_op && !c->job.refresh); /* the auth step is the whole work */
     record(SID, "alice", &c->job.auth_rec);
     CHECK_EQ_INT(rt->render(c), RC_OK);
     CHECK(contains(&out, "{\"user_id\":\"alice\",\"session_id\":\"" SID "\",\"expires_at\":"));
@@ -282,6 +282,51 @@ static void test_validate(void)
     CHECK_EQ_INT(rt->render(c), RC_UNAVAILABLE);
     done(c);
     buf_free(&out);
+}
+
+/* Only the session's own token refreshes it: another session's is 404
+ * (as an unknown id), and the answer is the session with the token of its
+ * current generation -- the same string whoever renders it. */
+static void test_refresh(void)
+{
+    const route *rt = find("POST", "/session/{id}/refresh");
+    buf_t out = BUF_INIT, out2 = BUF_INIT;
+    CHECK_EQ_INT(rt->auth, ROUTE_AUTH_OWN);
+    CHECK_EQ_INT(rt->ok_status, 200);
+    CHECK(rt->no_store);
+    route_call *c = call("alice", 0, SID, &out);
+    snprintf(c->who.sid, sizeof c->who.sid, "%s", "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBb");
+    CHECK_EQ_INT(rt->build(c), RC_NOT_FOUND);
+    CHECK(!c->job.refresh);
+    done(c);
+    c = call("alice", 0, SID, &out);
+    snprintf(c->who.sid, sizeof c->who.sid, "%s", SID);
+    CHECK_EQ_INT(rt->build(c), RC_OK);
+    CHECK(c->job.refresh);
+    record(SID, "alice", &c->job.auth_rec);
+    CHECK_EQ_INT(record_decode(c->job.auth_rec.p, c->job.auth_rec.len, &c->job.cur), RC_OK);
+    c->job.cur.gen = 3;
+    c->job.cur.rotated_at = NOW - 2;
+    c->job.op.rc = RC_OK;
+    CHECK_EQ_INT(rt->render(c), RC_OK);
+    CHECK(contains(&out, "\"id\":\"" SID "\""));
+    CHECK(contains(&out, "\"token\":\"ey"));
+    route_call *c2 = call("alice", 0, SID, &out2);
+    snprintf(c2->who.sid, sizeof c2->who.sid, "%s", SID);
+    record(SID, "alice", &c2->job.auth_rec);
+    CHECK_EQ_INT(record_decode(c2->job.auth_rec.p, c2->job.auth_rec.len, &c2->job.cur), RC_OK);
+    c2->job.cur.gen = 3;
+    c2->job.cur.rotated_at = NOW - 2;
+    c2->job.op.rc = RC_OK;
+    CHECK_EQ_INT(rt->render(c2), RC_OK);
+    CHECK(out.len == out2.len && memcmp(out.p, out2.p, out.len) == 0);
+    c2->job.op.rc = RC_UNAVAILABLE;
+    buf_reset(&out2);
+    CHECK_EQ_INT(rt->render(c2), RC_UNAVAILABLE);
+    done(c);
+    done(c2);
+    buf_free(&out);
+    buf_free(&out2);
 }
 
 static const char *cfg_lookup(const char *name, void *arg)
@@ -305,6 +350,7 @@ int main(void)
     RUN(test_close);
     RUN(test_user_routes);
     RUN(test_validate);
+    RUN(test_refresh);
     config_free(&cfg);
     return UNIT_SUMMARY();
 }

@@ -247,6 +247,9 @@ static session_t sample(void)
     s.ip = STR_LIT("2001:db8::1");
     s.user_agent = STR_LIT("curl/8.5.0");
     s.data = STR_LIT("{\"role\":\"admin\",\"n\":[1,2]}");
+    s.idle_timeout = 900;
+    s.gen = 7;
+    s.rotated_at = 1700000050;
     return s;
 }
 
@@ -260,7 +263,9 @@ static int same_session(const session_t *a, const session_t *b)
     return strcmp(a->id, b->id) == 0 && same_str(a->user_id, b->user_id) &&
            a->created_at == b->created_at && a->expires_at == b->expires_at &&
            a->last_seen_at == b->last_seen_at && same_str(a->ip, b->ip) &&
-           same_str(a->user_agent, b->user_agent) && same_str(a->data, b->data);
+           same_str(a->user_agent, b->user_agent) && same_str(a->data, b->data) &&
+           a->idle_timeout == b->idle_timeout && a->gen == b->gen &&
+           a->rotated_at == b->rotated_at;
 }
 
 static void test_record_round_trip(void)
@@ -269,7 +274,7 @@ static void test_record_round_trip(void)
     buf_t rec = BUF_INIT;
 
     CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
-    CHECK_EQ_INT(rec.len, 36 + strlen(s.id) + s.user_id.len + s.ip.len +
+    CHECK_EQ_INT(rec.len, 52 + strlen(s.id) + s.user_id.len + s.ip.len +
                               s.user_agent.len + s.data.len);
     memset(&d, 0x55, sizeof d);
     CHECK_EQ_INT(record_decode(rec.p, rec.len, &d), RC_OK);
@@ -360,9 +365,95 @@ static void test_record_round_trip(void)
 
     /* session_live: now >= expires_at is expired */
     s = sample();
+    s.idle_timeout = 0;
     CHECK(session_live(&s, s.expires_at - 1));
     CHECK(!session_live(&s, s.expires_at));
     CHECK(!session_live(&s, s.expires_at + 1));
+}
+
+/* A version 1 record (before the lifecycle fields) still decodes: no idle
+ * timeout, never refreshed; re-encoded, it is a version 2 record. */
+static void test_record_v1(void)
+{
+    session_t s = sample(), d, e;
+    buf_t rec = BUF_INIT, v1 = BUF_INIT, again = BUF_INIT;
+    CHECK_EQ_INT(record_encode(&s, &rec), RC_OK);
+    CHECK_EQ_INT(rec.p[0], 2);
+    buf_append(&v1, rec.p, 36);
+    buf_append(&v1, rec.p + 52, rec.len - 52);
+    v1.p[0] = 1;
+    CHECK_EQ_INT(record_decode(v1.p, v1.len, &d), RC_OK);
+    CHECK_STR_EQ(d.id, s.id);
+    CHECK(same_str(d.user_id, s.user_id) && same_str(d.data, s.data));
+    CHECK_EQ_INT(d.last_seen_at, s.last_seen_at);
+    CHECK_EQ_INT(d.expires_at, s.expires_at);
+    CHECK_EQ_INT(d.idle_timeout, 0);
+    CHECK_EQ_INT(d.gen, 0);
+    CHECK_EQ_INT(d.rotated_at, 0);
+    CHECK_EQ_INT(record_set_last_seen(v1.p, v1.len, 1700000200), RC_OK);
+    CHECK_EQ_INT(record_decode(v1.p, v1.len, &d), RC_OK);
+    CHECK_EQ_INT(d.last_seen_at, 1700000200);
+    CHECK_EQ_INT(record_encode(&d, &again), RC_OK);
+    CHECK_EQ_INT(again.p[0], 2);
+    CHECK_EQ_INT(record_decode(again.p, again.len, &e), RC_OK);
+    CHECK(same_session(&d, &e));
+    buf_free(&rec);
+    buf_free(&v1);
+    buf_free(&again);
+}
+
+/* The liveness rule at its edges: absolute expiry; an idle timeout of 100
+ * s (slack 5 s) ends the session at last_seen_at + 105, never after
+ * expires_at; the slack is max(2, idle/20). */
+static void test_liveness_edges(void)
+{
+    session_t s = sample();
+    s.idle_timeout = 0;
+    CHECK_EQ_INT(session_end(&s), s.expires_at);
+    CHECK_EQ_INT(session_idle_expires_at(&s), -1);
+    s.idle_timeout = 100;
+    s.last_seen_at = 1700000000;
+    CHECK_EQ_INT(session_idle_slack(1), 2);
+    CHECK_EQ_INT(session_idle_slack(59), 2);
+    CHECK_EQ_INT(session_idle_slack(60), 3);
+    CHECK_EQ_INT(session_idle_slack(100), 5);
+    CHECK_EQ_INT(session_idle_slack(2592000), 129600);
+    CHECK_EQ_INT(session_end(&s), 1700000105);
+    CHECK_EQ_INT(session_idle_expires_at(&s), 1700000100);
+    CHECK(session_live(&s, 1700000100)); /* used at last_seen: live through +idle */
+    CHECK(session_live(&s, 1700000104));
+    CHECK(!session_live(&s, 1700000105)); /* and ended by +idle+slack */
+    CHECK(session_ended_idle(&s, 1700000105));
+    /* a use at last_seen + 4 (not written: younger than the slack) keeps it
+     * live through that use + idle */
+    CHECK(session_live(&s, 1700000004 + 100));
+    s.expires_at = 1700000050; /* the absolute expiry comes first */
+    CHECK_EQ_INT(session_end(&s), 1700000050);
+    CHECK_EQ_INT(session_idle_expires_at(&s), 1700000050);
+    CHECK(session_live(&s, 1700000049));
+    CHECK(!session_live(&s, 1700000050));
+    CHECK(!session_ended_idle(&s, 1700000050));
+    s.idle_timeout = 1; /* the smallest: slack 2 */
+    CHECK_EQ_INT(session_end(&s), 1700000003);
+}
+
+/* Token generations against a session at generation 2 rotated at T, grace
+ * 10: judged to the second. */
+static void test_token_verdict(void)
+{
+    session_t s = sample();
+    s.gen = 2;
+    s.rotated_at = 1700000000;
+    CHECK_EQ_INT(session_token_verdict(&s, 2, 1700009999, 10), SESSION_TOKEN_CURRENT);
+    CHECK_EQ_INT(session_token_verdict(&s, 1, 1700000000, 10), SESSION_TOKEN_GRACE);
+    CHECK_EQ_INT(session_token_verdict(&s, 1, 1700000010, 10), SESSION_TOKEN_GRACE);
+    CHECK_EQ_INT(session_token_verdict(&s, 1, 1700000011, 10), SESSION_TOKEN_REUSED);
+    CHECK_EQ_INT(session_token_verdict(&s, 1, 1700000000, 0), SESSION_TOKEN_GRACE);
+    CHECK_EQ_INT(session_token_verdict(&s, 1, 1700000001, 0), SESSION_TOKEN_REUSED);
+    CHECK_EQ_INT(session_token_verdict(&s, 0, 1700000000, 300), SESSION_TOKEN_REUSED);
+    CHECK_EQ_INT(session_token_verdict(&s, 3, 1700000000, 10), SESSION_TOKEN_UNKNOWN);
+    s.gen = 0;
+    CHECK_EQ_INT(session_token_verdict(&s, 0, 1700000000, 10), SESSION_TOKEN_CURRENT);
 }
 
 static void test_record_garbled(void)
@@ -384,9 +475,11 @@ static void test_record_garbled(void)
     memcpy(copy, rec.p, rec.len);
     copy[rec.len] = 'x';
     CHECK_EQ_INT(record_decode(copy, rec.len + 1, &d), RC_INVALID);
-    /* wrong version */
+    /* wrong version (1 reads a 36-byte header: the lengths do not add up) */
     memcpy(copy, rec.p, rec.len);
-    copy[0] = 2;
+    copy[0] = 3;
+    CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
+    copy[0] = 1;
     CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
     copy[0] = 0;
     CHECK_EQ_INT(record_decode(copy, rec.len, &d), RC_INVALID);
@@ -470,7 +563,10 @@ static void test_render(void)
     CHECK_STR_EQ(json_string_value(json_object_get(data, "role")), "admin");
     CHECK_EQ_INT(json_array_size(json_object_get(data, "n")), 2);
     CHECK(json_object_get(j, "token") == NULL);
-    CHECK_EQ_INT(json_object_size(j), 8);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "idle_timeout")), 900);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "idle_expires_at")), 1700001000);
+    CHECK(json_object_get(j, "token_generation") == NULL); /* the export's, not the API's */
+    CHECK_EQ_INT(json_object_size(j), 10);
     json_decref(j);
     buf_free(&out);
 
@@ -479,6 +575,7 @@ static void test_render(void)
     s.data = (str_t){ "", 0 };
     s.user_id = STR_LIT("q\"uo\\te \xc3\xa9 \x01 \x7f");
     s.ip = STR_LIT("127.0.0.1");
+    s.idle_timeout = 0;
     CHECK_EQ_INT(session_json_render(&s, "aaa.bbb.ccc", &out), RC_OK);
     j = json_loadb(out.p, out.len, JSON_REJECT_DUPLICATES, &e);
     CHECK(j != NULL);
@@ -489,7 +586,10 @@ static void test_render(void)
     CHECK_STR_EQ(json_string_value(json_object_get(j, "token")), "aaa.bbb.ccc");
     CHECK_STR_EQ(json_string_value(json_object_get(j, "user_id")), "q\"uo\\te \xc3\xa9 \x01 \x7f");
     CHECK_STR_EQ(json_string_value(json_object_get(j, "ip")), "127.0.0.1");
-    CHECK_EQ_INT(json_object_size(j), 9);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "idle_timeout")), 0);
+    CHECK(json_is_null(json_object_get(j, "idle_expires_at")));
+    CHECK(json_object_get(j, "idle_expires_at") != NULL);
+    CHECK_EQ_INT(json_object_size(j), 11);
     json_decref(j);
     /* the raw text has no raw control characters */
     int raw_ctl = 0;
@@ -667,6 +767,24 @@ static void test_request_ttl_and_user_id(void)
     CHECK(refused("{\"ttl\":false}"));
     CHECK(refused("{\"ttl\":null}"));
     CHECK(refused("{\"ttl\":[60]}"));
+
+    /* idle_timeout: 0 (none) or 1..max_ttl, an integer literal */
+    CHECK_EQ_INT(req("{\"idle_timeout\":0}", &r), RC_OK);
+    CHECK(r.has_idle_timeout && r.idle_timeout == 0);
+    body_create_free(&r);
+    CHECK_EQ_INT(req("{\"idle_timeout\":86400,\"ttl\":5,\"user_id\":\"x\",\"data\":{}}", &r), RC_OK);
+    CHECK(r.has_idle_timeout && r.idle_timeout == 86400);
+    body_create_free(&r);
+    CHECK_EQ_INT(req("{}", &r), RC_OK);
+    CHECK(!r.has_idle_timeout);
+    body_create_free(&r);
+    CHECK(refused("{\"idle_timeout\":86401}"));
+    CHECK(refused("{\"idle_timeout\":-1}"));
+    CHECK(refused("{\"idle_timeout\":1.5}"));
+    CHECK(refused("{\"idle_timeout\":\"5\"}"));
+    CHECK(refused("{\"idle_timeout\":true}"));
+    CHECK(refused("{\"idle_timeout\":null}"));
+    CHECK(refused("{\"idle_timeout\":5,\"idle_timeout\":6}"));
 
     /* user_id */
     CHECK(refused("{\"user_id\":\"\"}"));
@@ -902,6 +1020,9 @@ int main(void)
     RUN(test_text_valid);
     RUN(test_user_valid);
     RUN(test_record_round_trip);
+    RUN(test_record_v1);
+    RUN(test_liveness_edges);
+    RUN(test_token_verdict);
     RUN(test_record_garbled);
     RUN(test_record_fuzz_regressions);
     RUN(test_render);
