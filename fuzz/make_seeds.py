@@ -147,9 +147,13 @@ put("path", "over-space", b"/session/" + b"a" * 1025)
 put("cookie", "empty-quoted", b'session=""; session=x')
 
 
-def record(id_, user, ip, ua, data, c=1700000000, ls=1700000000, e=1700003600):
+def record(id_, user, ip, ua, data, c=1700000000, ls=1700000000, e=1700003600, v2=None):
+    """A record of version 1, or of version 2 when v2 = (idle, gen, rotated_at)."""
     ual = 0xFFFF if ua is None else len(ua)
-    h = struct.pack("<BBHHHIqqq", 1, len(id_), len(user), len(ip), ual, len(data), c, ls, e)
+    h = struct.pack("<BBHHHIqqq", 2 if v2 else 1, len(id_), len(user), len(ip), ual, len(data),
+                    c, ls, e)
+    if v2:
+        h += struct.pack("<IIq", *v2)
     return h + id_ + user + ip + (ua or b"") + data
 
 
@@ -160,6 +164,14 @@ put("record", "export-line", json.dumps({
     "expires_at": 1700003600, "last_seen_at": 1700000000, "ip": "127.0.0.1",
     "user_agent": None, "data": {"n": 1}}).encode())
 put("record", "redis-url", b":p%40ss@[::1]:6380/3")
+put("record", "v2-idle", record(b"D" * 31, b"carol", b"10.0.0.1", b"ua", b"{}", v2=(900, 0, 0)))
+put("record", "v2-rotated", record(b"E" * 31, b"dave", b"::1", None, b'{"r":[]}', ls=1700000100,
+                                   v2=(0, 7, 1700000050)))
+put("record", "export-line-v2", json.dumps({
+    "id": "D" * 31, "user_id": "carol", "created_at": 1700000000, "expires_at": 1700003600,
+    "last_seen_at": 1700000000, "idle_timeout": 900, "idle_expires_at": 1700000900,
+    "ip": "10.0.0.1", "user_agent": "ua", "data": {}, "token_generation": 3,
+    "rotated_at": 1700000040}).encode())
 put("record", "empty-ua", record(b"C" * 64, b"u" * 256, b"", b"", b"{}"))
 put("record", "export-escapes", json.dumps({
     "user_agent": "", "ip": "\u0000\"\\", "data": {"k": [1, {"x": "\u00e9\n"}], "e": {}},

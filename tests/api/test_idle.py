@@ -110,7 +110,7 @@ def assert_behaves_closed(procs, s, user, tok):
         assert_problem(read(p, sid, admin_token()), 404)
         assert_unauthorized(p.get("/validate", token=s["token"]))
         r = p.get("/validate", headers={"Cookie": "session=%s" % s["token"]})
-        assert_unauthorized(r)
+        assert_problem(r, 401)
         assert_unauthorized(read(p, sid, s["token"]))
         assert sid not in [x["id"] for x in listed(p, user, tok)]
     for p in procs:
@@ -280,10 +280,12 @@ def test_unused_session_ends_and_behaves_closed(server, user):
     tok = make_token(user)
     s, t0, t1 = create_timed(server, tok, {"idle_timeout": 2})
     keep = server.create(tok, {"idle_timeout": 0})
-    # still live a second after its creation
+    # still live about a second after its creation (a 404 is wrong unless
+    # it came after t0 + 2 on a stalled machine)
     time.sleep(max(0.0, t1 + 1.0 - time.time()))
-    if time.time() < t0 + 2:
-        assert read(server, s["id"], tok).status_code == 200
+    r = read(server, s["id"], tok)
+    assert r.status_code == 200 or (r.status_code == 404 and time.time() > t0 + 2), \
+        "gone %.2f s after its creation, idle_timeout 2" % (time.time() - t0)
     wait_idle_end([server], s, tok, t0, t1, 2)
     assert_behaves_closed([server], s, user, tok)
     assert [x["id"] for x in listed(server, user, tok)] == [keep["id"]]
@@ -385,11 +387,14 @@ def test_last_seen_follows_use_within_two_seconds(spawn, tmp_path, user):
             out.append(got["last_seen_at"])
         return out
 
+    # by the end of the lag allowed, both show the use
+    floor = int(vb) - 2
     time.sleep(max(0.0, va + 2.0 - time.time()))
     values = seen()
-    if not all(v >= int(vb) - 2 for v in values):
-        values = wait_until(lambda: (lambda v: v if all(x >= int(vb) - 2 for x in v) else None)(
-            seen()), timeout=1.5, interval=0.2) or seen()
+    deadline = time.monotonic() + 1.5
+    while not all(v >= floor for v in values) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        values = seen()
     for v in values:
         assert int(vb) - 2 <= v <= int(va) + 1, \
             "last_seen_at %d for a use at %.1f (created %d)" % (v, vb, created)
@@ -401,9 +406,11 @@ def test_use_through_one_process_keeps_it_alive_for_another(spawn, tmp_path, use
     s = a.create(tok, {"idle_timeout": 3})
     # validated through a, read through both
     last_from, last_to = keep_using(a, [a, b], s, tok, use_validate, 7.0)
+    # b sees the uses: last_seen_at lags by at most max(2, 3/20) = 2 s (plus
+    # a second for a write still under way and whole-second rounding)
     got = assert_json(read(b, s["id"], tok), 200)
     check_idle_fields(got, 3)
-    assert got["last_seen_at"] >= int(last_from) - 2, got
+    assert got["last_seen_at"] >= int(last_from) - 3, (got, last_from)
     # the end, once neither is used, is seen by both within the bounds
     wait_idle_end([a, b], s, tok, last_from, last_to, 3)
     assert_behaves_closed([b, a], s, user, tok)

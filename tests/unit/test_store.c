@@ -886,6 +886,115 @@ static void test_close_listener(void)
     store_close(st);
 }
 
+static store_op op1(store_t *st, store_op o)
+{
+    store_op *one = &o;
+    store_batch(st, &one, 1);
+    return o;
+}
+
+/* The idle timeout in the store: a session with one is live until
+ * session_end (last_seen_at + idle + slack), a TOUCH moves that (never
+ * backwards, never on a dead session), and the purge removes the idle ones
+ * by the moved deadline, telling them as idle. */
+static void test_idle(void)
+{
+    store_t *st = open_at("idle", 64 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    heard h = { .n = 0 };
+    store_on_close(st, listen_close, &h);
+    char a[SESSION_ID_MAX + 1], b[SESSION_ID_MAX + 1];
+    buf_t rec = BUF_INIT;
+    session_t got;
+    idn(a, "idlA", 1);
+    idn(b, "idlB", 2);
+    session_t sa = mk(a, "ann", NOW, NOW + 1000), sb = mk(b, "ann", NOW, NOW + 1000);
+    sa.idle_timeout = sb.idle_timeout = 10; /* slack 2: ends at last_seen + 12 */
+    CHECK_EQ_INT(store_put(st, &sa), RC_OK);
+    CHECK_EQ_INT(store_put(st, &sb), RC_OK);
+    CHECK_EQ_INT(get_session(st, a, NOW + 11, &rec, &got), RC_OK);
+    CHECK_EQ_INT(got.idle_timeout, 10);
+    CHECK_EQ_INT(get_session(st, a, NOW + 12, &rec, &got), RC_NOT_FOUND);
+
+    store_op t = op1(st, (store_op){ .kind = STORE_OP_TOUCH, .id = a, .now = NOW + 8 });
+    CHECK_EQ_INT(t.rc, RC_OK);
+    CHECK_EQ_INT(get_session(st, a, NOW + 19, &rec, &got), RC_OK);
+    CHECK_EQ_INT(got.last_seen_at, NOW + 8);
+    t = op1(st, (store_op){ .kind = STORE_OP_TOUCH, .id = a, .now = NOW + 5 }); /* older */
+    CHECK_EQ_INT(t.rc, RC_OK);
+    CHECK_EQ_INT(get_session(st, a, NOW + 19, &rec, &got), RC_OK);
+    CHECK_EQ_INT(got.last_seen_at, NOW + 8);
+    t = op1(st, (store_op){ .kind = STORE_OP_TOUCH, .id = b, .now = NOW + 13 }); /* b ended */
+    CHECK_EQ_INT(t.rc, RC_NOT_FOUND);
+
+    /* the purge at NOW + 13 finds b ended idle, and a (moved to NOW + 20) not */
+    size_t n = 0;
+    CHECK_EQ_INT(store_purge(st, NOW + 13, &n), RC_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_IDLE, b, "ann"), 1);
+    CHECK_EQ_INT(store_purge(st, NOW + 19, &n), RC_OK);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(store_purge(st, NOW + 20, &n), RC_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(heard_line(&h, STORE_IDLE, a, "ann"), 1);
+    CHECK_EQ_INT(h.n, 2);
+    buf_free(&rec);
+    store_close(st);
+}
+
+/* SWAP: a compare-and-set of the record (a refresh), that hands back the
+ * record found when it is another; a theft's close tells token_reuse. */
+static void test_swap(void)
+{
+    store_t *st = open_at("swap", 64 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    heard h = { .n = 0 };
+    store_on_close(st, listen_close, &h);
+    char a[SESSION_ID_MAX + 1];
+    buf_t rec = BUF_INIT, found = BUF_INIT;
+    session_t cur, next, got;
+    idn(a, "swpA", 1);
+    session_t sa = mk(a, "ann", NOW, NOW + 1000);
+    CHECK_EQ_INT(store_put(st, &sa), RC_OK);
+    CHECK_EQ_INT(get_session(st, a, NOW, &rec, &cur), RC_OK);
+    next = cur;
+    next.gen = 1;
+    next.rotated_at = next.last_seen_at = NOW + 3;
+    buf_append(&found, rec.p, rec.len);
+    store_op s = op1(st, (store_op){ .kind = STORE_OP_SWAP, .id = a, .now = NOW + 3,
+                                     .rec = &found, .s = &next });
+    CHECK_EQ_INT(s.rc, RC_OK);
+    CHECK_EQ_INT(get_session(st, a, NOW + 3, &found, &got), RC_OK);
+    CHECK_EQ_INT(got.gen, 1);
+    CHECK_EQ_INT(got.rotated_at, NOW + 3);
+    CHECK_EQ_INT(got.last_seen_at, NOW + 3);
+
+    /* the same swap again: the record is another now, handed back */
+    buf_reset(&found);
+    buf_append(&found, rec.p, rec.len);
+    s = op1(st, (store_op){ .kind = STORE_OP_SWAP, .id = a, .now = NOW + 4, .rec = &found,
+                            .s = &next });
+    CHECK_EQ_INT(s.rc, RC_EXISTS);
+    CHECK_EQ_INT(record_decode(found.p, found.len, &got), RC_OK);
+    CHECK_EQ_INT(got.gen, 1);
+
+    /* on a session gone: not found */
+    store_op d = op1(st, (store_op){ .kind = STORE_OP_DEL, .id = a, .user = STR_LIT("ann"),
+                                     .now = NOW + 5, .why = STORE_TOKEN_REUSE });
+    CHECK_EQ_INT(d.rc, RC_OK);
+    CHECK_EQ_INT(heard_line(&h, STORE_TOKEN_REUSE, a, "ann"), 1);
+    s = op1(st, (store_op){ .kind = STORE_OP_SWAP, .id = a, .now = NOW + 6, .rec = &found,
+                            .s = &next });
+    CHECK_EQ_INT(s.rc, RC_NOT_FOUND);
+    buf_free(&rec);
+    buf_free(&found);
+    store_close(st);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -903,6 +1012,8 @@ int main(void)
     RUN(test_full);
     RUN(test_write_batch);
     RUN(test_close_listener);
+    RUN(test_idle);
+    RUN(test_swap);
     RUN(test_concurrent_delete);
     RUN(test_concurrent_put_get);
     CHECK_EQ_INT(nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);

@@ -1068,6 +1068,75 @@ static void test_mac_equal(void)
     free(t);
 }
 
+/* A refresh's token: the generation in its jti, the very same string for
+ * the same (secret, session, generation, times), another for another
+ * generation or secret; a create's token is generation 0; a jti that only
+ * looks like a generation (no dot, a leading zero, past 2^32) is 0 too. */
+static void test_rotated(void)
+{
+    token_policy p = policy();
+    token_claims c;
+    const char *sid = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa";
+    char *a = NULL, *b = NULL, *other = NULL, *first = NULL;
+    CHECK_EQ_INT(token_sign_rotated(&p, "alice", sid, 0, NOW, NOW + 60, &a), RC_ERR);
+    CHECK(a == NULL);
+    CHECK_EQ_INT(token_sign_rotated(&p, "alice", sid, 3, NOW, NOW + 60, &a), RC_OK);
+    CHECK_EQ_INT(token_sign_rotated(&p, "alice", sid, 3, NOW, NOW + 60, &b), RC_OK);
+    CHECK_EQ_INT(token_sign_rotated(&p, "alice", sid, 4, NOW, NOW + 60, &other), RC_OK);
+    CHECK_EQ_INT(token_sign_session(&p, "alice", sid, NOW, NOW + 60, &first), RC_OK);
+    if (!a || !b || !other || !first)
+        return;
+    CHECK_STR_EQ(a, b);
+    CHECK(strcmp(a, other) != 0);
+    CHECK_EQ_INT(token_verify(&p, a, strlen(a), NOW, &c), RC_OK);
+    CHECK_EQ_INT(c.gen, 3);
+    CHECK_STR_EQ(c.sid, sid);
+    CHECK_EQ_INT(token_verify(&p, other, strlen(other), NOW, &c), RC_OK);
+    CHECK_EQ_INT(c.gen, 4);
+    CHECK_EQ_INT(token_verify(&p, first, strlen(first), NOW, &c), RC_OK);
+    CHECK_EQ_INT(c.gen, 0);
+    json_t *j = payload_of(a);
+    CHECK(j != NULL);
+    CHECK(strncmp(json_string_value(json_object_get(j, "jti")), "3.", 2) == 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "iat")), NOW);
+    json_decref(j);
+    token_policy q = p;
+    q.key = (const unsigned char *)"a-different-32-byte-secret-key!!";
+    q.key_len = 32;
+    char *d = NULL;
+    CHECK_EQ_INT(token_sign_rotated(&q, "alice", sid, 3, NOW, NOW + 60, &d), RC_OK);
+    if (d) {
+        j = payload_of(d);
+        json_t *k = payload_of(a);
+        CHECK(strcmp(json_string_value(json_object_get(j, "jti")),
+                     json_string_value(json_object_get(k, "jti"))) != 0);
+        json_decref(j);
+        json_decref(k);
+    }
+    free(a);
+    free(b);
+    free(other);
+    free(first);
+    free(d);
+
+    static const struct {
+        const char *jti;
+        uint32_t gen;
+    } jtis[] = {
+        { "\"5.abc\"", 5 }, { "\"4294967295.x\"", 4294967295u }, { "\"4294967296.x\"", 0 },
+        { "\"05.x\"", 0 },  { "\"5\"", 0 },                     { "\"5x.y\"", 0 },
+        { "7", 0 },         { "\"AAAAAAAAAAAAAAAAAAAAAA\"", 0 },
+    };
+    for (size_t i = 0; i < sizeof jtis / sizeof jtis[0]; i++) {
+        char claims[256];
+        snprintf(claims, sizeof claims,
+                 "{\"sub\":\"a\",\"exp\":%lld,\"sid\":\"%s\",\"jti\":%s}",
+                 (long long)NOW + 60, sid, jtis[i].jti);
+        CHECK_EQ_INT(token_claims_parse(&p, claims, strlen(claims), NOW, 1, &c), RC_OK);
+        CHECK_EQ_INT(c.gen, jtis[i].gen);
+    }
+}
+
 int main(void)
 {
     RUN(test_rfc7515_a1);
@@ -1083,6 +1152,7 @@ int main(void)
     RUN(test_iss_aud);
     RUN(test_scope_sid);
     RUN(test_round_trip);
+    RUN(test_rotated);
     RUN(test_sid_only_with_own_key);
     RUN(test_mac_equal);
     return UNIT_SUMMARY();
