@@ -18,6 +18,7 @@ DUMMY = {"id": "AAAAAAAAAAAAAAAAAAAAAA", "session_id": "AAAAAAAAAAAAAAAAAAAAAA",
 CONTRACT_ROUTES = {
     "/session": {"POST"},
     "/session/{}": {"GET", "DELETE"},
+    "/session/{}/refresh": {"POST"},
     "/users/{}/sessions": {"GET", "DELETE"},
     "/validate": {"GET"},
     "/healthz": {"GET"},

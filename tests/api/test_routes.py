@@ -102,19 +102,24 @@ UPSTREAMS = {"sessiond_create": "createSession", "sessiond_read": "readSession",
 
 
 def nginx_routing():
-    """(exact locations, prefix locations, the method map) of the gateway."""
+    """(exact locations, prefix locations, regex locations in order, the
+    method map) of the gateway."""
     conf = (REPO / "deploy" / "nginx.conf").read_text()
-    exact, prefix = {}, {}
-    for m in re.finditer(r"location\s+(=\s+)?(/[^\s{]*)\s*\{(.*?)\}", conf, re.S):
+    exact, prefix, regex = {}, {}, []
+    for m in re.finditer(r"location\s+(=\s+|~\s+)?([/^][^\s{]*)\s*\{(.*?)\}", conf, re.S):
         target = re.search(r"proxy_pass\s+http://([$\w]+)", m.group(3))
-        (exact if m.group(1) else prefix)[m.group(2)] = target.group(1) if target else None
+        target = target.group(1) if target else None
+        if m.group(1) and m.group(1).strip() == "~":
+            regex.append((m.group(2), target))
+        else:
+            (exact if m.group(1) else prefix)[m.group(2)] = target
     by_method = {}
     mm = re.search(r"map\s+\$request_method\s+\$sessiond_by_method\s*\{(.*?)\}", conf, re.S)
     for line in (mm.group(1) if mm else "").split(";"):
         parts = line.split()
         if len(parts) == 2:
             by_method[parts[0]] = parts[1]
-    return exact, prefix, by_method
+    return exact, prefix, regex, by_method
 
 
 def concrete(pattern):
@@ -122,14 +127,17 @@ def concrete(pattern):
 
 
 def test_the_gateway_sends_each_route_to_a_process_that_serves_it(table):
-    exact, prefix, by_method = nginx_routing()
+    exact, prefix, regex, by_method = nginx_routing()
     assert by_method, "deploy/nginx.conf has no map of $request_method to $sessiond_by_method"
     for method, pattern, exes, _ in table:
         if (method, pattern) in ALWAYS:
             continue  # answered by the gateway itself, or by any process
         path = concrete(pattern)
-        if path in exact:
+        matched = [target for rx, target in regex if re.search(rx, path)]
+        if path in exact:  # nginx: an exact match, else a regex, else the longest prefix
             target = exact[path]
+        elif matched:
+            target = matched[0]
         else:
             longest = max((p for p in prefix if path.startswith(p)), key=len)
             target = prefix[longest]

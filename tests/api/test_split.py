@@ -6,7 +6,7 @@ from apitools import (admin_token, assert_json, assert_problem, assert_unauthori
                       make_token, wait_until)
 
 ROUTES = {
-    "createSession": {("POST", "/session")},
+    "createSession": {("POST", "/session"), ("POST", "/session/{id}/refresh")},
     "readSession": {("GET", "/session/{id}"), ("GET", "/users/{user_id}/sessions"),
                     ("GET", "/validate")},
     "closeSession": {("DELETE", "/session/{id}"), ("DELETE", "/users/{user_id}/sessions")},
