@@ -108,20 +108,29 @@ measure_nginx() {
     record "nginx static-200" "$@"
 }
 
-# A session and its token on each server, for read and validate.
+# A session and its token on each server, for read and validate; and one
+# with an idle timeout of IDLE_TIMEOUT seconds, whose validates record the
+# use before answering once per max(2, IDLE_TIMEOUT/20) s (40: every 2 s,
+# the most often any idle timeout writes).
+IDLE_TIMEOUT=40
 prepare() { # label port
     made=$(curl -s -X POST "http://127.0.0.1:$2/session" -H "Authorization: Bearer $CALLER")
     eval "SID_$1=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
     eval "STOK_$1=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+    made=$(curl -s -X POST "http://127.0.0.1:$2/session" -H "Authorization: Bearer $CALLER" \
+        -H "Content-Type: application/json" -d "{\"idle_timeout\":$IDLE_TIMEOUT}")
+    eval "ITOK_$1=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
 }
 
 measure_reads() { # label port
-    eval "sid=\$SID_$1 stok=\$STOK_$1"
+    eval "sid=\$SID_$1 stok=\$STOK_$1 itok=\$ITOK_$1"
     base="http://127.0.0.1:$2"
     set -- $(wrk_run "$base/session/$sid" get.lua -H "Authorization: Bearer $CALLER")
     record "$label read" "$@"
     set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $stok")
     record "$label validate" "$@"
+    set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $itok")
+    record "$label validate(idle)" "$@"
 }
 
 measure_writes() { # label port
@@ -189,6 +198,13 @@ report() {
                     median(p50[key], c) / 1000, median(p99[key], c) / 1000, bad[key], v / ng
             }
             printf "(nginx runs, requests/s:%s)\n", rps["nginx static-200"]
+            split("lmdb redis", stores, " ")
+            for (i = 1; i <= 2; i++) {
+                a = stores[i] " validate(idle)"; b = stores[i] " validate"
+                if ((a in n) && (b in n))
+                    printf "%s: validate with an idle timeout / without: %.3f (medians)\n", stores[i],
+                        median(rps[a], n[a]) / median(rps[b], n[b])
+            }
         }' "$1"
 }
 report "$RESULTS"

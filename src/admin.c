@@ -52,13 +52,15 @@ typedef struct out_state {
     buf_t line;
     size_t n;
     rc_t rc;
+    int export; /* the export's form (with the token rotation's state) */
 } out_state;
 
 static int print_one(const session_t *s, void *arg)
 {
     out_state *o = arg;
     buf_reset(&o->line);
-    if ((o->rc = session_json_render_export(s, &o->line)) != RC_OK)
+    if ((o->rc = o->export ? session_json_render_export(s, &o->line)
+                           : session_json_render(s, NULL, &o->line)) != RC_OK)
         return 1;
     fwrite(o->line.p, 1, o->line.len, stdout);
     fputc('\n', stdout);
@@ -199,7 +201,7 @@ static int run(const config *cfg, const char *url, char **argv, int argc)
     store_t *st = open_store(cfg, url);
     if (st == NULL)
         return 1;
-    out_state o = { BUF_INIT, 0, RC_OK };
+    out_state o = { BUF_INIT, 0, RC_OK, 0 };
     rc_t rc = RC_OK;
     int status = 0;
     const char *arg = nargs ? argv[i] : "";
@@ -228,6 +230,7 @@ static int run(const config *cfg, const char *url, char **argv, int argc)
         if (rc == RC_OK)
             printf("{\"store\":\"%s\",\"live_sessions\":%zu}\n", store_scheme(st), o.n);
     } else if (strcmp(cmd, "export") == 0) {
+        o.export = 1;
         rc = store_scan(st, now, print_one, &o);
         if (rc == RC_OK)
             fprintf(stderr, "sessionctl: exported %zu\n", o.n);

@@ -36,7 +36,8 @@ ADMIN_SCOPE = "session:admin"
 START_TIMEOUT = float(os.environ.get("SESSIOND_START_TIMEOUT", "10"))
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 SESSION_FIELDS = {"id", "user_id", "created_at", "expires_at", "last_seen_at",
-                  "ip", "user_agent", "data"}
+                  "ip", "user_agent", "data", "idle_timeout",
+                  "idle_expires_at"}
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:",
                       "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer")
 PASSTHROUGH_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
