@@ -2,15 +2,21 @@
  *
  * Keys:
  *   ss:s:<id>     STRING  the session record (record_encode), with a native
- *                         expiry at expires_at (SET ... EXAT), so Redis drops
- *                         expired sessions itself
+ *                         expiry at session_end (SET ... EXAT): expires_at,
+ *                         or with an idle timeout the idle deadline, moved
+ *                         on by each use (TOUCH) -- Redis drops expired and
+ *                         idle sessions itself
  *   ss:u:<user>   ZSET    the user's session ids, scored by expires_at; the
  *                         key expires with the user's last session
  * Create is one server-side script (CREATE_SCRIPT: the session, its index
  * entry and the per-user cap in one atomic step; it reaches the user's other
- * session keys by prefix, so it needs one Redis, not a Cluster). Every other
- * command touches one key. Close is a DEL: of two racing closes exactly one
- * sees 1. See docs/REDIS.md. Each worker thread has its own connection (no lock on the
+ * session keys by prefix, so it needs one Redis, not a Cluster). A use
+ * (TOUCH_SCRIPT) and a token rotation (SWAP_SCRIPT, a compare-and-set) are
+ * one-key scripts; every other command touches one key. Close is ZREM then
+ * DEL: of two racing closes exactly one sees DEL answer 1, and an index
+ * entry whose key is gone while its score is in the future is a session that
+ * ended idle (a close unindexes before it deletes), told by whoever ZREMs it.
+ * See docs/REDIS.md. Each worker thread has its own connection (no lock on the
  * hot path); a broken connection is dropped and reopened on the next call,
  * at most every RECONNECT_MS while Redis is down. */
 #include <arpa/inet.h>
@@ -30,7 +36,7 @@
 #define RECONNECT_MS 200
 #define IDLE_CHECK_MS 100 /* a connection idle this long is checked before use */
 #define KEY_MAX (8 + SESSION_USER_MAX)
-#define PUT_ARGC 13
+#define PUT_ARGC 14
 
 typedef struct redis_store {
     store_t base;
@@ -280,9 +286,12 @@ static rc_t cmd(redis_store *st, redisReply **out, int argc, const char **argv,
     return RC_OK;
 }
 
+/* The key of session id (KEY_MAX bytes at most: an index entry that is no
+ * id may be longer, and its key is then cut, never overrun). */
 static size_t session_key(char *out, const char *id)
 {
-    return (size_t)snprintf(out, KEY_MAX, "ss:s:%s", id);
+    int n = snprintf(out, KEY_MAX, "ss:s:%s", id);
+    return n < 0 ? 0 : (size_t)n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
 }
 
 static size_t user_key(char *out, str_t user)
@@ -397,9 +406,53 @@ static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, sess
     return rc;
 }
 
-/* Drops index entries whose expires_at has passed (creates are atomic, so
- * an entry without its session is dead too: list skips it, close-all and
- * the create script at the cap remove it). */
+/* Removes the index entries ids[0..n) of user by one pipelined ZREM each,
+ * and tells why for each entry whose ZREM answered 1: of processes racing
+ * to remove one entry, only the one that removed it tells. 0 when the round
+ * trip failed or Redis refused a ZREM. */
+static int zrem_tell(redis_store *st, str_t user, redisReply *const *ids, size_t n,
+                     store_close_reason why)
+{
+    if (n == 0)
+        return 1;
+    char ukey[KEY_MAX];
+    size_t ulen = user_key(ukey, user);
+    int ok = 0;
+    rcmd *cmds = calloc(n, sizeof *cmds);
+    redisReply **out = calloc(n, sizeof(redisReply *));
+    const char **av = calloc(3 * n, sizeof *av);
+    size_t *lv = calloc(3 * n, sizeof *lv);
+    if (cmds == NULL || out == NULL || av == NULL || lv == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        av[3 * i] = "ZREM", lv[3 * i] = 4;
+        av[3 * i + 1] = ukey, lv[3 * i + 1] = ulen;
+        av[3 * i + 2] = ids[i]->str, lv[3 * i + 2] = ids[i]->len;
+        cmds[i] = (rcmd){ 3, av + 3 * i, lv + 3 * i };
+    }
+    if (pipeline(st, cmds, n, out) != RC_OK)
+        goto done;
+    ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i]->type == REDIS_REPLY_ERROR)
+            ok = 0;
+        else if (out[i]->type == REDIS_REPLY_INTEGER && out[i]->integer == 1 &&
+                 session_id_valid(ids[i]->str, ids[i]->len))
+            store_tell_closed(&st->base, why, ids[i]->str, user);
+    }
+    free_replies(out, n);
+done:
+    free(cmds);
+    free(out);
+    free(av);
+    free(lv);
+    return ok;
+}
+
+/* Drops index entries whose expires_at has passed, telling each as expired
+ * (creates are atomic and closes unindex before they delete, so an entry
+ * without its session whose score is still ahead ended idle: list and
+ * close-all tell those, see zrem_tell). */
 #define PRUNE_MAX 1000 /* entries a prune takes at once */
 
 static void prune(redis_store *st, str_t user, int64_t now)
@@ -415,37 +468,17 @@ static void prune(redis_store *st, str_t user, int64_t now)
         if (cmd(st, &r, 7, pa, pl) != RC_OK)
             return;
         size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
-        rcmd *cmds = n ? calloc(n, sizeof *cmds) : NULL;
-        redisReply **out = n ? calloc(n, sizeof(redisReply *)) : NULL;
-        const char **av = n ? calloc(3 * n, sizeof *av) : NULL;
-        size_t *lv = n ? calloc(3 * n, sizeof *lv) : NULL;
-        if (n == 0 || cmds == NULL || out == NULL || av == NULL || lv == NULL)
-            goto done;
-        for (size_t i = 0; i < n; i++) { /* one ZREM each: only its remover tells */
-            av[3 * i] = "ZREM", lv[3 * i] = 4;
-            av[3 * i + 1] = ukey, lv[3 * i + 1] = ulen;
-            av[3 * i + 2] = r->element[i]->str, lv[3 * i + 2] = r->element[i]->len;
-            cmds[i] = (rcmd){ 3, av + 3 * i, lv + 3 * i };
-        }
-        if (pipeline(st, cmds, n, out) == RC_OK) {
-            for (size_t i = 0; i < n; i++)
-                if (out[i]->type == REDIS_REPLY_INTEGER && out[i]->integer == 1 &&
-                    session_id_valid(r->element[i]->str, r->element[i]->len))
-                    store_tell_closed(&st->base, STORE_EXPIRED, r->element[i]->str, user);
-            free_replies(out, n);
-        }
-    done:
-        free(cmds);
-        free(out);
-        free(av);
-        free(lv);
+        /* a ZREM refused (READONLY, ...) would find the same entries again */
+        int ok = zrem_tell(st, user, r->element, n, STORE_EXPIRED);
         freeReplyObject(r);
-        if (n < PRUNE_MAX)
+        if (n < PRUNE_MAX || !ok)
             return;
     }
 }
 
-static void unindex(redis_store *st, str_t user, const char *const *ids, size_t n)
+/* ZREMs ids from the user's index, up to 128 a command. The first failure's
+ * rc (the ZREMs after it are not sent). */
+static rc_t unindex(redis_store *st, str_t user, const char *const *ids, size_t n)
 {
     char ukey[KEY_MAX];
     redisReply *r;
@@ -461,26 +494,44 @@ static void unindex(redis_store *st, str_t user, const char *const *ids, size_t 
             argv[2 + i] = ids[i];
             lens[2 + i] = strlen(ids[i]);
         }
-        if (cmd(st, &r, (int)(2 + k), argv, lens) == RC_OK)
-            freeReplyObject(r);
+        rc_t rc = cmd(st, &r, (int)(2 + k), argv, lens);
+        if (rc != RC_OK)
+            return rc;
+        freeReplyObject(r);
         ids += k;
         n -= k;
     }
+    return RC_OK;
 }
 
-/* The ids in the user's index (all of them, live or not). */
-static rc_t index_ids(redis_store *st, str_t user, redisReply **out)
+/* The entries of the user's index (all of them, live or not), as a
+ * ZRANGE ... WITHSCORES reply: id, score (expires_at), id, score, ... */
+static rc_t index_entries(redis_store *st, str_t user, redisReply **out)
 {
     char ukey[KEY_MAX];
-    const char *za[] = { "ZRANGE", ukey, "0", "-1" };
-    size_t zl[] = { 6, user_key(ukey, user), 1, 2 };
-    rc_t rc = cmd(st, out, 4, za, zl);
-    if (rc == RC_OK && (*out)->type != REDIS_REPLY_ARRAY) {
+    const char *za[] = { "ZRANGE", ukey, "0", "-1", "WITHSCORES" };
+    size_t zl[] = { 6, user_key(ukey, user), 1, 2, 10 };
+    rc_t rc = cmd(st, out, 5, za, zl);
+    if (rc == RC_OK && ((*out)->type != REDIS_REPLY_ARRAY || (*out)->elements % 2 != 0)) {
         freeReplyObject(*out);
         *out = NULL;
         rc = RC_UNAVAILABLE;
     }
+    if (rc == RC_OK)
+        for (size_t i = 0; i < (*out)->elements; i++)
+            if ((*out)->element[i]->type != REDIS_REPLY_STRING) {
+                freeReplyObject(*out);
+                *out = NULL;
+                return RC_UNAVAILABLE;
+            }
     return rc;
+}
+
+/* An index entry met with its session key gone ended idle when its score
+ * (expires_at) is still ahead of now; at or past it, it expired (prune's). */
+static int ended_idle(const redisReply *score, int64_t now)
+{
+    return strtod(score->str, NULL) > (double)now;
 }
 
 typedef struct found {
@@ -499,30 +550,31 @@ static int newest_first(const void *a, const void *b)
 static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
 {
     redis_store *st = (redis_store *)base;
-    redisReply *ids = NULL;
+    redisReply *ents = NULL, **idle = NULL;
     found *f = NULL;
-    size_t nf = 0;
-    rc_t rc = index_ids(st, user, &ids);
-    if (rc != RC_OK || ids->elements == 0)
+    size_t n = 0, nf = 0, nidle = 0;
+    rc_t rc = index_entries(st, user, &ents);
+    if (rc != RC_OK || (n = ents->elements / 2) == 0)
         goto out;
     rconn *cn = conn(st);
     if (cn == NULL) {
         rc = RC_UNAVAILABLE;
         goto out;
     }
-    f = calloc(ids->elements, sizeof *f);
-    if (f == NULL) {
+    f = calloc(n, sizeof *f);
+    idle = calloc(n, sizeof *idle);
+    if (f == NULL || idle == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
     /* one round trip: pipeline a GET per id */
     char skey[KEY_MAX];
-    for (size_t i = 0; i < ids->elements; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *ga[] = { "GET", skey };
-        size_t gl[] = { 3, session_key(skey, ids->element[i]->str) };
+        size_t gl[] = { 3, session_key(skey, ents->element[2 * i]->str) };
         redisAppendCommandArgv(cn->c, 2, ga, gl);
     }
-    for (size_t i = 0; i < ids->elements; i++) {
+    for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(cn->c, (void **)&r) != REDIS_OK || r == NULL) {
             drop(cn);
@@ -530,8 +582,11 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
             goto out;
         }
         found *x = &f[nf];
-        /* nil: closed or expired since the ZRANGE; another user's session
-         * (an entry left by an older version): not this user's */
+        /* nil: closed or expired since the ZRANGE, or ended idle (told
+         * below); another user's session (an entry left by an older
+         * version): not this user's */
+        if (r->type == REDIS_REPLY_NIL && ended_idle(ents->element[2 * i + 1], now))
+            idle[nidle++] = ents->element[2 * i];
         rc_t got = live_record(r, now, &x->rec, &x->s);
         freeReplyObject(r);
         if (got == RC_OK && str_eq(x->s.user_id, user))
@@ -541,6 +596,7 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
     }
     if (rc != RC_OK)
         goto out;
+    zrem_tell(st, user, idle, nidle, STORE_IDLE);
     prune(st, user, now);
     qsort(f, nf, sizeof *f, newest_first);
     for (size_t i = 0; i < nf; i++)
@@ -548,11 +604,12 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
             break;
 out:
     if (f != NULL)
-        for (size_t i = 0; i < (ids ? ids->elements : 0); i++)
+        for (size_t i = 0; i < n; i++)
             buf_free(&f[i].rec);
     free(f);
-    if (ids)
-        freeReplyObject(ids);
+    free(idle);
+    if (ents)
+        freeReplyObject(ents);
     return rc;
 }
 
@@ -561,6 +618,7 @@ typedef struct del_cmd {
     const char *argv[2];
     size_t lens[2];
     char key[KEY_MAX];
+    redisReply *id, *score; /* its index entry */
 } del_cmd;
 
 /* Close-all works through the index DEL_USER_CHUNK ids at a time: each
@@ -568,27 +626,36 @@ typedef struct del_cmd {
  * else. */
 #define DEL_USER_CHUNK 1000
 
-/* One chunk of close-all, ids[0..n): the GETs, then the DELs of those that
- * are live and the user's own (an index entry may point at a session that
- * is gone, or, left by an older version, at another user's: those are
- * unindexed). The owner of a session never changes and ids are never
+/* One chunk of close-all, the n index entries ents[0..2n) (id, score,
+ * ...): the GETs, then the ZREM and the DELs of those that are live and the
+ * user's own. An entry whose session is gone ended idle if its score is
+ * still ahead (told by whoever ZREMs it; prune tells the expired ones); one
+ * that points at another user's session (left by an older version) is
+ * unindexed. The owner of a session never changes and ids are never
  * reused, so the check holds until the DEL, and each DEL decides alone
  * whether this close-all closed that session (1) or someone else did first
- * (0). *count grows by the sessions closed. */
-static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_t n,
+ * (0): those it closed are told, even if the ZREM was refused. The entries
+ * go before the DELs, as in a close: a list that finds a key gone finds its
+ * entry gone too, so never takes a close for an idle end. *count grows by
+ * the sessions closed. */
+static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ents, size_t n,
                       const char *except, int64_t now, size_t *count)
 {
     const char *gone[DEL_USER_CHUNK], *stale[DEL_USER_CHUNK];
+    redisReply *idle[DEL_USER_CHUNK];
     del_cmd *dels = calloc(n, sizeof *dels);
-    rcmd cmds[DEL_USER_CHUNK];
-    redisReply *replies[DEL_USER_CHUNK];
+    rcmd cmds[DEL_USER_CHUNK + 1];
+    redisReply *replies[DEL_USER_CHUNK + 1];
+    const char **zv = NULL; /* the ZREM of the entries of the sessions to close */
+    size_t *zl = NULL;
+    char ukey[KEY_MAX];
     buf_t rec = BUF_INIT;
-    size_t nd = 0, ng = 0, nstale = 0, keep = 0;
+    size_t nd = 0, ng = 0, nstale = 0, nidle = 0, keep = 0;
     rc_t rc = RC_OK;
     if (dels == NULL)
         return RC_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        const char *id = ids[i]->str;
+        const char *id = ents[2 * i]->str;
         if (except != NULL && strcmp(id, except) == 0)
             continue;
         del_cmd *d = &dels[nd];
@@ -596,6 +663,8 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_
         d->lens[0] = 3;
         d->argv[1] = d->key;
         d->lens[1] = session_key(d->key, id);
+        d->id = ents[2 * i];
+        d->score = ents[2 * i + 1];
         gone[nd] = id;
         cmds[nd++] = (rcmd){ 2, d->argv, d->lens };
     }
@@ -603,46 +672,70 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ids, size_
         goto out;
     for (size_t i = 0; i < nd; i++) {
         session_t s;
+        if (replies[i]->type == REDIS_REPLY_NIL) { /* gone: ended idle, or expired */
+            if (ended_idle(dels[i].score, now))
+                idle[nidle++] = dels[i].id;
+            continue;
+        }
         rc_t got = live_record(replies[i], now, &rec, &s);
-        if (got == RC_OK && !str_eq(s.user_id, user))
-            got = RC_NOT_FOUND; /* another user's: not in this index */
-        if (got == RC_OK) {
+        if (got == RC_OK && !str_eq(s.user_id, user)) {
+            stale[nstale++] = gone[i]; /* another user's: not in this index */
+        } else if (got == RC_OK) {
             dels[keep] = dels[i]; /* keep <= i: compacts in place */
             dels[keep].argv[0] = "DEL";
             dels[keep].argv[1] = dels[keep].key;
             gone[keep] = gone[i];
-            cmds[keep] = (rcmd){ 2, dels[keep].argv, dels[keep].lens };
+            /* the GETs are answered: their commands may be overwritten */
+            cmds[keep + 1] = (rcmd){ 2, dels[keep].argv, dels[keep].lens };
             keep++;
-        } else if (got == RC_NOT_FOUND) {
-            stale[nstale++] = gone[i];
-        } else if (rc == RC_OK) {
+        } else if (got != RC_NOT_FOUND && rc == RC_OK) {
             rc = got;
-        }
+        } /* RC_NOT_FOUND: there but no longer live; Redis drops it soon */
     }
     free_replies(replies, nd);
     if (rc != RC_OK)
         goto out;
+    zrem_tell(st, user, idle, nidle, STORE_IDLE);
     if (nstale)
         unindex(st, user, stale, nstale);
-    if (keep == 0 || (rc = pipeline(st, cmds, keep, replies)) != RC_OK)
+    if (keep == 0)
         goto out;
+    /* one round trip: one ZREM of their entries, then a DEL each (Redis
+     * runs them in that order; in one pipeline, so that a broken link does
+     * not leave live sessions unindexed, out of a retry's reach) */
+    zv = malloc((2 + keep) * sizeof *zv);
+    zl = malloc((2 + keep) * sizeof *zl);
+    if (zv == NULL || zl == NULL) {
+        rc = RC_NOMEM;
+        goto out;
+    }
+    zv[0] = "ZREM", zl[0] = 4;
+    zv[1] = ukey, zl[1] = user_key(ukey, user);
+    for (size_t i = 0; i < keep; i++)
+        zv[2 + i] = gone[i], zl[2 + i] = strlen(gone[i]);
+    cmds[0] = (rcmd){ (int)(2 + keep), zv, zl };
+    if ((rc = pipeline(st, cmds, keep + 1, replies)) != RC_OK)
+        goto out;
+    if (replies[0]->type == REDIS_REPLY_ERROR)
+        rc = reply_error(replies[0]);
     for (size_t i = 0; i < keep; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR) {
+        const redisReply *d = replies[i + 1];
+        if (d->type == REDIS_REPLY_ERROR) {
             if (rc == RC_OK)
-                rc = reply_error(replies[i]);
-        } else if (replies[i]->type == REDIS_REPLY_INTEGER && replies[i]->integer == 1) {
+                rc = reply_error(d);
+        } else if (d->type == REDIS_REPLY_INTEGER && d->integer == 1) {
             gone[ng++] = gone[i]; /* ng <= i: compacts in place */
         }
     }
-    free_replies(replies, keep);
+    free_replies(replies, keep + 1);
     for (size_t i = 0; i < ng; i++)
         store_tell_closed(&st->base, STORE_CLOSED_ALL, gone[i], user);
     *count += ng;
-    if (ng)
-        unindex(st, user, gone, ng);
 out:
     buf_free(&rec);
     free(dels);
+    free(zv);
+    free(zl);
     return rc;
 }
 
@@ -651,31 +744,33 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
                            size_t *count)
 {
     redis_store *st = (redis_store *)base;
-    redisReply *ids = NULL;
+    redisReply *ents = NULL;
     *count = 0;
-    rc_t rc = index_ids(st, user, &ids);
-    for (size_t at = 0; rc == RC_OK && at < ids->elements; at += DEL_USER_CHUNK) {
-        size_t k = ids->elements - at < DEL_USER_CHUNK ? ids->elements - at : DEL_USER_CHUNK;
-        rc = del_chunk(st, user, ids->element + at, k, except, now, count);
+    rc_t rc = index_entries(st, user, &ents);
+    size_t n = rc == RC_OK ? ents->elements / 2 : 0;
+    for (size_t at = 0; rc == RC_OK && at < n; at += DEL_USER_CHUNK) {
+        size_t k = n - at < DEL_USER_CHUNK ? n - at : DEL_USER_CHUNK;
+        rc = del_chunk(st, user, ents->element + 2 * at, k, except, now, count);
     }
     if (rc == RC_OK)
         prune(st, user, now);
-    if (ids)
-        freeReplyObject(ids);
+    if (ents)
+        freeReplyObject(ents);
     return rc;
 }
 
 /* ---- the request path's operations, many at once ----
- * Round 1 pipelines every create's commands and every read's and close's
- * GET; round 2
- * the DEL and ZREM of the closes whose session is live and theirs. With
- * appendfsync always, Redis syncs each round's writes together. Close-all
- * runs alone afterwards (its commands depend on the index it reads). */
+ * Round 1 pipelines every create's script, every use's and token
+ * rotation's script, and every read's and close's GET; round 2 the ZREM and
+ * DEL of the closes whose session is live and theirs. With appendfsync
+ * always, Redis syncs each round's writes together. Close-all runs alone
+ * afterwards (its commands depend on the index it reads). */
 
 typedef struct wscratch {
-    buf_t rec;      /* create: the encoded record; close: the fetched one */
-    session_t s;    /* read, close: the fetched session (views into the record) */
-    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24], max[24];
+    buf_t rec;      /* create, rotation: the encoded record; close: the fetched one */
+    session_t s;    /* read, close, rotation: the fetched session (views into a record) */
+    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24], max[24], end[24];
+    unsigned char seen[8]; /* use: the new last_seen_at, as a record holds it */
     const char *argv[2][PUT_ARGC];
     size_t lens[2][PUT_ARGC];
     size_t first;   /* its first reply in the round; SIZE_MAX: not sent */
@@ -687,15 +782,18 @@ typedef struct wscratch {
  * see each other whole):
  * 1. a taken id changes nothing: answer 0 (ids are never reused, and the
  *    user's index never gains an id of another user's session);
- * 2. the index's expired entries go; with the cap reached, entries whose
- *    session is gone or belongs to someone else go too, then refuse
+ * 2. the index's expired entries go (returned: told as expired); with the
+ *    cap reached, entries whose session is gone (ended idle: their score is
+ *    still ahead; returned) or belongs to someone else go too, then refuse
  *    (answer 2) or close the least recently used live sessions
  *    (last_seen_at, created_at, id: read from the records' fixed header,
- *    see record_encode);
- * 3. the session with its native expiry, its index entry, and the index
- *    key's expiry (NX sets a first one, GT only ever extends it).
- * Answers {1, evicted ids...}. The keys of other sessions are reached by
- * prefix (ARGV[8]); docs/REDIS.md. */
+ *    see record_encode; the user id follows the header, 36 bytes in a
+ *    version 1 record, 52 in version 2);
+ * 3. the session with its native expiry at session_end (ARGV[9]), its
+ *    index entry scored expires_at (ARGV[2]), and the index key's expiry at
+ *    expires_at (NX sets a first one, GT only ever extends it).
+ * Answers {1, expired ids, idle ids, evicted ids...}. The keys of other
+ * sessions are reached by prefix (ARGV[8]); docs/REDIS.md. */
 static const char CREATE_SCRIPT[] =
     /* a shebang: Redis checks maxmemory (OOM) before the script runs, not
      * only until its first write */
@@ -705,7 +803,8 @@ static const char CREATE_SCRIPT[] =
     "if redis.call('EXISTS', skey) == 1 then return {0} end\n"
     "local dead = redis.call('ZRANGEBYSCORE', ukey, '-inf', ARGV[4])\n"
     "for _, m in ipairs(dead) do redis.call('ZREM', ukey, m) end\n"
-    "local out = {1, dead}\n"
+    "local idle = {}\n"
+    "local out = {1, dead, idle}\n"
     "if max > 0 and redis.call('ZCARD', ukey) >= max then\n"
     "  local function i64(r, at)\n"
     "    local v = 0\n"
@@ -717,15 +816,20 @@ static const char CREATE_SCRIPT[] =
     "    local r = redis.call('GET', ARGV[8] .. m)\n"
     "    local mine = false\n"
     "    if r and #r >= 36 then\n"
+    "      local hl = 52\n"
+    "      if string.byte(r, 1) == 1 then hl = 36 end\n"
     "      local idl = string.byte(r, 2)\n"
     "      local ul = string.byte(r, 3) + 256 * string.byte(r, 4)\n"
-    "      mine = string.sub(r, 37 + idl, 36 + idl + ul) == ARGV[7]\n"
+    "      mine = string.sub(r, hl + 1 + idl, hl + idl + ul) == ARGV[7]\n"
     "    end\n"
     "    if mine then live[#live + 1] = { m, i64(r, 21), i64(r, 13) }\n"
-    "    else redis.call('ZREM', ukey, m) end\n"
+    "    else\n"
+    "      if not r then idle[#idle + 1] = m end\n"
+    "      redis.call('ZREM', ukey, m)\n"
+    "    end\n"
     "  end\n"
     "  if #live >= max then\n"
-    "    if ARGV[6] == '1' then return {2, dead} end\n"
+    "    if ARGV[6] == '1' then return {2, dead, idle} end\n"
     "    local function bytes_lt(x, y)\n" /* as strcmp: Lua's < follows the locale */
     "      for k = 1, math.min(#x, #y) do\n"
     "        local p, q = string.byte(x, k), string.byte(y, k)\n"
@@ -745,11 +849,52 @@ static const char CREATE_SCRIPT[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "redis.call('SET', skey, ARGV[1], 'EXAT', exp)\n"
+    "redis.call('SET', skey, ARGV[1], 'EXAT', ARGV[9])\n"
     "redis.call('ZADD', ukey, exp, id)\n"
     "redis.call('EXPIREAT', ukey, exp, 'NX')\n"
     "redis.call('EXPIREAT', ukey, exp, 'GT')\n"
     "return out\n";
+
+/* A use of a session (STORE_OP_TOUCH, and the background touches): its
+ * record's last_seen_at (bytes 20..27 of either record version) becomes
+ * ARGV[1] (8 bytes, little-endian) unless it is already that late -- never
+ * backwards -- and the key's expiry moves to ARGV[2] (unix seconds; "0":
+ * kept). SETRANGE keeps the key's expiry and never creates a key closed
+ * meanwhile; nothing else of the record is rewritten, so a use never undoes
+ * a concurrent token rotation (SWAP_SCRIPT). Answers 0 when the key is
+ * gone, 1 otherwise. */
+static const char TOUCH_SCRIPT[] =
+    "#!lua\n"
+    "local key = KEYS[1]\n"
+    "if redis.call('EXISTS', key) == 0 then return 0 end\n"
+    "local cur = redis.call('GETRANGE', key, 20, 27)\n"
+    "if #cur ~= 8 then return redis.error_reply('ERR sessiond: not a session record') end\n"
+    "local function i64(b)\n"
+    "  local v = 0\n"
+    "  for k = 8, 1, -1 do v = v * 256 + string.byte(b, k) end\n"
+    "  return v\n"
+    "end\n"
+    "if i64(cur) >= i64(ARGV[1]) then return 1 end\n"
+    "redis.call('SETRANGE', key, 20, ARGV[1])\n"
+    "if ARGV[2] ~= '0' then redis.call('EXPIREAT', key, ARGV[2]) end\n"
+    "return 1\n";
+
+/* A token rotation (STORE_OP_SWAP): a compare-and-set of the record. When
+ * the stored record is byte for byte ARGV[1], it becomes ARGV[2] with the
+ * key's expiry at ARGV[3] (session_end of the new record): answers 1.
+ * Answers 0 when the key is gone, else the record it found. */
+static const char SWAP_SCRIPT[] =
+    "#!lua\n"
+    "local r = redis.call('GET', KEYS[1])\n"
+    "if not r then return 0 end\n"
+    "if r == ARGV[1] then\n"
+    "  redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])\n"
+    "  return 1\n"
+    "end\n"
+    "return r\n";
+
+#define TOUCH_ARGC 6
+#define SWAP_ARGC 7
 
 static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
 {
@@ -757,33 +902,91 @@ static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
     i64_text(x->exp, s->expires_at);
     i64_text(x->now, s->created_at);
     i64_text(x->max, o->max_per_user > 0 ? o->max_per_user : 0);
+    i64_text(x->end, session_end(s));
     const char *const argv[PUT_ARGC] = {
         "EVAL", CREATE_SCRIPT, "2", x->skey, x->ukey,
         x->rec.p, x->exp, s->id, x->now, x->max, o->refuse ? "1" : "0", s->user_id.p, "ss:s:",
+        x->end,
     };
     const size_t lens[PUT_ARGC] = {
         4, sizeof CREATE_SCRIPT - 1, 1, session_key(x->skey, s->id),
         user_key(x->ukey, s->user_id), x->rec.len, strlen(x->exp), strlen(s->id),
-        strlen(x->now), strlen(x->max), 1, s->user_id.len, 5,
+        strlen(x->now), strlen(x->max), 1, s->user_id.len, 5, strlen(x->end),
     };
     memcpy(x->argv[0], argv, sizeof argv);
     memcpy(x->lens[0], lens, sizeof lens);
     *cmd = (rcmd){ PUT_ARGC, x->argv[0], x->lens[0] };
 }
 
-/* Tells of the index entries the script found dead (sessions Redis
- * dropped when they expired). */
-static void tell_dead(redis_store *st, const redisReply *dead, str_t user)
+/* A TOUCH_SCRIPT command on key (klen bytes) into argv and lens
+ * (TOUCH_ARGC each): seen holds the new last_seen_at (8 bytes), exat the
+ * key's new expiry as text ("0": kept). The caller keeps them until sent. */
+static rcmd touch_command(const char **argv, size_t *lens, const char *key, size_t klen,
+                          const unsigned char *seen, const char *exat)
 {
-    for (size_t i = 0; i < dead->elements; i++) {
-        const redisReply *e = dead->element[i];
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = TOUCH_SCRIPT, lens[1] = sizeof TOUCH_SCRIPT - 1;
+    argv[2] = "1", lens[2] = 1;
+    argv[3] = key, lens[3] = klen;
+    argv[4] = (const char *)seen, lens[4] = 8;
+    argv[5] = exat, lens[5] = strlen(exat);
+    return (rcmd){ TOUCH_ARGC, argv, lens };
+}
+
+/* last_seen_at as a record holds it: 8 bytes, little-endian. */
+static void seen_bytes(unsigned char out[8], int64_t last_seen)
+{
+    uint64_t u = (uint64_t)last_seen;
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(u >> (8 * i));
+}
+
+/* A use at o->now of the session o->s as its caller read it (may be NULL:
+ * the key's expiry stays): the key then expires at session_end of that
+ * session with last_seen_at = now, so Redis drops it when it ends idle. */
+static rcmd touch_op_command(wscratch *x, const store_op *o)
+{
+    seen_bytes(x->seen, o->now);
+    if (o->s != NULL) {
+        session_t used = *o->s;
+        used.last_seen_at = o->now;
+        i64_text(x->end, session_end(&used));
+    } else {
+        memcpy(x->end, "0", 2);
+    }
+    return touch_command(x->argv[0], x->lens[0], x->skey, session_key(x->skey, o->id), x->seen,
+                         x->end);
+}
+
+/* A rotation: expected record o->rec, new record (encoded in x->rec). */
+static rcmd swap_command(wscratch *x, const store_op *o)
+{
+    i64_text(x->end, session_end(o->s));
+    const char *const argv[SWAP_ARGC] = {
+        "EVAL", SWAP_SCRIPT, "1", x->skey, o->rec->p ? o->rec->p : "", x->rec.p, x->end,
+    };
+    const size_t lens[SWAP_ARGC] = {
+        4, sizeof SWAP_SCRIPT - 1, 1, session_key(x->skey, o->id), o->rec->len, x->rec.len,
+        strlen(x->end),
+    };
+    memcpy(x->argv[0], argv, sizeof argv);
+    memcpy(x->lens[0], lens, sizeof lens);
+    return (rcmd){ SWAP_ARGC, x->argv[0], x->lens[0] };
+}
+
+/* Tells why for each id of an array the create script returned. */
+static void tell_each(redis_store *st, const redisReply *ids, str_t user, store_close_reason why)
+{
+    for (size_t i = 0; i < ids->elements; i++) {
+        const redisReply *e = ids->element[i];
         if (e->type == REDIS_REPLY_STRING && session_id_valid(e->str, e->len))
-            store_tell_closed(&st->base, STORE_EXPIRED, e->str, user);
+            store_tell_closed(&st->base, why, e->str, user);
     }
 }
 
-/* The script's answer: {0} (id taken), {2, dead} (refused at the cap), or
- * {1, dead, evicted ids...}. */
+/* The script's answer: {0} (id taken), {2, expired, idle} (refused at the
+ * cap), or {1, expired, idle, evicted ids...}; the expired and the idle
+ * entries it removed are told as such. */
 static rc_t put_result(redis_store *st, store_op *o, const redisReply *r)
 {
     if (r->type == REDIS_REPLY_ERROR)
@@ -794,15 +997,16 @@ static rc_t put_result(redis_store *st, store_op *o, const redisReply *r)
     long long verdict = r->element[0]->integer;
     if (verdict == 0)
         return RC_EXISTS;
-    if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        (verdict != 1 && verdict != 2))
+    if (r->elements < 3 || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[2]->type != REDIS_REPLY_ARRAY || (verdict != 1 && verdict != 2))
         return RC_UNAVAILABLE;
-    tell_dead(st, r->element[1], o->s->user_id);
+    tell_each(st, r->element[1], o->s->user_id, STORE_EXPIRED);
+    tell_each(st, r->element[2], o->s->user_id, STORE_IDLE);
     if (verdict == 2)
         return RC_LIMIT;
     if (o->evicted != NULL)
         buf_reset(o->evicted);
-    for (size_t i = 2; i < r->elements; i++) {
+    for (size_t i = 3; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
@@ -813,6 +1017,30 @@ static rc_t put_result(redis_store *st, store_op *o, const redisReply *r)
         o->count++;
     }
     return RC_OK;
+}
+
+/* TOUCH_SCRIPT's answer: 1 used, 0 gone. */
+static rc_t touch_result(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1))
+        return RC_UNAVAILABLE;
+    return r->integer == 1 ? RC_OK : RC_NOT_FOUND;
+}
+
+/* SWAP_SCRIPT's answer: 1 replaced, 0 gone, or the record found instead:
+ * into o->rec, RC_EXISTS while it is live at o->now, else RC_NOT_FOUND. */
+static rc_t swap_result(store_op *o, wscratch *x, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 1))
+        return r->integer == 1 ? RC_OK : RC_NOT_FOUND;
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (r->type != REDIS_REPLY_STRING)
+        return RC_UNAVAILABLE;
+    rc_t rc = live_record(r, o->now, o->rec, &x->s);
+    return rc == RC_OK ? RC_EXISTS : rc;
 }
 
 /* A close's GET reply: RC_OK when it holds a live session of owner (any
@@ -855,18 +1083,23 @@ static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
         o->rc = put_result(x->st, o, r[0]);
     else if (o->kind == STORE_OP_GET)
         o->rc = live_record(r[0], o->now, o->rec, &x->s);
+    else if (o->kind == STORE_OP_TOUCH)
+        o->rc = touch_result(r[0]);
+    else if (o->kind == STORE_OP_SWAP)
+        o->rc = swap_result(o, x, r[0]);
     else
         o->rc = closable(x, r[0], o->user, o->now);
 }
 
+/* A close's ZREM (r[0]) and DEL (r[1]): the DEL decides. */
 static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 {
-    if (r[0]->type == REDIS_REPLY_ERROR)
-        o->rc = reply_error(r[0]);
+    if (r[1]->type == REDIS_REPLY_ERROR)
+        o->rc = reply_error(r[1]);
     else
-        o->rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? RC_OK : RC_NOT_FOUND;
+        o->rc = r[1]->type == REDIS_REPLY_INTEGER && r[1]->integer == 1 ? RC_OK : RC_NOT_FOUND;
     if (o->rc == RC_OK) /* this DEL removed it: of two racing closes, only one tells */
-        store_tell_closed(&x->st->base, STORE_CLOSED, o->id, x->s.user_id);
+        store_tell_closed(&x->st->base, o->why, o->id, x->s.user_id);
 }
 
 static rc_t redis_ping(store_t *base);
@@ -886,7 +1119,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             ops[i]->rc = RC_NOMEM;
         goto out;
     }
-    /* round 1: creates, and the GETs of reads and closes */
+    /* round 1: creates, uses, rotations, and the GETs of reads and closes */
     for (size_t i = 0; i < n; i++) {
         store_op *o = ops[i];
         wscratch *x = &w[i];
@@ -897,6 +1130,18 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
                 continue;
             x->first = nc;
             put_commands(x, o, cmds + nc++);
+        } else if (o->kind == STORE_OP_TOUCH) {
+            x->first = nc;
+            cmds[nc++] = touch_op_command(x, o);
+        } else if (o->kind == STORE_OP_SWAP) {
+            if (o->s == NULL || o->rec == NULL) {
+                o->rc = RC_INVALID;
+                continue;
+            }
+            if ((o->rc = record_encode(o->s, &x->rec)) != RC_OK)
+                continue;
+            x->first = nc;
+            cmds[nc++] = swap_command(x, o);
         } else if (o->kind == STORE_OP_DEL || o->kind == STORE_OP_GET) {
             x->first = nc;
             x->argv[0][0] = "GET";
@@ -907,7 +1152,10 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         }
     }
     round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_first);
-    /* round 2: DEL and ZREM of the closes that may go ahead */
+    /* round 2: ZREM, then DEL, of the closes that may go ahead. The entry
+     * goes first: whoever finds the key gone then finds the entry gone too,
+     * so a closed session is never taken for one that ended idle (an entry
+     * without its key, scored ahead: redis_list) */
     nc = 0;
     for (size_t i = 0; i < n; i++) {
         store_op *o = ops[i];
@@ -917,18 +1165,18 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             continue;
         }
         x->first = nc;
-        x->argv[0][0] = "DEL";
-        x->lens[0][0] = 3;
-        x->argv[0][1] = x->skey;
-        x->lens[0][1] = strlen(x->skey);
-        x->argv[1][0] = "ZREM";
-        x->lens[1][0] = 4;
-        x->argv[1][1] = x->ukey;
-        x->lens[1][1] = user_key(x->ukey, x->s.user_id);
-        x->argv[1][2] = o->id;
-        x->lens[1][2] = strlen(o->id);
-        cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
-        cmds[nc++] = (rcmd){ 3, x->argv[1], x->lens[1] };
+        x->argv[0][0] = "ZREM";
+        x->lens[0][0] = 4;
+        x->argv[0][1] = x->ukey;
+        x->lens[0][1] = user_key(x->ukey, x->s.user_id);
+        x->argv[0][2] = o->id;
+        x->lens[0][2] = strlen(o->id);
+        x->argv[1][0] = "DEL";
+        x->lens[1][0] = 3;
+        x->argv[1][1] = x->skey;
+        x->lens[1][1] = strlen(x->skey);
+        cmds[nc++] = (rcmd){ 3, x->argv[0], x->lens[0] };
+        cmds[nc++] = (rcmd){ 2, x->argv[1], x->lens[1] };
     }
     round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_second);
     for (size_t i = 0; i < n; i++) {
@@ -947,38 +1195,51 @@ out:
     free(r);
 }
 
-static rc_t touch_one(redis_store *st, const char *id, int64_t last_seen, int64_t now)
-{
-    buf_t rec = BUF_INIT;
-    session_t s;
-    char skey[KEY_MAX];
-    redisReply *r;
-    rc_t rc = fetch(st, id, now, &rec, &s);
-    if (rc != RC_OK)
-        goto out;
-    record_set_last_seen(rec.p, rec.len, last_seen); /* decoded by fetch: long enough */
-    /* XX: never resurrect a session closed meanwhile; KEEPTTL: same expiry */
-    const char *sa[] = { "SET", skey, rec.p, "XX", "KEEPTTL" };
-    size_t sl[] = { 3, session_key(skey, id), rec.len, 2, 7 };
-    if ((rc = cmd(st, &r, 5, sa, sl)) == RC_OK) {
-        if (r->type == REDIS_REPLY_NIL)
-            rc = RC_NOT_FOUND;
-        freeReplyObject(r);
-    }
-out:
-    buf_free(&rec);
-    return rc;
-}
+/* One background touch's command (touch.c's flush). */
+typedef struct touch_cmd {
+    const char *argv[TOUCH_ARGC];
+    size_t lens[TOUCH_ARGC];
+    char key[5 + SESSION_ID_MAX + 1];
+} touch_cmd;
 
+/* The background touches: one TOUCH_SCRIPT each, all in one round trip.
+ * Their sessions have no idle timeout (a use of one that has is a
+ * STORE_OP_TOUCH on the request path), so the keys' expiry stays. Gone
+ * sessions are skipped; the first error reply is the answer. */
 static rc_t redis_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
                         int64_t last_seen, int64_t now)
 {
+    redis_store *st = (redis_store *)base;
+    (void)now;
+    if (n == 0)
+        return RC_OK;
+    unsigned char seen[8];
+    seen_bytes(seen, last_seen);
+    touch_cmd *t = calloc(n, sizeof *t);
+    rcmd *cmds = calloc(n, sizeof *cmds);
+    redisReply **r = calloc(n, sizeof(redisReply *));
+    rc_t rc = RC_NOMEM;
+    if (t == NULL || cmds == NULL || r == NULL)
+        goto out;
     for (size_t i = 0; i < n; i++) {
-        rc_t rc = touch_one((redis_store *)base, ids[i], last_seen, now);
-        if (rc != RC_OK && rc != RC_NOT_FOUND)
-            return rc;
+        size_t len = strlen(ids[i]); /* a valid id (touch.c checks them): fits */
+        memcpy(t[i].key, "ss:s:", 5);
+        memcpy(t[i].key + 5, ids[i], len);
+        cmds[i] = touch_command(t[i].argv, t[i].lens, t[i].key, 5 + len, seen, "0");
     }
-    return RC_OK;
+    if ((rc = pipeline(st, cmds, n, r)) != RC_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        rc_t got = rc == RC_OK ? touch_result(r[i]) : RC_OK; /* logs the first error only */
+        if (got != RC_OK && got != RC_NOT_FOUND)
+            rc = got;
+    }
+    free_replies(r, n);
+out:
+    free(t);
+    free(cmds);
+    free(r);
+    return rc;
 }
 
 static rc_t redis_purge(store_t *base, int64_t now, size_t *count)

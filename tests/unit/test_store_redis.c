@@ -20,7 +20,7 @@
 #include "record.h"
 
 #define NOW 1700000000LL
-#define SCRIPT_MAX 16
+#define SCRIPT_MAX 32
 #define LOG_MAX 32
 #define BACKOFF_US 300000 /* past the store's reconnect back-off (200 ms) */
 
@@ -69,9 +69,23 @@ static long take_command(const char *b, size_t n, char *line, size_t cap)
         at = (size_t)(eol - b) + 1;
         if (len < 0 || at + (size_t)len + 2 > n)
             return len < 0 ? -1 : 0;
-        /* words longer than 40 bytes (scripts, records) are logged by length */
-        int w = len <= 40 ? snprintf(line + used, cap - used, "%s%.*s", i ? " " : "", (int)len, b + at)
-                          : snprintf(line + used, cap - used, "%s<%ld>", i ? " " : "", len);
+        /* words longer than 40 bytes (scripts, records) are logged by length,
+         * short binary ones (a TOUCH's last_seen_at) as x and their hex */
+        int bin = 0;
+        for (long k = 0; k < len && len <= 40; k++)
+            bin |= (unsigned char)b[at + k] < 0x20 || (unsigned char)b[at + k] > 0x7e;
+        int w;
+        if (len > 40) {
+            w = snprintf(line + used, cap - used, "%s<%ld>", i ? " " : "", len);
+        } else if (bin) {
+            char hex[2 * 40 + 1];
+            for (long k = 0; k < len; k++)
+                snprintf(hex + 2 * k, 3, "%02x", (unsigned char)b[at + k]);
+            hex[2 * len] = '\0';
+            w = snprintf(line + used, cap - used, "%sx%s", i ? " " : "", hex);
+        } else {
+            w = snprintf(line + used, cap - used, "%s%.*s", i ? " " : "", (int)len, b + at);
+        }
         if (w > 0 && used + (size_t)w < cap)
             used += (size_t)w;
         at += (size_t)len + 2;
@@ -322,7 +336,7 @@ static void test_error_replies(void)
     const char *eval = logged(&f, 3); /* the script and the record by length */
     CHECK(strncmp(eval, "EVAL <", 6) == 0 &&
           strstr(eval, "> 2 ss:s:" ID_A " ss:u:alice <") != NULL &&
-          strstr(eval, "> 1700000060 " ID_A " 1699999990 0 0 alice ss:s:") != NULL);
+          strstr(eval, "> 1700000060 " ID_A " 1699999990 0 0 alice ss:s: 1700000060") != NULL);
     CHECK_EQ_INT(f.conns, 1); /* an error reply is an answer, not a broken link */
     buf_free(&rec);
     store_close(st);
@@ -344,32 +358,55 @@ static void test_create_answers(void)
     CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
     ntold = 0;
     store_on_close(st, listen_close, NULL);
-    /* refused at the cap, after dropping one dead index entry */
-    say(&f, "*2\r\n:2\r\n*1\r\n$31\r\n" ID_C "\r\n");
+    /* refused at the cap, after dropping a dead index entry (expired) and
+     * one whose session is gone before its expires_at (ended idle) */
+    say(&f, "*3\r\n:2\r\n*1\r\n$31\r\n" ID_C "\r\n*1\r\n$31\r\n" ID_B "\r\n");
     o.refuse = 1;
     store_batch(st, &one, 1);
     CHECK_EQ_INT(o.rc, RC_LIMIT);
-    CHECK_EQ_INT(ntold, 1);
+    CHECK_EQ_INT(ntold, 2);
     CHECK_STR_EQ(told[0], "2 " ID_C " alice"); /* STORE_EXPIRED: Redis dropped it, we met it */
+    CHECK_STR_EQ(told[1], "3 " ID_B " alice"); /* STORE_IDLE */
     o.refuse = 0;
-    say(&f, "*4\r\n:1\r\n*0\r\n$31\r\n" ID_B "\r\n$31\r\n" ID_C "\r\n");
+    ntold = 0;
+    say(&f, "*5\r\n:1\r\n*0\r\n*0\r\n$31\r\n" ID_B "\r\n$31\r\n" ID_C "\r\n");
     store_batch(st, &one, 1);
     CHECK_EQ_INT(o.rc, RC_OK);
     CHECK_EQ_INT(o.count, 2);
-    CHECK_EQ_INT(ntold, 3);
-    CHECK_STR_EQ(told[1], "4 " ID_B " alice"); /* STORE_EVICTED */
-    CHECK_STR_EQ(told[2], "4 " ID_C " alice");
+    CHECK_EQ_INT(ntold, 2);
+    CHECK_STR_EQ(told[0], "4 " ID_B " alice"); /* STORE_EVICTED */
+    CHECK_STR_EQ(told[1], "4 " ID_C " alice");
     CHECK_EQ_INT(ev.len, 64);
     CHECK(ev.len == 64 && memcmp(ev.p, ID_B "\0" ID_C "\0", 64) == 0);
     /* not what the script returns: never taken for a success */
     const char *odd[] = { ":1\r\n", "*0\r\n", "*1\r\n$1\r\n1\r\n", "$-1\r\n", "+OK\r\n",
-                          "*1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n", "*2\r\n:3\r\n*0\r\n" };
+                          "*1\r\n:1\r\n", "*2\r\n:1\r\n*0\r\n", "*3\r\n:1\r\n*0\r\n:0\r\n",
+                          "*3\r\n:3\r\n*0\r\n*0\r\n" };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         say(&f, odd[i]);
         CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
     }
+    CHECK_EQ_INT(ntold, 2);
     CHECK_EQ_INT(f.conns, 1);
     buf_free(&ev);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* The key of a session with an idle timeout expires at its idle deadline
+ * (session_end: last_seen_at + idle + slack), its index entry and the
+ * index key at expires_at. */
+static void test_create_expiry(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    session_t s = mk(ID_A, "alice", NOW + 3600);
+    s.idle_timeout = 600; /* slack: 30 */
+    say(&f, "*3\r\n:1\r\n*0\r\n*0\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    const char *eval = logged(&f, 1);
+    CHECK(strstr(eval, "> 1700003600 " ID_A " 1699999990 0 0 alice ss:s: 1700000620") != NULL);
     store_close(st);
     fake_stop(&f);
 }
@@ -413,7 +450,7 @@ static void test_batch_error_stays_with_its_op(void)
     store_op *ops[] = { &a, &b, &c };
     say(&f, "-ERR only this one\r\n");
     say_record(&f, ID_B, "bob", NOW + 60);
-    say(&f, "*2\r\n:1\r\n*0\r\n");
+    say(&f, "*3\r\n:1\r\n*0\r\n*0\r\n");
     store_batch(st, ops, 3);
     CHECK_EQ_INT(a.rc, RC_UNAVAILABLE);
     CHECK_EQ_INT(b.rc, RC_OK);
@@ -440,8 +477,10 @@ static void test_close_rounds(void)
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_OK);
     CHECK_EQ_INT(ntold, 1);
     CHECK_STR_EQ(told[0], "0 " ID_A " alice"); /* STORE_CLOSED, told once the DEL removed it */
-    CHECK_STR_EQ(logged(&f, 2), "DEL ss:s:" ID_A);
-    CHECK_STR_EQ(logged(&f, 3), "ZREM ss:u:alice " ID_A);
+    /* the index entry goes first: whoever then finds the key gone finds
+     * the entry gone too (a close is never taken for an idle end) */
+    CHECK_STR_EQ(logged(&f, 2), "ZREM ss:u:alice " ID_A);
+    CHECK_STR_EQ(logged(&f, 3), "DEL ss:s:" ID_A);
 
     say_record(&f, ID_A, "bob", NOW + 60);
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_NOT_FOUND);
@@ -449,6 +488,11 @@ static void test_close_rounds(void)
 
     say_record(&f, ID_A, "alice", NOW + 60);
     say(&f, ":0\r\n");
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_NOT_FOUND);
+    /* the DEL decides, not the ZREM */
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":1\r\n");
     say(&f, ":0\r\n");
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_NOT_FOUND);
 
@@ -462,6 +506,238 @@ static void test_close_rounds(void)
     say_close(&f);
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
     CHECK_EQ_INT(ntold, 1); /* a close that lost the race, failed or was refused: not told */
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A close tells the reason its operation carries (a token reuse closes a
+ * session for theft), once its DEL removed the session. */
+static void test_close_tells_why(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    ntold = 0;
+    store_on_close(st, listen_close, NULL);
+    store_op o = { .kind = STORE_OP_DEL, .id = ID_A, .user = STR_LIT("alice"), .now = NOW,
+                   .why = STORE_TOKEN_REUSE };
+    store_op *one = &o;
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":1\r\n");
+    say(&f, ":1\r\n");
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_OK);
+    CHECK_EQ_INT(ntold, 1);
+    CHECK_STR_EQ(told[0], "5 " ID_A " alice"); /* STORE_TOKEN_REUSE */
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A use: the TOUCH script with last_seen_at as the record holds it (8
+ * bytes, little-endian) and the key's new expiry, session_end of the
+ * session with last_seen_at = now ("0": kept); its answers 1, 0 and errors.
+ * The background touches send the same script, all in one round trip. */
+static void test_touch_answers(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    session_t s = mk(ID_A, "alice", NOW + 3600);
+    s.idle_timeout = 300; /* slack: 15 */
+    store_op a = { .kind = STORE_OP_TOUCH, .id = ID_A, .now = NOW, .s = &s };
+    store_op b = { .kind = STORE_OP_TOUCH, .id = ID_B, .now = NOW };
+    store_op c = { .kind = STORE_OP_TOUCH, .id = ID_C, .now = NOW, .s = &s };
+    store_op *ops[] = { &a, &b, &c };
+    say(&f, ":1\r\n");
+    say(&f, ":0\r\n");
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    store_batch(st, ops, 3);
+    CHECK_EQ_INT(a.rc, RC_OK);
+    CHECK_EQ_INT(b.rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(c.rc, RC_UNAVAILABLE);
+    /* NOW = 0x6553f100 */
+    const char *t = logged(&f, 1);
+    CHECK(strncmp(t, "EVAL <", 6) == 0 &&
+          strstr(t, "> 1 ss:s:" ID_A " x00f1536500000000 1700000315") != NULL);
+    CHECK(strstr(logged(&f, 2), "> 1 ss:s:" ID_B " x00f1536500000000 0") != NULL);
+    CHECK_EQ_INT(nlogged(&f), 4); /* one round */
+    /* the script never answers otherwise: not a success */
+    say(&f, "+OK\r\n");
+    say(&f, ":2\r\n");
+    store_op *two[] = { &a, &b };
+    store_batch(st, two, 2);
+    CHECK_EQ_INT(a.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(b.rc, RC_UNAVAILABLE);
+
+    /* background touches: gone sessions are skipped; an error fails the flush */
+    const char ids[2][SESSION_ID_MAX + 1] = { ID_A, ID_B };
+    say(&f, ":1\r\n");
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_touch_many(st, ids, 2, NOW + 1, NOW + 1), RC_OK);
+    CHECK(strstr(logged(&f, 6), "> 1 ss:s:" ID_A " x01f1536500000000 0") != NULL);
+    CHECK(strstr(logged(&f, 7), "> 1 ss:s:" ID_B " x01f1536500000000 0") != NULL);
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_touch_many(st, ids, 2, NOW + 1, NOW + 1), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&f), 10);
+    CHECK_EQ_INT(f.conns, 1);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* A rotation: the SWAP script with the record expected, the new one and
+ * the key's expiry (session_end of the new one); its answers: 1 swapped, 0
+ * gone, another live record (RC_EXISTS, and that record in rec), another
+ * record no longer live, and errors. */
+static void test_swap_answers(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    session_t old = mk(ID_A, "alice", NOW + 3600), now = old;
+    now.gen = 1;
+    now.rotated_at = NOW;
+    now.idle_timeout = 60; /* slack: 3; last_seen_at NOW - 10 */
+    buf_t rec = BUF_INIT, other = BUF_INIT;
+    record_encode(&old, &rec);
+    size_t oldlen = rec.len;
+    store_op o = { .kind = STORE_OP_SWAP, .id = ID_A, .now = NOW, .s = &now, .rec = &rec };
+    store_op *one = &o;
+    say(&f, ":1\r\n");
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_OK);
+    char want[80];
+    snprintf(want, sizeof want, "> 1 ss:s:" ID_A " <%zu> <%zu> 1700000053", oldlen, oldlen);
+    CHECK(strncmp(logged(&f, 1), "EVAL <", 6) == 0 && strstr(logged(&f, 1), want) != NULL);
+    say(&f, ":0\r\n");
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_NOT_FOUND);
+    /* someone else's rotation came first: the record found is handed back */
+    session_t theirs = old;
+    theirs.gen = 1;
+    theirs.ip = STR_LIT("198.51.100.9");
+    record_encode(&theirs, &other);
+    say_bulk(&f, other.p, other.len);
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_EXISTS);
+    CHECK(rec.len == other.len && memcmp(rec.p, other.p, other.len) == 0);
+    /* ... unless it is no longer live */
+    say_record(&f, ID_A, "alice", NOW);
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_NOT_FOUND);
+    const char *odd[] = { "-BUSY Redis is busy running a script.\r\n", "+OK\r\n", ":2\r\n",
+                          "$3\r\nabc\r\n" };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        say(&f, odd[i]);
+        store_batch(st, &one, 1);
+        CHECK_EQ_INT(o.rc, RC_UNAVAILABLE);
+    }
+    /* no record expected: nothing is sent */
+    o.rec = NULL;
+    store_batch(st, &one, 1);
+    CHECK_EQ_INT(o.rc, RC_INVALID);
+    CHECK_EQ_INT(nlogged(&f), 9);
+    buf_free(&rec);
+    buf_free(&other);
+    store_close(st);
+    fake_stop(&f);
+}
+
+static int collect(const session_t *s, void *arg)
+{
+    char *ids = arg;
+    strcat(ids, s->id);
+    strcat(ids, " ");
+    return 0;
+}
+
+/* A user's index read WITHSCORES: an entry whose key is gone while its
+ * score (expires_at) is ahead ended idle -- told as such by whoever ZREMs
+ * it --, one whose score has passed expired (prune's). */
+static void test_list_tells_idle_ends(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    ntold = 0;
+    store_on_close(st, listen_close, NULL);
+    char ids[256] = "";
+    say(&f, "*6\r\n$31\r\n" ID_A "\r\n$10\r\n1700000060\r\n$31\r\n" ID_B
+            "\r\n$10\r\n1700000060\r\n$31\r\n" ID_C "\r\n$10\r\n1699999990\r\n");
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, "$-1\r\n");
+    say(&f, "$-1\r\n");
+    say(&f, ":1\r\n");                         /* ZREM of B */
+    say(&f, "*1\r\n$31\r\n" ID_C "\r\n");      /* prune */
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_list(st, STR_LIT("alice"), NOW, collect, ids), RC_OK);
+    CHECK_STR_EQ(ids, ID_A " ");
+    CHECK_STR_EQ(logged(&f, 1), "ZRANGE ss:u:alice 0 -1 WITHSCORES");
+    CHECK_STR_EQ(logged(&f, 5), "ZREM ss:u:alice " ID_B);
+    CHECK_EQ_INT(ntold, 2);
+    CHECK_STR_EQ(told[0], "3 " ID_B " alice"); /* STORE_IDLE */
+    CHECK_STR_EQ(told[1], "2 " ID_C " alice"); /* STORE_EXPIRED */
+    /* another process removed the entry first: it told, not this one */
+    say(&f, "*2\r\n$31\r\n" ID_B "\r\n$10\r\n1700000060\r\n");
+    say(&f, "$-1\r\n");
+    say(&f, ":0\r\n");
+    say(&f, "*0\r\n");
+    ids[0] = '\0';
+    CHECK_EQ_INT(store_list(st, STR_LIT("alice"), NOW, collect, ids), RC_OK);
+    CHECK_STR_EQ(ids, "");
+    CHECK_EQ_INT(ntold, 2);
+    /* not an index read WITHSCORES gives: a 503, never a short list */
+    say(&f, "*1\r\n$31\r\n" ID_B "\r\n");
+    CHECK_EQ_INT(store_list(st, STR_LIT("alice"), NOW, collect, ids), RC_UNAVAILABLE);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* Close-all: the idle ends it meets are told, the index entries of the
+ * sessions it closes go before their DELs, the expired ones are pruned. */
+static void test_close_all_rounds(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    ntold = 0;
+    store_on_close(st, listen_close, NULL);
+    size_t count = 0;
+    say(&f, "*6\r\n$31\r\n" ID_A "\r\n$10\r\n1700000060\r\n$31\r\n" ID_B
+            "\r\n$10\r\n1700000060\r\n$31\r\n" ID_C "\r\n$10\r\n1699999990\r\n");
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, "$-1\r\n");
+    say(&f, "$-1\r\n");
+    say(&f, ":1\r\n");                         /* ZREM of B: ended idle */
+    say(&f, ":1\r\n");                         /* ZREM of A */
+    say(&f, ":1\r\n");                         /* DEL of A */
+    say(&f, "*1\r\n$31\r\n" ID_C "\r\n");      /* prune */
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_del_user(st, STR_LIT("alice"), NULL, NOW, &count), RC_OK);
+    CHECK_EQ_INT(count, 1);
+    CHECK_STR_EQ(logged(&f, 5), "ZREM ss:u:alice " ID_B);
+    CHECK_STR_EQ(logged(&f, 6), "ZREM ss:u:alice " ID_A);
+    CHECK_STR_EQ(logged(&f, 7), "DEL ss:s:" ID_A);
+    CHECK_EQ_INT(ntold, 3);
+    CHECK_STR_EQ(told[0], "3 " ID_B " alice"); /* STORE_IDLE */
+    CHECK_STR_EQ(told[1], "1 " ID_A " alice"); /* STORE_CLOSED_ALL */
+    CHECK_STR_EQ(told[2], "2 " ID_C " alice"); /* STORE_EXPIRED */
+    /* the ZREM and the DELs share a round trip: a refusal fails the close-all */
+    say(&f, "*4\r\n$31\r\n" ID_A "\r\n$10\r\n1700000060\r\n$31\r\n" ID_B
+            "\r\n$10\r\n1700000060\r\n");
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say_record(&f, ID_B, "alice", NOW + 60);
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    say(&f, "-READONLY You can't write against a read only replica.\r\n");
+    ntold = 0;
+    CHECK_EQ_INT(store_del_user(st, STR_LIT("alice"), NULL, NOW, &count), RC_UNAVAILABLE);
+    CHECK_EQ_INT(count, 0);
+    CHECK_EQ_INT(ntold, 0);
+    CHECK_STR_EQ(logged(&f, 13), "ZREM ss:u:alice " ID_A " " ID_B);
+    CHECK_STR_EQ(logged(&f, 14), "DEL ss:s:" ID_A);
+    CHECK_STR_EQ(logged(&f, 15), "DEL ss:s:" ID_B);
+    CHECK_EQ_INT(nlogged(&f), 16);
     store_close(st);
     fake_stop(&f);
 }
@@ -561,9 +837,15 @@ int main(void)
 {
     RUN(test_error_replies);
     RUN(test_create_answers);
+    RUN(test_create_expiry);
     RUN(test_get_answers);
     RUN(test_batch_error_stays_with_its_op);
     RUN(test_close_rounds);
+    RUN(test_close_tells_why);
+    RUN(test_touch_answers);
+    RUN(test_swap_answers);
+    RUN(test_list_tells_idle_ends);
+    RUN(test_close_all_rounds);
     RUN(test_pipeline_cut_by_close);
     RUN(test_pipeline_cut_by_stall);
     RUN(test_auth_refused);
