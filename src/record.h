@@ -2,9 +2,11 @@
  * little-endian header (version, field lengths, created_at, last_seen_at,
  * expires_at, idle_timeout, token generation, rotated_at), then the
  * variable fields. record.c is the one C reader and
- * writer; the one other is store_redis.c's create script, which reads the
- * user id, created_at and last_seen_at of a user's sessions inside Redis
- * (a change of layout changes both, and REC_VERSION). */
+ * writer; the others are store_redis.c's scripts: the create script reads
+ * the user id (after a header of 36 or 52 bytes, by version), created_at
+ * and last_seen_at of a user's sessions inside Redis, and the touch script
+ * reads and rewrites last_seen_at (bytes 20..27 in every version) in place
+ * (a change of layout changes them too, and REC_VERSION). */
 #ifndef RECORD_H
 #define RECORD_H
 

@@ -367,7 +367,10 @@ def test_no_live_session_is_404(server, user):
         assert_problem(refresh(server, sid, token=s["token"]), 404)
     for bad in ("x", "a" * 65, "%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21%21"):
         assert_problem(refresh(server, bad, token=s["token"]), 404)
+    # the route is there: the session's own id refreshes
     assert validates(server, s, s["token"])
+    t1 = rotate(server, s, s["token"])
+    assert validates(server, s, t1)
 
 
 def test_closed_sessions_token_is_401(server, user):
