@@ -496,10 +496,11 @@ def test_refresh_of_an_idle_ended_session_is_401(server, user):
 
 # ---------------------------------------------------------------- concurrency
 
-def rounds_of_concurrent_refreshes(procs, s, tok, rounds=3):
-    """Each round: 24 refreshes at once with the newest token; every one
-    answers 200 with one and the same new token, and the token of the round
-    before stays good (it is only the previous one: rotated once)."""
+def rounds_of_concurrent_refreshes(procs, s, tok, checkers, rounds=3):
+    """Each round: 24 refreshes at once through procs with the newest token;
+    every one answers 200 with one and the same new token, and the token of
+    the round before stays good through each of checkers (it is only the
+    previous one: rotated once). Answers every token, oldest first."""
     tokens = [s["token"]]
     for k in range(rounds):
         answers = refresh_at_once(procs, s["id"], tokens[-1])
@@ -512,24 +513,26 @@ def rounds_of_concurrent_refreshes(procs, s, tok, rounds=3):
         for a in answers:
             assert no_store(a)
         tokens.append(new)
-        for p in procs:
+        for p in checkers:
             assert validates(p, s, tokens[-2]), "round %d: the presented token " \
                 "stopped working (rotated more than once?)" % k
             assert validates(p, s, tokens[-1])
-        assert live(procs, s, tok)
+        assert live(checkers, s, tok)
     time.sleep(1.2)
     assert reuse_total(procs) == 0
-    # the first token is now several generations old: theft
-    assert_unauthorized(procs[-1].get("/validate", token=tokens[0]))
-    assert_closed_everywhere(procs, s, s["user_id"], tok, tokens[::-1])
-    assert_reuse_counted_once(procs, s, s["user_id"], [tok] + tokens)
+    return tokens
 
 
 @pytest.mark.concurrency
 def test_concurrent_refreshes_rotate_once(spawn, user):
     srv = spawn("sessiond", env={"SESSION_REFRESH_GRACE": "300"})
     tok = make_token(user)
-    rounds_of_concurrent_refreshes([srv], srv.create(tok), tok)
+    s = srv.create(tok)
+    tokens = rounds_of_concurrent_refreshes([srv], s, tok, [srv])
+    # the first token is now several generations old: theft
+    assert_unauthorized(srv.get("/validate", token=tokens[0]))
+    assert_closed_everywhere([srv], s, s["user_id"], tok, tokens[::-1])
+    assert_reuse_counted_once([srv], s, s["user_id"], [tok] + tokens)
 
 
 @pytest.mark.concurrency
@@ -541,22 +544,7 @@ def test_concurrent_refreshes_across_processes_rotate_once(spawn, tmp_path, user
     tok = make_token(user)
     s = procs[1].create(tok)
     # createSession cannot validate: the tokens are checked through sessiond
-    tokens = [s["token"]]
-    for k in range(3):
-        answers = refresh_at_once(procs, s["id"], tokens[-1])
-        assert sorted({a.status_code for a in answers}) == [200], \
-            [(a.status_code, a.text[:120]) for a in answers if a.status_code != 200][:5]
-        got = {a.json()["token"] for a in answers}
-        assert len(got) == 1, "round %d: %d different tokens" % (k, len(got))
-        new = check_refreshed(answers[0], s, tokens[-1])
-        assert new not in tokens
-        tokens.append(new)
-        assert validates(procs[0], s, tokens[-2]), \
-            "round %d: the presented token stopped working (rotated more than once?)" % k
-        assert validates(procs[0], s, tokens[-1])
-        assert live(procs[:1], s, tok)
-    time.sleep(1.2)
-    assert reuse_total(procs) == 0
+    tokens = rounds_of_concurrent_refreshes(procs, s, tok, procs[:1])
     # a refresh through createSession with the first token: theft
     assert_unauthorized(refresh(procs[1], s["id"], token=tokens[0]))
     assert_unauthorized(refresh(procs[1], s["id"], token=tokens[-1]))
