@@ -127,10 +127,17 @@ measure_reads() { # label port
     base="http://127.0.0.1:$2"
     set -- $(wrk_run "$base/session/$sid" get.lua -H "Authorization: Bearer $CALLER")
     record "$label read" "$@"
-    set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $stok")
-    record "$label validate" "$@"
-    set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $itok")
-    record "$label validate(idle)" "$@"
+    # validate with and without an idle timeout, in turns (first one, then
+    # the other first: a machine that slows down over a round favours none)
+    for which in $( [ $((r % 2)) = 0 ] && echo "plain idle" || echo "idle plain"); do
+        if [ "$which" = plain ]; then
+            set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $stok")
+            record "$label validate" "$@"
+        else
+            set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $itok")
+            record "$label validate(idle)" "$@"
+        fi
+    done
 }
 
 measure_writes() { # label port
