@@ -562,7 +562,7 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
         goto out;
     }
     f = calloc(n, sizeof *f);
-    idle = calloc(n, sizeof *idle);
+    idle = calloc(n, sizeof(redisReply *));
     if (f == NULL || idle == NULL) {
         rc = RC_NOMEM;
         goto out;
@@ -1222,10 +1222,9 @@ static rc_t redis_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], si
     if (t == NULL || cmds == NULL || r == NULL)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(ids[i]); /* a valid id (touch.c checks them): fits */
-        memcpy(t[i].key, "ss:s:", 5);
-        memcpy(t[i].key + 5, ids[i], len);
-        cmds[i] = touch_command(t[i].argv, t[i].lens, t[i].key, 5 + len, seen, "0");
+        /* a valid id (touch.c checks them): its key fits */
+        cmds[i] = touch_command(t[i].argv, t[i].lens, t[i].key, session_key(t[i].key, ids[i]),
+                                seen, "0");
     }
     if ((rc = pipeline(st, cmds, n, r)) != RC_OK)
         goto out;
