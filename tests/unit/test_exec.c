@@ -549,6 +549,7 @@ static void test_inline_read_then_queued_write(void)
     CHECK_EQ_INT(f.touches, 0);
 
     f.last_seen = NOW - 60;
+    buf_free(&j.auth_rec);
     j = alice_job(0);
     j.done = done;
     j.arg = &w;
