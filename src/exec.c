@@ -79,7 +79,7 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
     j->auth_rc = rc;
 }
 
-/* The session as a TOUCH or SWAP of j needs it: auth_rec decoded. */
+/* The session a TOUCH of j moves the expiry of: auth_rec decoded. */
 static rc_t auth_session(exec_job *j, session_t *s)
 {
     return record_decode(j->auth_rec.p, j->auth_rec.len, s) == RC_OK ? RC_OK : RC_UNAVAILABLE;
