@@ -72,22 +72,28 @@ def build(units):
                           cwd=ROOT, capture_output=True, text=True)
 
 
-def caught(m):
-    """True when a test named for m fails against the mutated build."""
+def failing(m):
+    """What failed among the tests named for m against the build (a unit's
+    name or pytest's arguments, and the end of its output), or None."""
     env = dict(os.environ, SESSIOND_BIN_DIR=str(ROOT / BUILD))
     for unit in m["units"]:
         r = subprocess.run([str(ROOT / BUILD / "tests" / unit)], cwd=ROOT, env=env,
                            capture_output=True, timeout=600)
         if r.returncode != 0:
-            return True
+            return "%s:\n%s" % (unit, r.stdout.decode(errors="replace")[-2000:])
     for args in m["tests"]:
         r = subprocess.run([PYTHON, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"] + args,
                            cwd=ROOT, env=env, capture_output=True, timeout=1800)
         if r.returncode == 1:  # tests failed (2-5: usage or collection errors)
-            return True
+            return "pytest %s:\n%s" % (" ".join(args), r.stdout.decode(errors="replace")[-3000:])
         if r.returncode not in (0, 1):
             raise SystemExit("pytest %s: exit %d\n%s" % (args, r.returncode, r.stdout[-2000:]))
-    return False
+    return None
+
+
+def caught(m):
+    """True when a test named for m fails against the mutated build."""
+    return failing(m) is not None
 
 
 def main():
@@ -105,8 +111,10 @@ def main():
         key = (tuple(m["units"]), tuple(tuple(a) for a in m["tests"]))
         if key not in seen:
             seen.add(key)
-            if caught(m):
-                raise SystemExit("the tests of %r fail on the unmutated code" % m["name"])
+            why = failing(m)
+            if why is not None:
+                raise SystemExit("the tests of %r fail on the unmutated code: %s"
+                                 % (m["name"], why))
     survived, broken = [], []
     for i, m in enumerate(muts, 1):
         path = ROOT / m["file"]
