@@ -165,6 +165,8 @@ void api_init(api *a, const config *cfg, exec *e, unsigned groups, http_service 
         .audience = cfg->jwt_audience,
         .leeway = cfg->jwt_leeway,
         .admin_scope = cfg->admin_scope,
+        .previous = (const unsigned char *)cfg->jwt_secret_previous,
+        .previous_len = cfg->jwt_secret_previous_len,
     };
     a->exec = e;
     groups |= GROUP_ALWAYS;

@@ -12,7 +12,7 @@ typedef enum cfg_type {
     CFG_BOOL,    /* 0 or 1 */
     CFG_STR,     /* non-empty, no control characters; NULL default = unset */
     CFG_WORD,    /* CFG_STR without spaces, ';', ',' or '=' (cookie name, scope) */
-    CFG_SECRET,  /* at least min bytes, required */
+    CFG_SECRET,  /* min..max bytes; required unless it has a default ("": optional) */
     CFG_HOST,    /* IPv4 or IPv6 literal */
     CFG_URL,     /* scheme://rest */
     CFG_ENUM     /* one of the names in choices; stored as its index */
@@ -23,7 +23,8 @@ typedef struct cfg_entry {
     cfg_type type;
     size_t offset;
     int64_t min, max;
-    const char *def; /* NULL: unset (CFG_STR) or required (CFG_SECRET) */
+    const char *def; /* NULL: unset (CFG_STR) or required (CFG_SECRET); "" for a
+                      * CFG_SECRET: optional, unset */
     const char *const *choices; /* CFG_ENUM: NULL-terminated names */
 } cfg_entry;
 
@@ -37,6 +38,7 @@ static const cfg_entry table[] = {
     { "HOST", CFG_HOST, F(host), 0, 0, "127.0.0.1", NULL },
     { "PORT", CFG_INT, F(port), 1, 65535, "8080", NULL },
     { "JWT_SECRET", CFG_SECRET, F(jwt_secret), 32, 4096, NULL, NULL },
+    { "JWT_SECRET_PREVIOUS", CFG_SECRET, F(jwt_secret_previous), 32, 4096, "", NULL },
     { "JWT_ISSUER", CFG_STR, F(jwt_issuer), 0, 0, NULL, NULL },
     { "JWT_AUDIENCE", CFG_STR, F(jwt_audience), 0, 0, NULL, NULL },
     { "JWT_LEEWAY", CFG_INT, F(jwt_leeway), 0, 3600, "30", NULL },
@@ -130,7 +132,6 @@ static rc_t set_value(config *c, const cfg_entry *e, const char *v,
                      e->name, (long long)e->min, (long long)e->max, len);
             return RC_INVALID;
         }
-        c->jwt_secret_len = len;
         break;
     }
     case CFG_HOST: {
@@ -179,10 +180,10 @@ static rc_t load(config *c, config_lookup_fn lookup, void *arg, int need_secret,
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const cfg_entry *e = &table[i];
         const char *v = lookup(e->name, arg);
-        if (v == NULL)
-            v = e->def;
+        if (v == NULL && !(e->type == CFG_SECRET && e->def != NULL && *e->def == '\0'))
+            v = e->def; /* an optional secret ("" default) stays unset */
         if (v == NULL) {
-            if (e->type == CFG_SECRET && need_secret) {
+            if (e->type == CFG_SECRET && e->def == NULL && need_secret) {
                 snprintf(err, errlen, "%s: required (at least %lld bytes)",
                          e->name, (long long)e->min);
                 return RC_INVALID;
@@ -193,6 +194,8 @@ static rc_t load(config *c, config_lookup_fn lookup, void *arg, int need_secret,
         if (rc != RC_OK)
             return rc;
     }
+    c->jwt_secret_len = c->jwt_secret ? strlen(c->jwt_secret) : 0;
+    c->jwt_secret_previous_len = c->jwt_secret_previous ? strlen(c->jwt_secret_previous) : 0;
     if (c->session_ttl > c->session_max_ttl) {
         snprintf(err, errlen, "SESSION_TTL: %lld is above SESSION_MAX_TTL (%lld)",
                  (long long)c->session_ttl, (long long)c->session_max_ttl);

@@ -22,6 +22,10 @@ typedef struct config {
     int64_t port;
     char *jwt_secret;      /* never logged */
     size_t jwt_secret_len;
+    /* a second HS256 key, accepted and never used to sign (NULL: none);
+     * never logged */
+    char *jwt_secret_previous;
+    size_t jwt_secret_previous_len;
     char *jwt_issuer;      /* NULL when unset */
     char *jwt_audience;    /* NULL when unset */
     int64_t jwt_leeway;

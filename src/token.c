@@ -215,8 +215,8 @@ typedef struct cached {
 
 typedef struct cache {
     /* the policy the entries were verified under */
-    unsigned char key[4096];
-    size_t key_len;
+    unsigned char key[4096], previous[4096];
+    size_t key_len, previous_len;
     char *issuer, *audience, *admin_scope;
     int64_t leeway;
     EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with key; NULL: use one-shot HMAC() */
@@ -270,10 +270,12 @@ static cache *cache_for(const token_policy *p)
 {
     pthread_once(&cache_once, cache_key_init);
     cache *c = pthread_getspecific(cache_key);
-    if (p->key_len > sizeof c->key)
+    if (p->key_len > sizeof c->key || p->previous_len > sizeof c->previous)
         return NULL;
     if (c != NULL && c->key_len == p->key_len && c->leeway == p->leeway &&
-        CRYPTO_memcmp(c->key, p->key, p->key_len) == 0 && same_str(c->issuer, p->issuer) &&
+        CRYPTO_memcmp(c->key, p->key, p->key_len) == 0 && c->previous_len == p->previous_len &&
+        (p->previous_len == 0 || CRYPTO_memcmp(c->previous, p->previous, p->previous_len) == 0) &&
+        same_str(c->issuer, p->issuer) &&
         same_str(c->audience, p->audience) && same_str(c->admin_scope, p->admin_scope))
         return c;
     if (c == NULL) {
@@ -292,6 +294,9 @@ static cache *cache_for(const token_policy *p)
     }
     memcpy(c->key, p->key, p->key_len);
     c->key_len = p->key_len;
+    if (p->previous_len > 0)
+        memcpy(c->previous, p->previous, p->previous_len);
+    c->previous_len = p->previous_len;
     c->leeway = p->leeway;
     if ((p->issuer && !(c->issuer = strdup(p->issuer))) ||
         (p->audience && !(c->audience = strdup(p->audience))) ||
@@ -391,8 +396,15 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
     unsigned char mac[SIG_LEN];
     if (hs256(p, tok, (size_t)(d2 - tok), mac) != RC_OK)
         goto out;
-    if (!token_mac_equal(mac, sig, SIG_LEN))
-        goto out;
+    if (!token_mac_equal(mac, sig, SIG_LEN)) {
+        /* JWT_SECRET_PREVIOUS: a token signed before the secret's rotation */
+        unsigned int ml = 0;
+        if (p->previous == NULL ||
+            HMAC(EVP_sha256(), p->previous, (int)p->previous_len, (const unsigned char *)tok,
+                 (size_t)(d2 - tok), mac, &ml) == NULL ||
+            ml != SIG_LEN || !token_mac_equal(mac, sig, SIG_LEN))
+            goto out;
+    }
 
     claims = decode_object(d1 + 1, plen);
     if (claims == NULL)

@@ -23,6 +23,10 @@ typedef struct token_policy {
     const char *audience;    /* NULL: aud not checked */
     int64_t leeway;
     const char *admin_scope;
+    /* JWT_SECRET_PREVIOUS (NULL: none): verifies, as key does, tokens
+     * signed before a rotation of the secret; never signs */
+    const unsigned char *previous;
+    size_t previous_len;
 } token_policy;
 
 typedef struct token_claims {

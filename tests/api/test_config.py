@@ -16,6 +16,8 @@ REFUSALS = [
     ("JWT_SECRET", {"JWT_SECRET": None}),
     ("JWT_SECRET", {"JWT_SECRET": SHORT_SECRET}),
     ("JWT_SECRET", {"JWT_SECRET": ""}),
+    ("JWT_SECRET_PREVIOUS", {"JWT_SECRET_PREVIOUS": SHORT_SECRET}),
+    ("JWT_SECRET_PREVIOUS", {"JWT_SECRET_PREVIOUS": ""}),
     ("PORT", {"PORT": "abc"}),
     ("PORT", {"PORT": "70000"}),
     ("PORT", {"PORT": "0"}),

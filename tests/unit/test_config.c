@@ -341,6 +341,44 @@ static void test_secret(void)
     config_free(&c);
 }
 
+/* JWT_SECRET_PREVIOUS: optional; when set, 32..4096 bytes like JWT_SECRET,
+ * and a refusal names it without quoting it. */
+static void test_secret_previous(void)
+{
+    config c;
+    char err[256];
+    static const var none[] = { { "JWT_SECRET", SECRET32 }, { NULL, NULL } };
+    CHECK_EQ_INT(load(none, &c, err, sizeof err), RC_OK);
+    CHECK(c.jwt_secret_previous == NULL);
+    CHECK_EQ_INT(c.jwt_secret_previous_len, 0);
+    config_free(&c);
+    static const var both[] = { { "JWT_SECRET", SECRET32 },
+                                { "JWT_SECRET_PREVIOUS", "p------------------------------33" },
+                                { NULL, NULL } };
+    CHECK_EQ_INT(load(both, &c, err, sizeof err), RC_OK);
+    CHECK_STR_EQ(c.jwt_secret_previous, "p------------------------------33");
+    CHECK_EQ_INT(c.jwt_secret_previous_len, 33);
+    CHECK_EQ_INT(c.jwt_secret_len, 32);
+    config_free(&c);
+    static const var shortv[] = { { "JWT_SECRET", SECRET32 },
+                                  { "JWT_SECRET_PREVIOUS", "previous-but-short" },
+                                  { NULL, NULL } };
+    CHECK_EQ_INT(load(shortv, &c, err, sizeof err), RC_INVALID);
+    CHECK(strstr(err, "JWT_SECRET_PREVIOUS") != NULL);
+    CHECK(strstr(err, "previous-but-short") == NULL);
+    config_free(&c);
+    static const var empty[] = { { "JWT_SECRET", SECRET32 }, { "JWT_SECRET_PREVIOUS", "" },
+                                 { NULL, NULL } };
+    CHECK_EQ_INT(load(empty, &c, err, sizeof err), RC_INVALID);
+    CHECK(strstr(err, "JWT_SECRET_PREVIOUS") != NULL);
+    config_free(&c);
+    /* the previous secret alone is no secret */
+    static const var alone[] = { { "JWT_SECRET_PREVIOUS", SECRET32 }, { NULL, NULL } };
+    CHECK_EQ_INT(load(alone, &c, err, sizeof err), RC_INVALID);
+    CHECK(strstr(err, "JWT_SECRET:") != NULL);
+    config_free(&c);
+}
+
 static void test_refusals(void)
 {
     CHECK(refused_naming("PORT", "abc", "PORT"));
@@ -448,6 +486,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_all_set);
     RUN(test_secret);
+    RUN(test_secret_previous);
     RUN(test_refusals);
     return UNIT_SUMMARY();
 }

@@ -22,7 +22,7 @@ static const char HS[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
 static token_policy policy(void)
 {
-    token_policy p = { KEY, KEY_LEN, NULL, NULL, LEEWAY, "session:admin" };
+    token_policy p = { KEY, KEY_LEN, NULL, NULL, LEEWAY, "session:admin", NULL, 0 };
     return p;
 }
 
@@ -1068,6 +1068,47 @@ static void test_mac_equal(void)
     free(t);
 }
 
+/* JWT_SECRET_PREVIOUS: a token signed with it (a caller's, or a session
+ * token issued before the rotation) verifies, as a session token too; one
+ * signed with neither does not; without it set, the old token is refused;
+ * the service signs with JWT_SECRET only. */
+static void test_previous_secret(void)
+{
+    static const unsigned char old_key[] = "an-old-32-byte-secret-key-------";
+    token_policy old = policy(), p = policy();
+    token_claims c;
+    const char *sid = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa";
+    old.key = old_key;
+    old.key_len = 32;
+    char *before = NULL, *after = NULL;
+    CHECK_EQ_INT(token_sign_session(&old, "alice", sid, NOW, NOW + 60, &before), RC_OK);
+    if (before == NULL)
+        return;
+    CHECK_EQ_INT(token_verify(&p, before, strlen(before), NOW, &c), RC_UNAUTHORIZED);
+    p.previous = old_key;
+    p.previous_len = 32;
+    CHECK_EQ_INT(token_verify(&p, before, strlen(before), NOW, &c), RC_OK);
+    CHECK_EQ_INT(c.has_sid, 1);
+    CHECK_STR_EQ(c.sid, sid);
+    CHECK_EQ_INT(token_verify(&p, before, strlen(before), NOW, &c), RC_OK); /* cached */
+    CHECK_EQ_INT(token_sign_session(&p, "alice", sid, NOW, NOW + 60, &after), RC_OK);
+    if (after != NULL) {
+        CHECK_EQ_INT(token_verify(&p, after, strlen(after), NOW, &c), RC_OK);
+        CHECK_EQ_INT(token_verify(&old, after, strlen(after), NOW, &c), RC_UNAUTHORIZED);
+    }
+    /* the cache is per policy: without the previous key again, refused */
+    p.previous = NULL;
+    p.previous_len = 0;
+    CHECK_EQ_INT(token_verify(&p, before, strlen(before), NOW, &c), RC_UNAUTHORIZED);
+    token_policy third = policy();
+    static const unsigned char other[] = "a-third-32-byte-secret-key------";
+    third.previous = other;
+    third.previous_len = 32;
+    CHECK_EQ_INT(token_verify(&third, before, strlen(before), NOW, &c), RC_UNAUTHORIZED);
+    free(before);
+    free(after);
+}
+
 /* A refresh's token: the generation in its jti, the very same string for
  * the same (secret, session, generation, times), another for another
  * generation or secret; a create's token is generation 0; a jti that only
@@ -1153,6 +1194,7 @@ int main(void)
     RUN(test_scope_sid);
     RUN(test_round_trip);
     RUN(test_rotated);
+    RUN(test_previous_secret);
     RUN(test_sid_only_with_own_key);
     RUN(test_mac_equal);
     return UNIT_SUMMARY();
