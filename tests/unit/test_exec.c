@@ -382,6 +382,18 @@ static void test_token_generations(void)
     }
 }
 
+/* A refresh with a token of generation 0 at now and grace, on f: j's
+ * record (from an earlier run) is freed first. */
+static void refresh_on(fake_store *f, exec_job *j, int64_t now, int64_t grace)
+{
+    buf_free(&j->auth_rec);
+    *j = alice_job(0);
+    j->now = now;
+    j->grace = grace;
+    j->refresh = 1;
+    run1(f, j, NULL);
+}
+
 /* A refresh rotates by one compare-and-set; one that loses to another
  * process's refresh with the same token answers that rotation (and writes
  * nothing more); one that loses to a touch tries again; one that always
@@ -389,9 +401,8 @@ static void test_token_generations(void)
 static void test_refresh(void)
 {
     fake_store f = fresh_store();
-    exec_job j = alice_job(0);
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    exec_job j = { .auth_rec = BUF_INIT };
+    refresh_on(&f, &j, NOW, 10);
     CHECK_EQ_INT(j.auth_rc, RC_OK);
     CHECK_EQ_INT(j.op.rc, RC_OK);
     CHECK_EQ_INT(f.swaps, 1);
@@ -403,10 +414,7 @@ static void test_refresh(void)
 
     f = fresh_store();
     f.rotate_first = 1;
-    buf_free(&j.auth_rec);
-    j = alice_job(0);
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    refresh_on(&f, &j, NOW, 10);
     CHECK_EQ_INT(j.op.rc, RC_OK);
     CHECK_EQ_INT(f.swaps, 1);
     CHECK_EQ_INT(f.gen, 1);
@@ -414,43 +422,29 @@ static void test_refresh(void)
 
     f = fresh_store();
     f.touch_first = 2;
-    buf_free(&j.auth_rec);
-    j = alice_job(0);
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    refresh_on(&f, &j, NOW, 10);
     CHECK_EQ_INT(j.op.rc, RC_OK);
     CHECK_EQ_INT(f.swaps, 3);
     CHECK_EQ_INT(f.gen, 1);
 
     f = fresh_store();
     f.touch_first = EXEC_SWAP_ATTEMPTS;
-    buf_free(&j.auth_rec);
-    j = alice_job(0);
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    refresh_on(&f, &j, NOW, 10);
     CHECK_EQ_INT(j.op.rc, RC_UNAVAILABLE);
     CHECK_EQ_INT(f.swaps, EXEC_SWAP_ATTEMPTS);
     CHECK_EQ_INT(f.gen, 0);
 
-    /* the token rotated away by a refresh in another process a moment ago,
-     * outside a grace of 0 s: theft, found by the compare-and-set */
+    /* grace 0: a rotation by another process in the same second (found by
+     * the compare-and-set) is still inside the window ... */
     f = fresh_store();
     f.rotate_first = 1;
-    buf_free(&j.auth_rec);
-    j = alice_job(0);
-    j.grace = 0;
-    j.now = NOW + 1; /* the other refresh was at NOW + 1 too: inside */
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    refresh_on(&f, &j, NOW + 1, 0);
     CHECK_EQ_INT(j.auth_rc, RC_OK);
+    /* ... and one a second before is not: theft, the session closed */
     f = fresh_store();
     f.gen = 1;
     f.rotated_at = NOW - 1;
-    buf_free(&j.auth_rec);
-    j = alice_job(0);
-    j.grace = 0;
-    j.refresh = 1;
-    run1(&f, &j, NULL);
+    refresh_on(&f, &j, NOW, 0);
     CHECK_EQ_INT(j.auth_rc, RC_UNAUTHORIZED);
     CHECK_EQ_INT(f.swaps, 0);
     CHECK_EQ_INT(f.dels, 1);
