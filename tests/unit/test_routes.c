@@ -344,7 +344,7 @@ int main(void)
         return 2;
     }
     policy = (token_policy){ (const unsigned char *)cfg.jwt_secret, cfg.jwt_secret_len, NULL,
-                             NULL, 30, cfg.admin_scope, NULL, 0 };
+                             NULL, 30, cfg.admin_scope, NULL, 0, NULL };
     env = (route_env){ &cfg, &policy, NULL, names, 2 };
     RUN(test_create);
     RUN(test_read);
