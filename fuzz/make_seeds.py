@@ -177,3 +177,54 @@ put("record", "export-escapes", json.dumps({
     "user_agent": "", "ip": "\u0000\"\\", "data": {"k": [1, {"x": "\u00e9\n"}], "e": {}},
     "id": "B" * 22, "user_id": "\u00e9 x", "created_at": 0, "expires_at": 0,
     "last_seen_at": 99999999999}, indent=1).encode())
+
+# JWKS files (fuzz_jwks): real public keys of every supported kind, and
+# the entries a set may hold that are skipped.
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+
+def b64s(n_or_bytes, width=None):
+    if isinstance(n_or_bytes, int):
+        n = n_or_bytes
+        n_or_bytes = n.to_bytes(width or (n.bit_length() + 7) // 8, "big")
+    return b64(n_or_bytes).decode()
+
+
+def rsa_jwk(bits, kid, **extra):
+    pub = rsa.generate_private_key(65537, bits).public_key().public_numbers()
+    return dict(kty="RSA", kid=kid, n=b64s(pub.n), e=b64s(pub.e), **extra)
+
+
+def ec_jwk(curve, crv, width, kid, **extra):
+    pub = ec.generate_private_key(curve).public_key().public_numbers()
+    return dict(kty="EC", crv=crv, kid=kid, x=b64s(pub.x, width), y=b64s(pub.y, width), **extra)
+
+
+def raw_jwk(key, crv, kid):
+    from cryptography.hazmat.primitives import serialization
+    x = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return dict(kty="OKP", crv=crv, kid=kid, x=b64s(x))
+
+
+RSA_K = rsa_jwk(2048, "r1", use="sig", alg="RS256")
+EC_K = ec_jwk(ec.SECP256R1(), "P-256", 32, "e1", use="sig")
+ED_K = raw_jwk(ed25519.Ed25519PrivateKey.generate(), "Ed25519", "o1")
+
+
+def jwks(*keys, compact=True):
+    return json.dumps({"keys": list(keys)}, separators=(",", ":") if compact else None).encode()
+
+
+put("jwks", "every-kind", jwks(RSA_K, EC_K, ED_K, compact=False))
+put("jwks", "rsa-ps256", jwks(rsa_jwk(3072, "r3", alg="PS256", key_ops=["verify"])))
+put("jwks", "ec-only", jwks(EC_K))
+put("jwks", "ed-only", jwks(ED_K))
+put("jwks", "skipped-and-kept", jwks(
+    {"kty": "oct", "kid": "s", "k": "c2VjcmV0"}, rsa_jwk(1024, "small"),
+    ec_jwk(ec.SECP384R1(), "P-384", 48, "p384"), raw_jwk(x25519.X25519PrivateKey.generate(), "X25519", "x"),
+    dict(RSA_K, use="enc", kid="enc"), dict(EC_K, alg="RS256", kid="mismatch"),
+    dict(ED_K, kid=""), {"kty": "RSA", "kid": "no-n", "e": "AQAB"}, ED_K))
+put("jwks", "no-usable", jwks({"kty": "oct", "kid": "s", "k": "c2VjcmV0"}))
+put("jwks", "empty", b'{"keys":[]}')
+put("jwks", "not-object", b'[{"keys":[]}]')
+put("jwks", "dup-kid", jwks(EC_K, dict(EC_K, y=EC_K["x"])))

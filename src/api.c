@@ -60,7 +60,10 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
                                 : "a bearer token is required");
         r->token_presented = 1;
     }
-    rc_t rc = token_verify(c->env->policy, tok.p, tok.len, c->now, &c->who);
+    token_policy pol;
+    rc_t rc = route_policy(c, &pol);
+    if (rc == RC_OK)
+        rc = token_verify(&pol, tok.p, tok.len, c->now, &c->who);
     if (rc == RC_NOMEM)
         return rc;
     if (rc != RC_OK)
@@ -155,18 +158,16 @@ static rc_t serve(http_request *r)
 
 /* ---- set-up ---- */
 
-void api_init(api *a, const config *cfg, exec *e, unsigned groups, http_service *svc)
+void api_init(api *a, const config *cfg, keyring *ring, exec *e, unsigned groups,
+              http_service *svc)
 {
     memset(a, 0, sizeof *a);
+    /* the keys are the keyring's, read per use (route_policy) */
     a->policy = (token_policy){
-        .key = (const unsigned char *)cfg->jwt_secret,
-        .key_len = cfg->jwt_secret_len,
         .issuer = cfg->jwt_issuer,
         .audience = cfg->jwt_audience,
         .leeway = cfg->jwt_leeway,
         .admin_scope = cfg->admin_scope,
-        .previous = (const unsigned char *)cfg->jwt_secret_previous,
-        .previous_len = cfg->jwt_secret_previous_len,
     };
     a->exec = e;
     groups |= GROUP_ALWAYS;
@@ -184,7 +185,7 @@ void api_init(api *a, const config *cfg, exec *e, unsigned groups, http_service 
         };
     }
     a->metric_names[a->nmetrics] = "other";
-    a->env = (route_env){ cfg, &a->policy, a->metric_names, a->nmetrics + 1 };
+    a->env = (route_env){ cfg, &a->policy, ring, a->metric_names, a->nmetrics + 1 };
     svc->cfg = cfg;
     svc->routes = a->routes;
     svc->nroutes = a->nroutes;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "exec.h"
 #include "http.h"
+#include "keys.h"
 #include "routes.h"
 #include "token.h"
 
@@ -27,9 +28,11 @@ typedef struct api {
 } api;
 
 /* Sets a up for the routes of routes_table served by a process of groups
- * (GROUP_ALWAYS is added), with the executor e; cfg and e must outlive a.
- * Then points svc (whose cfg it sets) at it. */
-void api_init(api *a, const config *cfg, exec *e, unsigned groups, http_service *svc);
+ * (GROUP_ALWAYS is added), with the keys in force in ring and the executor
+ * e; cfg, ring and e must outlive a. Then points svc (whose cfg it sets)
+ * at it. */
+void api_init(api *a, const config *cfg, keyring *ring, exec *e, unsigned groups,
+              http_service *svc);
 
 /* The route table as text, one route a line: method, pattern, the
  * executables serving it, its authentication (for `--routes`, which the

@@ -39,6 +39,7 @@ static const cfg_entry table[] = {
     { "PORT", CFG_INT, F(port), 1, 65535, "8080", NULL },
     { "JWT_SECRET", CFG_SECRET, F(jwt_secret), 32, 4096, NULL, NULL },
     { "JWT_SECRET_PREVIOUS", CFG_SECRET, F(jwt_secret_previous), 32, 4096, "", NULL },
+    { "JWT_JWKS_FILE", CFG_STR, F(jwt_jwks_file), 0, 0, NULL, NULL },
     { "JWT_ISSUER", CFG_STR, F(jwt_issuer), 0, 0, NULL, NULL },
     { "JWT_AUDIENCE", CFG_STR, F(jwt_audience), 0, 0, NULL, NULL },
     { "JWT_LEEWAY", CFG_INT, F(jwt_leeway), 0, 3600, "30", NULL },

@@ -26,6 +26,9 @@ typedef struct config {
      * never logged */
     char *jwt_secret_previous;
     size_t jwt_secret_previous_len;
+    /* a JWKS file of an identity provider's public keys (NULL: none);
+     * loaded by keys_from_config (keys.h) */
+    char *jwt_jwks_file;
     char *jwt_issuer;      /* NULL when unset */
     char *jwt_audience;    /* NULL when unset */
     int64_t jwt_leeway;

@@ -12,6 +12,18 @@
 
 #define NOT_FOUND_DETAIL "no live session with this id"
 
+rc_t route_policy(const route_call *c, token_policy *out)
+{
+    *out = *c->env->policy;
+    if (c->env->keys != NULL) {
+        const keys *k = keyring_get(c->env->keys);
+        if (k == NULL)
+            return RC_NOMEM;
+        keys_apply(k, out);
+    }
+    return RC_OK;
+}
+
 rc_t route_fail(route_call *c, rc_t rc, const char *detail)
 {
     snprintf(c->detail_buf, sizeof c->detail_buf, "%s", detail);
@@ -154,7 +166,9 @@ static rc_t render_create(route_call *c)
     if (rc != RC_OK)
         return rc;
     about(c, s->id, strlen(s->id));
-    if ((rc = token_sign_session(c->env->policy, c->user, s->id, s->created_at, s->expires_at,
+    token_policy pol;
+    if ((rc = route_policy(c, &pol)) != RC_OK ||
+        (rc = token_sign_session(&pol, c->user, s->id, s->created_at, s->expires_at,
                                  &token)) != RC_OK)
         return rc;
     if ((rc = session_json_render(s, token, c->out)) == RC_OK &&
@@ -256,7 +270,9 @@ static rc_t render_refresh(route_call *c)
         return route_fail(c, RC_FULL, "the session store is full; retry later");
     if (rc != RC_OK)
         return rc;
-    if ((rc = token_sign_rotated(c->env->policy, c->who.sub, s->id, s->gen, s->rotated_at,
+    token_policy pol;
+    if ((rc = route_policy(c, &pol)) != RC_OK ||
+        (rc = token_sign_rotated(&pol, c->who.sub, s->id, s->gen, s->rotated_at,
                                  s->expires_at, &token)) != RC_OK)
         return rc;
     rc = session_json_render(s, token, c->out);

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "config.h"
 #include "exec.h"
+#include "keys.h"
 #include "rc.h"
 #include "session.h"
 #include "token.h"
@@ -62,7 +63,8 @@ typedef struct route_io {
  * the metrics page prints. */
 typedef struct route_env {
     const config *cfg;
-    const token_policy *policy;
+    const token_policy *policy; /* its keys are the keyring's when keys is set */
+    keyring *keys;              /* the keys in force (NULL: policy's own) */
     const char *const *metric_names;
     unsigned nmetrics;
 } route_env;
@@ -120,6 +122,11 @@ typedef struct route {
 
 extern const route routes_table[];
 extern const size_t routes_count;
+
+/* The token policy in force for c into *out: env's, with the keyring's
+ * keys of this moment. Valid until this thread next asks (keys.h):
+ * fetch it for each use, never keep it. RC_OK or RC_NOMEM. */
+rc_t route_policy(const route_call *c, token_policy *out);
 
 /* Sets c->detail (copied) and returns rc. */
 rc_t route_fail(route_call *c, rc_t rc, const char *detail);

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "exec.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -82,6 +83,27 @@ static void told_closed(void *arg, store_close_reason why, const char *id, str_t
     log_closed(metrics_close_reason_name(reason), id, user.p, user.len);
 }
 
+/* SIGHUP: the keys read again (JWT_JWKS_FILE, and JWT_SECRET and
+ * JWT_SECRET_PREVIOUS from the .env, the real environment still winning)
+ * and put in force whole; or, when anything in them is wrong, one error
+ * line and the keys in force kept. Other settings are read at start only. */
+static void reload_keys(keyring *ring)
+{
+    config next;
+    keys *k = NULL;
+    char err[512];
+    if (config_load(&next, err, sizeof err) != RC_OK ||
+        keys_from_config(&next, &k, err, sizeof err) != RC_OK) {
+        log_msg(LOG_ERROR, "reload refused, the keys in force are kept: %s", err);
+    } else {
+        log_msg(LOG_INFO, "reload: keys in force: JWT_SECRET%s, %zu JWKS key(s)",
+                k->previous ? ", JWT_SECRET_PREVIOUS" : "", jwks_count(k->jwks));
+        keyring_publish(ring, k);
+    }
+    config_free(&next);
+    log_flush();
+}
+
 int server_main(const char *name, unsigned groups, int argc, char **argv)
 {
     config cfg;
@@ -106,11 +128,24 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
         return 2;
     }
     log_set_level((log_level)cfg.log_level);
+    keys *first = NULL;
+    if (keys_from_config(&cfg, &first, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "%s: config: %s\n", name, err);
+        config_free(&cfg);
+        return 2;
+    }
+    keyring *ring = keyring_new(first);
+    if (ring == NULL) {
+        fprintf(stderr, "%s: out of memory\n", name);
+        config_free(&cfg);
+        return 1;
+    }
 
     /* Signals are taken by sigwait below; every thread inherits the mask. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG): 503 */
@@ -120,6 +155,7 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
     rc_t rc = store_open(cfg.store_url, &opt, &store, err, sizeof err);
     if (rc != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);
+        keyring_free(ring);
         config_free(&cfg);
         return rc == RC_INVALID ? 2 : 1;
     }
@@ -144,15 +180,18 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", name);
         goto out;
     }
-    api_init(&app, &cfg, ex, groups, &svc);
+    api_init(&app, &cfg, ring, ex, groups, &svc);
     if (http_start(&svc, err, sizeof err) != RC_OK) {
         fprintf(stderr, "%s: %s\n", name, err);
         goto out;
     }
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP)
+        if (sig == SIGHUP) {
+            reload_keys(ring);
+            sig = 0;
+        }
     log_msg(LOG_INFO, "signal %d: shutting down (finishing requests in flight)", sig);
     http_drain(&svc, 10);
     status = 0;
@@ -170,6 +209,7 @@ out:
     touch_queue_free(h.touches);
     log_flush();
     store_close(store);
+    keyring_free(ring); /* every thread that read it has ended (http_stop) */
     config_free(&cfg);
     return status;
 }

@@ -1,5 +1,6 @@
-/* token.c -- HS256 tokens: our own strict verifier and our own signer, both
- * on OpenSSL's HMAC through a per-thread keyed context. (libjwt signed
+/* token.c -- tokens: our own strict verifier (HS256 on OpenSSL's HMAC
+ * through a per-thread keyed context; the JWKS algorithms through jwks.c)
+ * and our own HS256 signer. (libjwt signed
  * session tokens at first; its JSON, libb64 and one-shot HMAC took half of a
  * create's CPU, see docs/BENCHMARKS.md. The unit tests check every token
  * signed here with libjwt, an independent implementation.) */
@@ -204,7 +205,7 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now, int
  * a session token's liveness is never cached (that is the store's job). */
 
 #define CACHE_SLOTS 256
-#define CACHE_TOKEN_MAX 1024
+#define CACHE_TOKEN_MAX 2048 /* an identity provider's tokens run to 1.5 KiB */
 
 typedef struct cached {
     size_t len; /* 0: empty */
@@ -219,6 +220,7 @@ typedef struct cache {
     size_t key_len, previous_len;
     char *issuer, *audience, *admin_scope;
     int64_t leeway;
+    uint64_t jwks_serial; /* the JWKS's (jwks_serial): a reloaded set is another */
     EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with key; NULL: use one-shot HMAC() */
     cached slot[CACHE_SLOTS];
 } cache;
@@ -275,7 +277,7 @@ static cache *cache_for(const token_policy *p)
     if (c != NULL && c->key_len == p->key_len && c->leeway == p->leeway &&
         CRYPTO_memcmp(c->key, p->key, p->key_len) == 0 && c->previous_len == p->previous_len &&
         (p->previous_len == 0 || CRYPTO_memcmp(c->previous, p->previous, p->previous_len) == 0) &&
-        same_str(c->issuer, p->issuer) &&
+        c->jwks_serial == jwks_serial(p->jwks) && same_str(c->issuer, p->issuer) &&
         same_str(c->audience, p->audience) && same_str(c->admin_scope, p->admin_scope))
         return c;
     if (c == NULL) {
@@ -297,6 +299,7 @@ static cache *cache_for(const token_policy *p)
     if (p->previous_len > 0)
         memcpy(c->previous, p->previous, p->previous_len);
     c->previous_len = p->previous_len;
+    c->jwks_serial = jwks_serial(p->jwks);
     c->leeway = p->leeway;
     if ((p->issuer && !(c->issuer = strdup(p->issuer))) ||
         (p->audience && !(c->audience = strdup(p->audience))) ||
@@ -364,6 +367,46 @@ rc_t token_verify(const token_policy *p, const char *tok, size_t len,
     return rc;
 }
 
+/* The HS256 signature seg[0..slen) of msg[0..mlen), with JWT_SECRET or
+ * JWT_SECRET_PREVIOUS: RC_OK or RC_UNAUTHORIZED. */
+static rc_t verify_hs256(const token_policy *p, const char *msg, size_t mlen, const char *seg,
+                         size_t slen)
+{
+    unsigned char sig[B64_DECODED_MAX(64)], mac[SIG_LEN];
+    size_t siglen;
+    if (slen != B64_ENCODED_LEN(SIG_LEN) || b64url_decode(seg, slen, sig, &siglen) != RC_OK ||
+        siglen != SIG_LEN || hs256(p, msg, mlen, mac) != RC_OK)
+        return RC_UNAUTHORIZED;
+    if (token_mac_equal(mac, sig, SIG_LEN))
+        return RC_OK;
+    /* JWT_SECRET_PREVIOUS: a token signed before the secret's rotation */
+    unsigned int ml = 0;
+    if (p->previous == NULL ||
+        HMAC(EVP_sha256(), p->previous, (int)p->previous_len, (const unsigned char *)msg, mlen,
+             mac, &ml) == NULL ||
+        ml != SIG_LEN || !token_mac_equal(mac, sig, SIG_LEN))
+        return RC_UNAUTHORIZED;
+    return RC_OK;
+}
+
+/* The signature seg[0..slen) of msg[0..mlen) with the JWKS key the
+ * header's "kid" names, for its "alg" (alg): RC_OK, RC_UNAUTHORIZED (no
+ * JWKS, another algorithm, no such key or one of another kind, a wrong
+ * signature) or RC_NOMEM. */
+static rc_t verify_jwks(const token_policy *p, json_t *header, json_t *alg, const char *msg,
+                        size_t mlen, const char *seg, size_t slen)
+{
+    unsigned char sig[JWKS_SIG_MAX];
+    size_t siglen;
+    jwks_alg a = jwks_alg_named(json_string_value(alg), json_string_length(alg));
+    json_t *kid = json_object_get(header, "kid");
+    if (p->jwks == NULL || a == JWKS_ALG_NONE || !json_is_string(kid) ||
+        slen > B64_ENCODED_LEN(JWKS_SIG_MAX) || b64url_decode(seg, slen, sig, &siglen) != RC_OK)
+        return RC_UNAUTHORIZED;
+    return jwks_verify(p->jwks, json_string_value(kid), json_string_length(kid), a,
+                       (const unsigned char *)msg, mlen, sig, siglen);
+}
+
 static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
                             int64_t now, token_claims *out, token_times *t)
 {
@@ -379,37 +422,27 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
     size_t hlen = (size_t)(d1 - tok), plen = (size_t)(d2 - d1 - 1);
     size_t slen = len - (size_t)(d2 + 1 - tok);
 
-    /* Header first: the algorithm is pinned before any key is used. */
+    /* Header first: the algorithm, and with it the keys that may verify
+     * the token, is decided before any key is used. */
     header = decode_object(tok, hlen);
     if (header == NULL)
         goto out;
     json_t *alg = json_object_get(header, "alg");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0 ||
-        json_object_get(header, "crit") != NULL)
+    if (!json_is_string(alg) || json_object_get(header, "crit") != NULL)
         goto out;
-
-    unsigned char sig[B64_DECODED_MAX(64)];
-    size_t siglen;
-    if (slen != B64_ENCODED_LEN(SIG_LEN) ||
-        b64url_decode(d2 + 1, slen, sig, &siglen) != RC_OK || siglen != SIG_LEN)
+    int own_key = strcmp(json_string_value(alg), "HS256") == 0;
+    rc_t vrc = own_key ? verify_hs256(p, tok, (size_t)(d2 - tok), d2 + 1, slen)
+                       : verify_jwks(p, header, alg, tok, (size_t)(d2 - tok), d2 + 1, slen);
+    if (vrc != RC_OK) {
+        rc = vrc == RC_NOMEM ? RC_NOMEM : RC_UNAUTHORIZED;
         goto out;
-    unsigned char mac[SIG_LEN];
-    if (hs256(p, tok, (size_t)(d2 - tok), mac) != RC_OK)
-        goto out;
-    if (!token_mac_equal(mac, sig, SIG_LEN)) {
-        /* JWT_SECRET_PREVIOUS: a token signed before the secret's rotation */
-        unsigned int ml = 0;
-        if (p->previous == NULL ||
-            HMAC(EVP_sha256(), p->previous, (int)p->previous_len, (const unsigned char *)tok,
-                 (size_t)(d2 - tok), mac, &ml) == NULL ||
-            ml != SIG_LEN || !token_mac_equal(mac, sig, SIG_LEN))
-            goto out;
     }
 
     claims = decode_object(d1 + 1, plen);
     if (claims == NULL)
         goto out;
-    rc = check_claims(p, claims, now, 1, out, t); /* HS256: verified with JWT_SECRET */
+    /* only a token of the service's own secrets can be a session token */
+    rc = check_claims(p, claims, now, own_key, out, t);
 out:
     json_decref(header);
     json_decref(claims);

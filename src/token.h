@@ -1,9 +1,11 @@
-/* token.h -- caller tokens in, session tokens out (JWS compact, HS256).
+/* token.h -- caller tokens in, session tokens out (JWS compact).
  *
- * Verification is our own narrow HS256 verifier on OpenSSL's HMAC: the
- * algorithm is pinned, the signature compared in constant time, and the
- * header and claims parsed strictly (one JSON object each, no duplicate
- * keys, no "crit", canonical unpadded base64url). Session tokens are signed
+ * Verification is our own narrow verifier: HS256 on OpenSSL's HMAC with the
+ * service's own secrets, and RS256, PS256, ES256 and EdDSA with the keys of
+ * an identity provider's JWKS (jwks.h), each algorithm tied to its kind of
+ * key and never to another; signatures compared in constant time, header
+ * and claims parsed strictly (one JSON object each, no duplicate keys, no
+ * "crit", canonical unpadded base64url). Session tokens are HS256, signed
  * on the same per-thread keyed HMAC (token.c). Neither path logs or returns
  * token bytes in errors. */
 #ifndef TOKEN_H
@@ -11,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "jwks.h"
 #include "rc.h"
 #include "session.h"
 
@@ -27,6 +30,10 @@ typedef struct token_policy {
      * signed before a rotation of the secret; never signs */
     const unsigned char *previous;
     size_t previous_len;
+    /* JWT_JWKS_FILE's keys (NULL: none): verify caller tokens signed
+     * RS256, PS256, ES256 or EdDSA whose "kid" names one of them; such
+     * tokens are never session tokens */
+    const jwks *jwks;
 } token_policy;
 
 typedef struct token_claims {

@@ -344,8 +344,8 @@ int main(void)
         return 2;
     }
     policy = (token_policy){ (const unsigned char *)cfg.jwt_secret, cfg.jwt_secret_len, NULL,
-                             NULL, 30, cfg.admin_scope, NULL, 0 };
-    env = (route_env){ &cfg, &policy, names, 2 };
+                             NULL, 30, cfg.admin_scope, NULL, 0, NULL };
+    env = (route_env){ &cfg, &policy, NULL, names, 2 };
     RUN(test_create);
     RUN(test_read);
     RUN(test_close);

@@ -22,7 +22,7 @@ static const char HS[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
 static token_policy policy(void)
 {
-    token_policy p = { KEY, KEY_LEN, NULL, NULL, LEEWAY, "session:admin", NULL, 0 };
+    token_policy p = { KEY, KEY_LEN, NULL, NULL, LEEWAY, "session:admin", NULL, 0, NULL };
     return p;
 }
 
