@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import (ec, ed448, ed25519, paddi
                                                        x25519)
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from apitools import (BINARIES, OMIT, SECRET, admin_token, assert_problem,
-                      assert_unauthorized, b64u, hand_token, make_token, q, run_until_exit,
+from apitools import (BINARIES, OMIT, SECRET, RawConn, assert_problem, assert_unauthorized,
+                      b64u, hand_token, http_request_bytes, make_token, q, run_until_exit,
                       std_claims, uid, wait_until)
 
 LMDB = pytest.mark.lmdb_only(reason="JWKS verification and key reloads do not touch the store")
@@ -171,7 +171,8 @@ def skipped_jwks(k):
     off_curve = ec_jwk(k.ec, "ec-offcurve")
     off_curve["y"] = _ub(nums.y ^ 1, 32)
     return [
-        {"kty": "oct", "kid": "oct", "k": b64u(OCT_SECRET), "alg": "HS256"},
+        {"kty": "oct", "kid": "oct", "k": b64u(OCT_SECRET)},
+        {"kty": "oct", "kid": "oct-hs256", "k": b64u(OCT_SECRET), "alg": "HS256"},
         rsa_jwk(k.rs1024, "rsa1024"),
         rsa_jwk(k.rs2047, "rsa2047"),
         ec_jwk(k.ec384, "p384"),
@@ -595,6 +596,7 @@ CONFUSION_CASES = {
     "oct-key-kid": lambda k, u: hs256(c(u), OCT_SECRET, _hdr("HS256", kid="oct")),
     "oct-key-no-kid": lambda k, u: hs256(c(u), OCT_SECRET),
     "oct-k-text-kid": lambda k, u: hs256(c(u), b64u(OCT_SECRET), _hdr("HS256", kid="oct")),
+    "oct-key-alg-hs256-kid": lambda k, u: hs256(c(u), OCT_SECRET, _hdr("HS256", kid="oct-hs256")),
 }
 
 
@@ -788,16 +790,26 @@ def test_reload_adds_a_kid_and_drops_a_removed_one(spawn, keys, tmp_path):
     t_rsa = mint(keys, "rsa", std_claims(user))
     t_ec = mint(keys, "ec", std_claims(user))
     t_ed = mint(keys, "ed", std_claims(user))
-    with requests.Session() as keep:
+
+    def raw_read(conn, tok):
+        conn.send(http_request_bytes("GET", "/users/%s/sessions" % q(user),
+                                     {"Authorization": "Bearer " + tok}))
+        return conn.read_response()
+
+    with requests.Session() as keep, RawConn(srv.port) as raw:
         assert set(statuses(srv, t_rsa, user, keep_alive=keep)) == {200}
         assert works(srv, t_ec, user)
         assert_unauthorized(srv.get("/users/%s/sessions" % q(user), token=t_ed))
+        assert raw_read(raw, t_ec).status == 200
 
         write_file(path, jwks_of(keys, "ec", "ed"), atomic=False)  # rewritten in place
         t0 = hup(srv)
         assert wait_until(lambda: works(srv, t_ed, user), timeout=2.0), \
             "a kid added to the file is not accepted 2 s after SIGHUP"
         after(t0, 1.0)
+        # the connection opened before the reload still serves
+        r = raw_read(raw, t_ed)
+        assert r is not None and r.status == 200, "a kept-alive connection lost: %r" % r
         assert set(statuses(srv, t_rsa, user, keep_alive=keep)) == {401}, \
             "a token of a removed key is still accepted after the reload"
         assert_unauthorized(srv.get("/users/%s/sessions" % q(user), token=t_rsa))
