@@ -259,7 +259,7 @@ static void check_verify(const token_policy *p, const char *tok, size_t len, rc_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    token_policy p = { KEY, sizeof KEY - 1, NULL, NULL, LEEWAY, "session:admin", NULL, 0 };
+    token_policy p = { KEY, sizeof KEY - 1, NULL, NULL, LEEWAY, "session:admin", NULL, 0, NULL };
     if (size > 0 && data[0] == 'I') {
         p.issuer = "iss";
         p.audience = "aud";

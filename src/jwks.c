@@ -186,7 +186,8 @@ static rc_t ec_key(json_t *k, jwks_key *key, char *why, size_t whylen)
     }
     key->pkey = from_params("EC", bld);
     OSSL_PARAM_BLD_free(bld);
-    /* a point off the curve must never be used (invalid-curve attacks) */
+    /* a point off the curve must never be used (invalid-curve attacks):
+     * OpenSSL 3.0's import refuses one already; the check says so here */
     if (key->pkey == NULL || (check = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) == NULL ||
         EVP_PKEY_public_check(check) != 1) {
         EVP_PKEY_CTX_free(check);

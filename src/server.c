@@ -121,6 +121,16 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
                 name);
         return 2;
     }
+    /* Signals are taken by sigwait below; every thread inherits the mask.
+     * Blocked first: a SIGHUP (a reload sent early, at boot) must never
+     * end the process by its default action while it starts. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG): 503 */
     log_init(name, LOG_INFO);
     if (config_load(&cfg, err, sizeof err) != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);
@@ -141,14 +151,6 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
         return 1;
     }
 
-    /* Signals are taken by sigwait below; every thread inherits the mask. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG): 503 */
 
     store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
                           .sync = (store_sync)cfg.lmdb_sync };
