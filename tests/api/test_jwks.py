@@ -187,13 +187,19 @@ def skipped_jwks(k):
     ]
 
 
+def shared_kid_jwks(k):
+    """Entries sharing one kid (CONTRACT-NOTES: providers do during their own
+    rotations; a token passes when one of them that fits its alg verifies it)."""
+    return [rsa_jwk(k.rs2, "shared", alg="RS256"), ec_jwk(k.ec2, "shared", alg="ES256")]
+
+
 def main_jwks(k):
     good = list(good_jwks(k).values())
     bad = skipped_jwks(k)
     mixed = []
     for i in range(max(len(good), len(bad))):  # good and bad keys interleaved
         mixed.extend(bad[i:i + 1] + good[i:i + 1])
-    return {"keys": mixed}
+    return {"keys": mixed + shared_kid_jwks(k)}
 
 
 def jwks_of(k, *kids, extra=()):
@@ -677,6 +683,29 @@ def test_admin_scope_in_a_jwks_token_makes_an_administrator(idp, keys, kid):
 
 
 @LMDB
+def test_hs256_kid_is_ignored(idp, keys):
+    """CONTRACT-NOTES: an HS256 token's kid is ignored, HS256 means the
+    secrets (whatever key of the JWKS the kid names)."""
+    user = uid("hk")
+    for kid in ("rsa", "oct", "nope"):
+        tok = hs256(c(user), SECRET, _hdr("HS256", kid=kid))
+        assert idp.get("/users/%s/sessions" % q(user), token=tok).status_code == 200, kid
+
+
+@LMDB
+def test_entries_sharing_a_kid(idp, keys):
+    """CONTRACT-NOTES: several entries may share a kid; each verifies the
+    tokens of its own alg, and nothing else."""
+    user = uid("sh")
+    assert works(idp, mint(keys, "shared", c(user), alg="RS256", key=keys.rs2), user)
+    assert works(idp, mint(keys, "shared", c(user), alg="ES256", key=keys.ec2), user)
+    for alg, key in (("RS256", keys.rs), ("ES256", keys.ec), ("PS256", keys.rs2),
+                     ("EdDSA", keys.ed)):
+        assert_unauthorized(idp.get("/users/%s/sessions" % q(user),
+                                    token=mint(keys, "shared", c(user), alg=alg, key=key)))
+
+
+@LMDB
 def test_skipped_keys_are_warned_about_and_the_rest_serve(idp, keys):
     # every skipped entry of the main file said so (the file still served:
     # the tests above passed on its usable keys)
@@ -903,6 +932,17 @@ def test_reload_real_environment_still_wins(spawn, keys, tmp_path):
     assert not works(srv, h2, user), "the .env's JWT_SECRET won over the real environment"
     s = srv.create(h1)
     assert signed_with(s["token"], SECRET)
+
+    # CONTRACT-NOTES: a reload takes JWT_JWKS_FILE from the configuration
+    # again, so a path changed in the .env counts
+    other = write_file(tmp_path / "other.json", jwks_of(keys, "ed"))
+    write_file(dotenv, env_text(S2, S1, JWT_JWKS_FILE=str(other)))
+    t_ec = mint(keys, "ec", std_claims(user))
+    t0 = hup(srv)
+    assert wait_until(lambda: not works(srv, t_ec, user), timeout=2.0), \
+        "JWT_JWKS_FILE changed in the .env: the old file still serves 2 s after SIGHUP"
+    after(t0, 1.0)
+    assert works(srv, t_ed, user) and works(srv, h, user) and works(srv, h1, user)
     assert error_lines(srv) == []
 
 
@@ -941,6 +981,8 @@ def test_failed_reload_keeps_every_key_and_logs_one_error(spawn, keys, tmp_path)
         (".env with an empty JWT_SECRET_PREVIOUS", new_file, env_text(S2, "")),
         (".env with a line that is no setting", new_file,
          env_text(S2, S1) + "this line is not a setting\n"),
+        # CONTRACT-NOTES: any value a start would refuse refuses the reload
+        (".env with SESSION_TTL=ten", new_file, env_text(S2, S1, SESSION_TTL="ten")),
     ]
     for what, jwks_content, dotenv in failures:
         if jwks_content is None:
