@@ -403,7 +403,7 @@ rc_t jwks_load(const char *path, jwks **out, jwks_warn_fn warn, void *arg, char 
     char *text = NULL;
     rc_t rc = RC_INVALID;
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not stall a start */
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return RC_INVALID;
