@@ -18,6 +18,8 @@
 #define API_ROUTES_MAX 16
 
 typedef struct api {
+    /* issuer, audience, leeway, admin scope; no keys: route_policy adds
+     * the keyring's to a copy for each use */
     token_policy policy;
     route_env env;
     exec *exec;

@@ -1,9 +1,12 @@
 /* config.c -- the settings table, .env parsing and validation. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "config.h"
 #include "log.h"
 
@@ -63,6 +66,15 @@ static const cfg_entry table[] = {
     { "SESSION_IDLE_TIMEOUT", CFG_INT, F(session_idle_timeout), 0, 31622400, "0", NULL },
     { "SESSION_REFRESH_GRACE", CFG_INT, F(session_refresh_grace), 0, 300, "10", NULL },
 };
+
+/* Frees s after overwriting it: the .env holds the secrets, and no copy of
+ * them is left in freed memory (a reload makes new ones each time). */
+static void forget(char *s, size_t len)
+{
+    if (s != NULL)
+        explicit_bzero(s, len);
+    free(s);
+}
 
 static int has_control(const char *s)
 {
@@ -147,7 +159,9 @@ static rc_t set_value(config *c, const cfg_entry *e, const char *v,
     case CFG_URL: {
         const char *sep = strstr(v, "://");
         if (sep == NULL || sep == v || has_control(v)) {
-            snprintf(err, errlen, "%s: not a scheme://... URL: \"%.60s\"", e->name, v);
+            /* not quoted: a URL may hold a password */
+            snprintf(err, errlen, "%s: not a scheme://... URL without control characters",
+                     e->name);
             return RC_INVALID;
         }
         break;
@@ -216,7 +230,10 @@ void config_free(config *c)
         cfg_type t = table[i].type;
         if (t != CFG_INT && t != CFG_BOOL && t != CFG_ENUM) {
             char **slot = (char **)((char *)c + table[i].offset);
-            free(*slot);
+            if (t == CFG_SECRET)
+                forget(*slot, *slot ? strlen(*slot) : 0);
+            else
+                free(*slot);
             *slot = NULL;
         }
     }
@@ -291,6 +308,7 @@ rc_t config_parse_env(const char *text, size_t len, config_pair_fn fn,
 
 /* ---- loading from the process environment and a .env file ---- */
 
+
 /* The .env file's values, one slot per setting of the table: a line whose
  * key is no setting is parsed and checked, then ignored, so the number of
  * lines never matters (nothing is dropped for want of room). */
@@ -309,7 +327,7 @@ static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
             char *v = strndup(val, vlen);
             if (v == NULL)
                 return 1;
-            free(f->values[i]);
+            forget(f->values[i], f->values[i] ? strlen(f->values[i]) : 0);
             f->values[i] = v; /* a later line wins */
             return 0;
         }
@@ -329,15 +347,31 @@ static const char *lookup_env(const char *name, void *arg)
     return NULL;
 }
 
-static rc_t read_env_file(const char *path, int must_exist, env_file *f,
+/* Reads the .env at path into f. no_wait (a reload): a pipe or socket is
+ * refused rather than read, as nobody may be writing to it and the reload
+ * would wait for ever; at start one is read (ENV_FILE=<(decrypt .env)). */
+static rc_t read_env_file(const char *path, int must_exist, int no_wait, env_file *f,
                           char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (no_wait ? O_NONBLOCK : 0));
+    struct stat st;
+    FILE *fp = NULL;
+    if (fd < 0) {
         if (!must_exist && errno == ENOENT)
             return RC_OK;
         snprintf(err, errlen, "ENV_FILE: cannot read %.200s: %s", path, strerror(errno));
         return RC_INVALID;
+    }
+    if (no_wait && (fstat(fd, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        snprintf(err, errlen, "ENV_FILE: %.200s is a pipe, which a reload never waits on "
+                 "(restart the process to read it)", path);
+        close(fd);
+        return RC_INVALID;
+    }
+    if ((fp = fdopen(fd, "rb")) == NULL) {
+        close(fd);
+        snprintf(err, errlen, "ENV_FILE: out of memory");
+        return RC_NOMEM;
     }
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -349,12 +383,15 @@ static rc_t read_env_file(const char *path, int must_exist, env_file *f,
                 rc = RC_INVALID;
                 goto out;
             }
-            char *p = realloc(text, cap + 8192);
+            char *p = malloc(cap + 8192); /* not realloc: the old copy is wiped */
             if (p == NULL) {
                 rc = RC_NOMEM;
                 snprintf(err, errlen, "ENV_FILE: out of memory");
                 goto out;
             }
+            if (text != NULL)
+                memcpy(p, text, len);
+            forget(text, cap);
             text = p;
             cap += 8192;
         }
@@ -370,7 +407,7 @@ static rc_t read_env_file(const char *path, int must_exist, env_file *f,
     else if (rc != RC_OK)
         snprintf(err, errlen, "ENV_FILE: out of memory");
 out:
-    free(text);
+    forget(text, cap);
     fclose(fp);
     return rc;
 }
@@ -381,26 +418,31 @@ rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
     return load(c, lookup, arg, 1, err, errlen);
 }
 
-static rc_t load_files(config *c, int need_secret, char *err, size_t errlen)
+static rc_t load_files(config *c, int need_secret, int no_wait, char *err, size_t errlen)
 {
     env_file f = { .values = { NULL } };
     const char *path = getenv("ENV_FILE");
-    rc_t rc = read_env_file(path ? path : ".env", path != NULL, &f, err, errlen);
+    rc_t rc = read_env_file(path ? path : ".env", path != NULL, no_wait, &f, err, errlen);
     if (rc == RC_OK)
         rc = load(c, lookup_env, &f, need_secret, err, errlen);
     else
         memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++)
-        free(f.values[i]);
+        forget(f.values[i], f.values[i] ? strlen(f.values[i]) : 0);
     return rc;
 }
 
 rc_t config_load(config *c, char *err, size_t errlen)
 {
-    return load_files(c, 1, err, errlen);
+    return load_files(c, 1, 0, err, errlen);
+}
+
+rc_t config_reload(config *c, char *err, size_t errlen)
+{
+    return load_files(c, 1, 1, err, errlen);
 }
 
 rc_t config_load_tool(config *c, char *err, size_t errlen)
 {
-    return load_files(c, 0, err, errlen);
+    return load_files(c, 0, 0, err, errlen);
 }

@@ -64,6 +64,9 @@ rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
 /* Reads ENV_FILE (or ./.env when ENV_FILE is unset and the file exists),
  * then the environment, into c. Same contract as config_load_from. */
 rc_t config_load(config *c, char *err, size_t errlen);
+/* config_load for a reload (SIGHUP): the same, except that an ENV_FILE
+ * that is a pipe is refused, as a reload must never wait for a writer. */
+rc_t config_reload(config *c, char *err, size_t errlen);
 /* config_load for a tool that opens the store but signs and verifies no
  * token (sessionctl): the same sources and checks, but JWT_SECRET may be
  * unset. */

@@ -177,29 +177,59 @@ static rc_t ec_key(json_t *k, jwks_key *key, char *why, size_t whylen)
         snprintf(why, whylen, "EC coordinates that are not %d bytes", P256_BYTES);
         return RC_INVALID;
     }
+    rc_t rc = RC_NOMEM;
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
-                                         1 + 2 * P256_BYTES) != 1) {
-        OSSL_PARAM_BLD_free(bld);
-        return RC_NOMEM;
-    }
+                                         1 + 2 * P256_BYTES) != 1)
+        goto out;
     key->pkey = from_params("EC", bld);
-    OSSL_PARAM_BLD_free(bld);
     /* a point off the curve must never be used (invalid-curve attacks):
      * OpenSSL 3.0's import refuses one already; the check says so here */
     if (key->pkey == NULL || (check = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) == NULL ||
         EVP_PKEY_public_check(check) != 1) {
-        EVP_PKEY_CTX_free(check);
         EVP_PKEY_free(key->pkey);
         key->pkey = NULL;
         snprintf(why, whylen, "an EC point that is not on P-256");
-        return RC_INVALID;
+        rc = RC_INVALID;
+        goto out;
     }
-    EVP_PKEY_CTX_free(check);
     key->type = KTY_EC;
     key->sig_len = 2 * P256_BYTES;
-    return RC_OK;
+    rc = RC_OK;
+out:
+    EVP_PKEY_CTX_free(check);
+    OSSL_PARAM_BLD_free(bld);
+    return rc;
+}
+
+/* The encodings of the Ed25519 points of small order (y, little-endian;
+ * the sign bit of x, bit 255, is ignored): 0, 1, the two y of the points
+ * of order 8, p - 1, and 0 and 1 again written as p and p + 1. With such a
+ * point as the public key, R = that point and S = 0 verify any message:
+ * OpenSSL 3.0 does not refuse them, so we do. */
+static const unsigned char SMALL_ORDER[][ED25519_BYTES] = {
+    { 0x00 },
+    { 0x01 },
+    { 0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+      0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05 },
+    { 0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+      0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a },
+    { 0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },
+    { 0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },
+    { 0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },
+};
+
+static int small_order(const unsigned char x[ED25519_BYTES])
+{
+    for (size_t i = 0; i < sizeof SMALL_ORDER / sizeof SMALL_ORDER[0]; i++)
+        if (memcmp(x, SMALL_ORDER[i], ED25519_BYTES - 1) == 0 &&
+            (x[ED25519_BYTES - 1] & 0x7f) == SMALL_ORDER[i][ED25519_BYTES - 1])
+            return 1;
+    return 0;
 }
 
 static rc_t okp_key(json_t *k, jwks_key *key, char *why, size_t whylen)
@@ -214,6 +244,10 @@ static rc_t okp_key(json_t *k, jwks_key *key, char *why, size_t whylen)
         return RC_INVALID;
     if (xl != ED25519_BYTES) {
         snprintf(why, whylen, "an Ed25519 key that is not %d bytes", ED25519_BYTES);
+        return RC_INVALID;
+    }
+    if (small_order(x)) {
+        snprintf(why, whylen, "an Ed25519 point of small order (it would verify forgeries)");
         return RC_INVALID;
     }
     key->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xl);
@@ -431,7 +465,7 @@ rc_t jwks_load(const char *path, jwks **out, jwks_warn_fn warn, void *arg, char 
         }
         got += (size_t)r;
     }
-    char inner[200];
+    char inner[400];
     rc = jwks_parse(text, got, out, warn, arg, inner, sizeof inner);
     if (rc == RC_INVALID)
         snprintf(err, errlen, "%s: %s", path, inner);
@@ -492,11 +526,13 @@ static rc_t verify_with(const jwks_key *key, jwks_alg alg, const unsigned char *
         return RC_UNAUTHORIZED;
     if (alg == JWKS_ES256) {
         if ((slen = ecdsa_der(sig, der, sizeof der)) == 0)
-            return RC_UNAUTHORIZED;
+            goto out;
         sig = der;
     }
-    if ((md = EVP_MD_CTX_new()) == NULL)
-        return RC_NOMEM;
+    if ((md = EVP_MD_CTX_new()) == NULL) {
+        rc = RC_NOMEM;
+        goto out;
+    }
     const char *digest = alg == JWKS_EDDSA ? NULL : "SHA256";
     if (EVP_DigestVerifyInit_ex(md, &pctx, digest, NULL, NULL, key->pkey, NULL) != 1)
         goto out;
@@ -512,7 +548,7 @@ static rc_t verify_with(const jwks_key *key, jwks_alg alg, const unsigned char *
         rc = RC_OK;
 out:
     EVP_MD_CTX_free(md); /* frees pctx too */
-    ERR_clear_error();
+    ERR_clear_error();   /* no failure of ours left for the thread's next caller */
     return rc;
 }
 
@@ -521,11 +557,13 @@ rc_t jwks_verify(const jwks *ks, const char *kid, size_t kid_len, jwks_alg alg,
 {
     if (ks == NULL || alg == JWKS_ALG_NONE)
         return RC_UNAUTHORIZED;
-    for (size_t i = 0; i < ks->n; i++) {
+    unsigned tried = 0;
+    for (size_t i = 0; i < ks->n && tried < JWKS_TRIES_MAX; i++) {
         const jwks_key *k = &ks->keys[i];
         if (k->kid_len != kid_len || memcmp(k->kid, kid, kid_len) != 0 || !fits(k->type, alg) ||
             (k->pinned != JWKS_ALG_NONE && k->pinned != alg))
             continue;
+        tried++;
         rc_t rc = verify_with(k, alg, msg, mlen, sig, slen);
         if (rc != RC_UNAUTHORIZED)
             return rc;

@@ -17,6 +17,7 @@
 #define JWKS_KEYS_MAX 256           /* entries of its "keys" array */
 #define JWKS_KID_MAX 256            /* bytes of a "kid" */
 #define JWKS_SIG_MAX 1024           /* bytes of a signature (an 8192-bit RSA key's) */
+#define JWKS_TRIES_MAX 4            /* keys tried for one token (entries sharing a kid) */
 
 typedef enum jwks_alg {
     JWKS_ALG_NONE = 0, /* not an algorithm a JWKS key verifies */
@@ -38,14 +39,15 @@ jwks_alg jwks_alg_named(const char *name, size_t len);
 /* Parses a JWKS from text[0..len). Pure: no I/O. Entries that cannot be
  * used (no "kid", an unsupported "kty", "crv" or "alg", "use" other than
  * "sig", an RSA modulus outside 2048..8192 bits, a point off its curve,
- * malformed members) are skipped, each told to warn (which may be NULL).
+ * malformed members, an Ed25519 point of small order) are skipped, each told to warn (which may be NULL).
  * RC_OK: *out holds at least one usable key; the caller frees it with
  * jwks_free. RC_INVALID: not one JSON object with a "keys" array, or no
  * usable key; one line saying why in err. RC_NOMEM. */
 rc_t jwks_parse(const char *text, size_t len, jwks **out, jwks_warn_fn warn, void *arg,
                 char *err, size_t errlen);
 
-/* jwks_parse of the file at path (at most JWKS_FILE_MAX bytes); a file
+/* jwks_parse of the file at path: a regular file of at most JWKS_FILE_MAX
+ * bytes (opened without waiting: a FIFO is refused, never waited on). One
  * that cannot be read is RC_INVALID too, with the reason in err. */
 rc_t jwks_load(const char *path, jwks **out, jwks_warn_fn warn, void *arg, char *err,
                size_t errlen);
@@ -60,7 +62,8 @@ size_t jwks_count(const jwks *ks);
 uint64_t jwks_serial(const jwks *ks);
 
 /* Verifies the JWS signature sig[0..slen) of msg[0..mlen) (a token's
- * "header.claims") for alg with a key of ks named kid[0..kid_len). RC_OK;
+ * "header.claims") for alg with a key of ks named kid[0..kid_len) (the
+ * first JWKS_TRIES_MAX of them that fit alg, when entries share it). RC_OK;
  * or RC_UNAUTHORIZED: no such key, or its type, curve or pinned "alg" does
  * not fit alg, or the signature is wrong or malformed; or RC_NOMEM. */
 rc_t jwks_verify(const jwks *ks, const char *kid, size_t kid_len, jwks_alg alg,

@@ -27,7 +27,8 @@ typedef struct keys {
     unsigned char *previous; /* JWT_SECRET_PREVIOUS, NULL: none; never logged */
     size_t previous_len;
     jwks *jwks;              /* JWT_JWKS_FILE's keys, NULL: none */
-    /* the keyring's */
+    /* the keyring's own, under its lock: never touched by readers (and a
+     * published set is freed by the keyring only, never by keys_free) */
     uint64_t serial;
     unsigned refs;
     struct keyring *ring;
@@ -48,7 +49,8 @@ rc_t keys_new(const char *secret, size_t secret_len, const char *previous, size_
 /* Frees a set that was never published. */
 void keys_free(keys *k);
 
-/* Points p's keys (key, previous, jwks) at k's. */
+/* Points p's keys (key, previous, jwks) at k's: valid as long as k is
+ * (for a set from keyring_get, until this thread's next keyring_get). */
 void keys_apply(const keys *k, token_policy *p);
 
 /* A keyring whose first set in force is initial (taken). NULL when out of

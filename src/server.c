@@ -92,7 +92,7 @@ static void reload_keys(keyring *ring)
     config next;
     keys *k = NULL;
     char err[512];
-    if (config_load(&next, err, sizeof err) != RC_OK ||
+    if (config_reload(&next, err, sizeof err) != RC_OK ||
         keys_from_config(&next, &k, err, sizeof err) != RC_OK) {
         log_msg(LOG_ERROR, "reload refused, the keys in force are kept: %s", err);
     } else {
@@ -139,10 +139,11 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
     }
     log_set_level((log_level)cfg.log_level);
     keys *first = NULL;
-    if (keys_from_config(&cfg, &first, err, sizeof err) != RC_OK) {
-        fprintf(stderr, "%s: config: %s\n", name, err);
+    rc_t krc = keys_from_config(&cfg, &first, err, sizeof err);
+    if (krc != RC_OK) {
+        fprintf(stderr, "%s: %s%s\n", name, krc == RC_INVALID ? "config: " : "", err);
         config_free(&cfg);
-        return 2;
+        return krc == RC_INVALID ? 2 : 1;
     }
     keyring *ring = keyring_new(first);
     if (ring == NULL) {
@@ -150,7 +151,6 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-
 
     store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
                           .sync = (store_sync)cfg.lmdb_sync };

@@ -245,9 +245,17 @@ static EVP_MAC_CTX *keyed_mac(const unsigned char *key, size_t key_len)
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
+/* Wipes the secrets a cache keeps. */
+static void cache_forget_keys(cache *c)
+{
+    OPENSSL_cleanse(c->key, sizeof c->key);
+    OPENSSL_cleanse(c->previous, sizeof c->previous);
+}
+
 static void cache_free(void *arg)
 {
     cache *c = arg;
+    cache_forget_keys(c);
     free(c->issuer);
     free(c->audience);
     free(c->admin_scope);
@@ -293,6 +301,7 @@ static cache *cache_for(const token_policy *p)
         EVP_MAC_CTX_free(c->mac);
         c->mac = NULL;
         memset(c->slot, 0, sizeof c->slot);
+        cache_forget_keys(c); /* a rotated secret is not kept */
     }
     memcpy(c->key, p->key, p->key_len);
     c->key_len = p->key_len;

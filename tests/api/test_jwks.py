@@ -1013,6 +1013,32 @@ def test_failed_reload_keeps_every_key_and_logs_one_error(spawn, keys, tmp_path)
 
 
 @LMDB
+def test_reload_never_waits_on_a_pipe_as_env_file(spawn, keys, tmp_path):
+    # ENV_FILE may be a pipe at start (ENV_FILE=<(decrypt .env)); on SIGHUP
+    # nobody writes to it: the reload must refuse it (one error line, keys
+    # kept) rather than wait, and the process must still obey SIGTERM
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "w") as f:
+            f.write(env_text(S1))
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    srv = _started(spawn("sessiond", env={"JWT_SECRET": None, "ENV_FILE": str(fifo)}))
+    writer.join(timeout=5)
+    user = uid("fifo")
+    assert works(srv, hs_caller(user, S1), user)
+    hup(srv)
+    assert wait_until(lambda: len(error_lines(srv)) == 1, timeout=3.0), \
+        "no error line within 3 s of SIGHUP with a pipe as ENV_FILE:\n" + srv.stderr_text()[-2000:]
+    assert "ENV_FILE" in error_lines(srv)[0].get("msg", "")
+    assert works(srv, hs_caller(user, S1), user)
+    rc, took = srv.terminate()
+    assert rc == 0 and took < 4.5, "SIGTERM after a reload: exit %s after %.1f s" % (rc, took)
+
+
+@LMDB
 @pytest.mark.parametrize("binary,method,path,want", [
     ("createSession", "POST", "/session", 201),
     ("readSession", "GET", "/users/{u}/sessions", 200),

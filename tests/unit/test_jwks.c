@@ -326,6 +326,29 @@ static void test_unusable_keys_are_skipped(void)
     skipped("{\"kid\":\"a\",\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}", "bytes");
     skipped("{\"kid\":\"a\",\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\"}", "\"y\"");
     skipped("{\"kid\":\"a\",\"kty\":\"EC\",\"x\":\"AAAA\",\"y\":\"AAAA\"}", "P-256");
+    /* OKP: the points of small order, in every encoding OpenSSL would take:
+     * with one of them as the key, a signature of R = that point and S = 0
+     * verifies any message (a universal forgery) */
+    static const char *const small_order[] = {
+        "0000000000000000000000000000000000000000000000000000000000000000", /* order 4 */
+        "0100000000000000000000000000000000000000000000000000000000000000", /* identity */
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", /* order 8 */
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", /* order 8 */
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p - 1: order 2 */
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p: 0 again */
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p + 1: 1 again */
+    };
+    for (size_t i = 0; i < sizeof small_order / sizeof small_order[0]; i++)
+        for (int sign = 0; sign < 2; sign++) { /* with the sign bit of x clear and set */
+            unsigned char raw[32];
+            char x[64];
+            for (int j = 0; j < 32; j++)
+                sscanf(small_order[i] + 2 * j, "%2hhx", &raw[j]);
+            raw[31] = (unsigned char)(sign ? raw[31] | 0x80 : raw[31] & 0x7f);
+            b64url_encode(raw, 32, x);
+            snprintf(k, sizeof k, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"a\",\"x\":\"%s\"}", x);
+            skipped(k, "small order");
+        }
     /* OKP: a short key, no x */
     skipped("{\"kid\":\"a\",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}", "bytes");
     skipped("{\"kid\":\"a\",\"kty\":\"OKP\",\"crv\":\"Ed25519\"}", "\"x\"");
@@ -529,6 +552,28 @@ static void test_signatures_are_checked(void)
     free(h);
     free(rs);
     free(ps);
+    jwks_free(ks);
+}
+
+/* The forgery a small-order key allows, end to end: the key is not
+ * loaded, so the token is refused. */
+static void test_small_order_ed25519_forgery(void)
+{
+    unsigned char id[32] = { 1 }, sig[64] = { 1 }; /* R = identity, S = 0 */
+    char x[64], set[2400], good[2000];
+    b64url_encode(id, 32, x);
+    jwk(ed25519, "fine", "", good, sizeof good);
+    snprintf(set, sizeof set, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"weak\",\"x\":\"%s\"},%s", x, good);
+    jwks *ks = NULL;
+    CHECK_EQ_INT(parse_set(set, &ks), RC_OK);
+    char *h = b64_json("{\"alg\":\"EdDSA\",\"kid\":\"weak\"}");
+    char *c = b64_json(claims_for("anyone", ",\"scope\":\"session:admin\""));
+    char tok[1200];
+    int n = snprintf(tok, sizeof tok, "%s.%s.", h, c);
+    b64url_encode(sig, 64, tok + n);
+    CHECK(!accepted(ks, tok));
+    free(h);
+    free(c);
     jwks_free(ks);
 }
 
@@ -806,6 +851,7 @@ int main(void)
     RUN(test_load);
     RUN(test_tokens_of_every_algorithm);
     RUN(test_signatures_are_checked);
+    RUN(test_small_order_ed25519_forgery);
     RUN(test_es256_takes_only_raw_signatures);
     RUN(test_hs256_never_with_a_jwks_key);
     RUN(test_claims_as_for_hs256);
