@@ -132,7 +132,10 @@ clean:
 $(BUILD)/store_bench: bench/store_bench.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-bench: deps-bench all $(BUILD)/store_bench
+$(BUILD)/token_bench: bench/token_bench.c $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench: deps-bench all $(BUILD)/store_bench $(BUILD)/token_bench
 	bench/run.sh
 
 deps-bench:

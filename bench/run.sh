@@ -2,7 +2,9 @@
 # run.sh -- `make bench`: sessiond on LMDB and on Redis against nginx's static
 # `return 200` on the same machine, in one run, with wrk (1 thread, 32
 # connections). Prints requests/s, p50 and p99 and each rate as a ratio to
-# nginx's, then the in-process store micro-benchmark and the scale figures.
+# nginx's, then the in-process store and token micro-benchmarks and the
+# scale figures. Every sessiond also verifies caller tokens signed RS256 and
+# ES256 with the keys of a JWKS minted for the run (build/token_bench).
 #
 # Environment: BENCH_SECONDS (default 5) per measurement, BENCH_WARMUP (1),
 # BENCH_SCALE (default 1000000) sessions for the scale test (0 skips it).
@@ -39,6 +41,15 @@ wait_port() { # port: wait until something answers HTTP there
 export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
 export BENCH_DIR="$ROOT/bench"
 NPROC=$(nproc)
+
+# An identity provider's keys for every sessiond of the run (RSA-2048,
+# P-256, Ed25519; the private keys stay in token_bench), and caller tokens
+# signed with them for the user that creates the sessions read below.
+mkdir -p "$TMP/jwks"
+"$ROOT/$BUILD/token_bench" --mint "$TMP/jwks" bench-user
+export JWT_JWKS_FILE="$TMP/jwks/jwks.json"
+CALLER_RS256=$(cat "$TMP/jwks/rs256.tok")
+CALLER_ES256=$(cat "$TMP/jwks/es256.tok")
 
 # ---- servers ----
 NGINX_PORT=$(free_port)
@@ -108,27 +119,50 @@ measure_nginx() {
     record "nginx static-200" "$@"
 }
 
-# A session and its token on each server, for read and validate; and one
-# with an idle timeout of IDLE_TIMEOUT seconds, whose validates record the
-# use before answering once per max(2, IDLE_TIMEOUT/20) s (40: every 2 s,
-# the most often any idle timeout writes).
-IDLE_TIMEOUT=40
+# A session and its token on each server, for read and validate.
 prepare() { # label port
     made=$(curl -s -X POST "http://127.0.0.1:$2/session" -H "Authorization: Bearer $CALLER")
     eval "SID_$1=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
     eval "STOK_$1=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
-    made=$(curl -s -X POST "http://127.0.0.1:$2/session" -H "Authorization: Bearer $CALLER" \
-        -H "Content-Type: application/json" -d "{\"idle_timeout\":$IDLE_TIMEOUT}")
-    eval "ITOK_$1=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+}
+
+# The token of a new session with an idle timeout of IDLE_TIMEOUT seconds,
+# whose validates record the use before answering once per
+# max(2, IDLE_TIMEOUT/20) s (40: every 2 s, the most often any idle timeout
+# writes). A new one every round: a round lasts longer than 40 s, so the
+# idle timeout would end one session between its rounds (and every later
+# validate of it would be a 401).
+IDLE_TIMEOUT=40
+idle_session() { # base url -> prints the session token
+    curl -s -X POST "$1/session" -H "Authorization: Bearer $CALLER" \
+        -H "Content-Type: application/json" -d "{\"idle_timeout\":$IDLE_TIMEOUT}" |
+        sed 's/.*"token":"\([^"]*\)".*/\1/'
 }
 
 measure_reads() { # label port
-    eval "sid=\$SID_$1 stok=\$STOK_$1 itok=\$ITOK_$1"
+    eval "sid=\$SID_$1 stok=\$STOK_$1"
     base="http://127.0.0.1:$2"
-    set -- $(wrk_run "$base/session/$sid" get.lua -H "Authorization: Bearer $CALLER")
-    record "$label read" "$@"
+    # read of the same session with the caller token signed HS256 (the
+    # service's secret), RS256 and ES256 (the JWKS), in turns: each round
+    # starts one further along (HS256 RS256 ES256, RS256 ES256 HS256, ...),
+    # so over three rounds each comes first, second and last once
+    case $((r % 3)) in
+        0) algs="HS256 RS256 ES256" ;;
+        1) algs="RS256 ES256 HS256" ;;
+        *) algs="ES256 HS256 RS256" ;;
+    esac
+    for alg in $algs; do
+        case $alg in
+            HS256) tok=$CALLER; what=read ;;
+            RS256) tok=$CALLER_RS256; what="read($alg)" ;;
+            *) tok=$CALLER_ES256; what="read($alg)" ;;
+        esac
+        set -- $(wrk_run "$base/session/$sid" get.lua -H "Authorization: Bearer $tok")
+        record "$label $what" "$@"
+    done
     # validate with and without an idle timeout, in turns (first one, then
     # the other first: a machine that slows down over a round favours none)
+    itok=$(idle_session "$base")
     for which in $( [ $((r % 2)) = 0 ] && echo "plain idle" || echo "idle plain"); do
         if [ "$which" = plain ]; then
             set -- $(wrk_run "$base/validate" get.lua -H "Authorization: Bearer $stok")
@@ -164,7 +198,7 @@ measure_writes() { # label port
 
 ROUNDS=${BENCH_ROUNDS:-3}
 echo "bench: wrk -t1 -c$CONNS -d${SECS}s (after ${WARM}s warm-up) on $NPROC CPUs; nginx: $NPROC workers"
-echo "bench: read and validate: $ROUNDS rounds, each next to an nginx run; medians below"
+echo "bench: read (caller token HS256, RS256, ES256) and validate: $ROUNDS rounds, each next to an nginx run; medians below"
 prepare lmdb "$LMDB_PORT"
 prepare redis "$REDISD_PORT"
 r=0
@@ -190,6 +224,13 @@ report() {
                 if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
+        # the median of x[i] / y[i]: runs i of two scenarios measured in
+        # the same round, so next to each other in time
+        function paired(x, y,    i, m, a, b, list) {
+            m = split(x, a, " "); split(y, b, " ")
+            for (i = 1; i <= m; i++) list = list " " a[i] / b[i]
+            return median(list, m)
+        }
         {
             key = $1 " " $2
             if (!(key in n)) order[++k] = key
@@ -211,6 +252,18 @@ report() {
                 if ((a in n) && (b in n))
                     printf "%s: validate with an idle timeout / without: %.3f (medians)\n", stores[i],
                         median(rps[a], n[a]) / median(rps[b], n[b])
+                # a caller token from the JWKS against one of the secret,
+                # as the ratio of the medians and as the median of the
+                # ratios within each round (less moved by a machine whose
+                # speed changes from one round to the next)
+                b = stores[i] " read"
+                for (j = 1; j <= 2; j++) {
+                    a = stores[i] (j == 1 ? " read(RS256)" : " read(ES256)")
+                    if ((a in n) && (b in n) && n[a] == n[b])
+                        printf "%s: %s / read (HS256): %.3f (medians), %.3f (median of the rounds)\n",
+                            stores[i], substr(a, length(stores[i]) + 2),
+                            median(rps[a], n[a]) / median(rps[b], n[b]), paired(rps[a], rps[b])
+                }
             }
         }' "$1"
 }
@@ -222,6 +275,10 @@ echo
 echo "store micro-benchmark (ops/s, one thread, in process; puts and deletes are durable one by one):"
 "$ROOT/$BUILD/store_bench" "lmdb://$TMP/micro" 2000
 "$ROOT/$BUILD/store_bench" "redis://127.0.0.1:$REDIS_PORT/1" 2000
+
+# ---- token micro-benchmark (in process, one thread) ----
+echo
+"$ROOT/$BUILD/token_bench"
 
 # ---- scale ----
 if [ "$SCALE" -gt 0 ]; then
