@@ -15,7 +15,7 @@ mode=${1:-run}
 build_pkgs="gcc make pkg-config libc6-dev openssl curl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
 # test: scan-build is a perl script (perl is pulled in by git, but a bare
 # system has neither)
-test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server redis-tools nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
 
 bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools"
 

@@ -29,7 +29,8 @@ import pytest
 
 import apitools
 from apitools import LmdbStores, Pool, RedisStores
-from redistools import Redis
+from redistools import Redis, RedisCluster, RedisSentinelSet, require_redis_cli, \
+    require_redis_server
 
 STORE_KINDS = ("lmdb", "redis")
 # Database numbers the suite's redis-server offers; every spawned process
@@ -73,6 +74,63 @@ def suite_redis(tmp_path_factory):
     if died:
         pytest.fail("the suite's redis-server died during the run; log:\n%s"
                     % red.log_text()[-3000:], pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# Redis high availability (API.md "(v2) Redis high availability", issue 15)
+# --------------------------------------------------------------------------
+#
+# suite_sentinel (1 primary, 2 replicas, 3 Sentinels) and suite_cluster (3
+# primaries, 3 replicas), each started on first use and stopped at the end of
+# the session.  They are NOT store parameters yet: the service does not speak
+# redis-sentinel:// or redis-cluster:// so far.  When it does, they plug in
+# like RedisStores (apitools.py):
+#
+#   STORE_KINDS = ("lmdb", "redis", "sentinel", "cluster")
+#   stores(): "sentinel" -> SentinelStores(request.getfixturevalue("suite_sentinel"))
+#             "cluster"  -> ClusterStores(request.getfixturevalue("suite_cluster"))
+#
+#   SentinelStores.url(store, workdir): suite_sentinel.url(db) with a database
+#       number per store (suite_sentinel.new_db(), exactly as RedisStores).
+#   ClusterStores.url(store, workdir): a cluster has database 0 only, so a
+#       store cannot be a database number: either the service learns a key
+#       prefix (e.g. a REDIS_KEY_PREFIX setting, or a URL parameter), and each
+#       store gets its own prefix, or the cluster is flushed (FLUSHALL on every
+#       primary) between stores that may not share sessions -- which only
+#       works while no two modules' servers are alive at once.
+#
+# Tests that kill nodes (failover under load) must start topologies of their
+# own (RedisSentinelSet / RedisCluster in a tmp dir, about 2 s each), never
+# these shared ones.
+
+
+def _topology_fixture(topology):
+    topology.start()
+    yield topology
+    died = [n for n in topology.all_nodes() if not n.alive() and n not in topology.killed]
+    logs = topology.logs() if died else ""
+    topology.stop()
+    if died:
+        pytest.fail("the suite's %s lost %s during the run:\n%s"
+                    % (topology.kind, ", ".join(repr(n) for n in died), logs), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def suite_sentinel(tmp_path_factory):
+    """The session's Redis Sentinel set (started on first use, stopped at
+    the end): 1 primary, 2 replicas, 3 Sentinels, no passwords."""
+    require_redis_server()
+    yield from _topology_fixture(RedisSentinelSet(tmp_path_factory.mktemp("suite-sentinel"),
+                                                  databases=SUITE_REDIS_DATABASES))
+
+
+@pytest.fixture(scope="session")
+def suite_cluster(tmp_path_factory):
+    """The session's Redis Cluster (started on first use, stopped at the
+    end): 3 primaries, 1 replica each, no password."""
+    require_redis_server()
+    require_redis_cli()
+    yield from _topology_fixture(RedisCluster(tmp_path_factory.mktemp("suite-cluster")))
 
 
 @pytest.fixture(scope="module")
