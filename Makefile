@@ -111,7 +111,7 @@ lint:
 # instrumentation in build/fuzz/, one binary per parser.
 FUZZ_SECONDS ?= 60
 TEST_FUZZ_SECONDS ?= 5
-FUZZ_TARGETS := token body env path cookie record jwks
+FUZZ_TARGETS := token body env path cookie record jwks redis
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 
 fuzz-build:

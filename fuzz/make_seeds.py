@@ -178,6 +178,71 @@ put("record", "export-escapes", json.dumps({
     "id": "B" * 22, "user_id": "\u00e9 x", "created_at": 0, "expires_at": 0,
     "last_seen_at": 99999999999}, indent=1).encode())
 
+# fuzz_redis: every input goes to the slot function, the MOVED/ASK parser,
+# the CLUSTER SLOTS map (as RESP) and the URL parser of each redis form.
+# Redirections as Redis 7.0.15 sends them, with every endpoint type:
+put("redis", "moved-ip", b"MOVED 12182 127.0.0.1:47003")
+put("redis", "moved-hostname", b"MOVED 12182 node-47003.example:47003")
+put("redis", "moved-same-host", b"MOVED 12182 :47003")
+put("redis", "moved-unknown", b"MOVED 12182 ?:47003")
+put("redis", "ask", b"ASK 100 127.0.0.1:47002")
+put("redis", "moved-ipv6", b"MOVED 3999 2001:db8::7:1:6381")
+put("redis", "moved-leading-zero", b"MOVED 012 h:6379")
+put("redis", "tryagain", b"TRYAGAIN Multiple keys request during rehashing of slot")
+# keys and hash tags
+put("redis", "key-tag", b"{user1000}.following")
+put("redis", "key-empty-tag", b"a{}b{c}")
+put("redis", "key-nested", b"{{a}}")
+put("redis", "key-two-tags", b"foo{bar}{zap}")
+put("redis", "key-binary", bytes(range(256)))
+# URLs: each form is tried as redis://, redis-sentinel:// and redis-cluster://
+put("redis", "url-plain", b":p%40ss@[::1]:6380/3")
+put("redis", "url-sentinel", b"alice:s%3Acret@s1:26379,[::1]:26380,10.0.0.3:26381/mymaster/2")
+put("redis", "url-cluster", b":pw@n1:7000,n2:7001,[2001:db8::5]:7002")
+put("redis", "url-16-hosts", b",".join(b"h:%d" % p for p in range(1, 17)) + b"/m")
+put("redis", "url-17-hosts", b",".join(b"h:%d" % p for p in range(1, 18)))
+put("redis", "url-trailing-comma", b"n1:7000,")
+put("redis", "url-master-128", b"s:1/" + b"m" * 128)
+put("redis", "url-duplicate", b"n:1,n:1")
+
+
+def resp(x):
+    """RESP2 text of x: int, bytes (bulk), None (nil) or a list (array)."""
+    if x is None:
+        return b"$-1\r\n"
+    if isinstance(x, int):
+        return b":%d\r\n" % x
+    if isinstance(x, bytes):
+        return b"$%d\r\n%s\r\n" % (len(x), x)
+    return b"*%d\r\n" % len(x) + b"".join(resp(e) for e in x)
+
+
+IDS = [b"84fe6f4f9d8b854f08875563bb4dd1bc57a8f846", b"be59e57b56a2bbb548ebbfc89471542bc794eec7",
+       b"241e0f5b40295746b963640cfd3dbb69175368a6", b"d7eeca1515dbee334d00c5c9f3767c289f2392b8"]
+# CLUSTER SLOTS of Redis 7.0.15 with cluster-preferred-endpoint-type ip,
+# hostname (one node without: "?") and unknown-endpoint (a NULL host)
+put("redis", "slots-ip", resp([
+    [0, 9, [b"127.0.0.1", 47003, IDS[2], []], [b"127.0.0.1", 47006, IDS[3], []]],
+    [10, 5460, [b"127.0.0.1", 47001, IDS[0], [b"hostname", b"node-47001.example"]]],
+    [5461, 10922, [b"127.0.0.1", 47002, IDS[1], [b"hostname", b"node-47002.example"]]],
+    [10923, 16383, [b"127.0.0.1", 47003, IDS[2], []], [b"127.0.0.1", 47006, IDS[3], []]]]))
+put("redis", "slots-hostname", resp([
+    [0, 5460, [b"node-47001.example", 47001, IDS[0], [b"ip", b"127.0.0.1"]]],
+    [5461, 10922, [b"node-47002.example", 47002, IDS[1], [b"ip", b"127.0.0.1"]]],
+    [10923, 16383, [b"?", 47003, IDS[2], [b"ip", b"127.0.0.1"]]]]))
+put("redis", "slots-unknown-endpoint", resp([
+    [0, 5460, [None, 47001, IDS[0], [b"ip", b"127.0.0.1", b"hostname", b"node-47001.example"]]],
+    [5461, 16383, [None, 47002, IDS[1], [b"ip", b"::1"]]]]))
+put("redis", "slots-redis3", resp([[0, 8191, [b"10.0.0.1", 7000]], [8192, 16383, [b"::1", 7001]]]))
+put("redis", "slots-overlap", resp([[0, 10, [b"h", 7000]], [10, 20, [b"i", 7000]]]))
+put("redis", "slots-two-ids", resp([[0, 1, [b"h", 7000, IDS[0]]], [2, 3, [b"h", 7000, IDS[1]]]]))
+put("redis", "slots-64-primaries", resp([[i, i, [b"h", 7000 + i]] for i in range(64)]))
+put("redis", "slots-65-primaries", resp([[i, i, [b"h", 7000 + i]] for i in range(65)]))
+put("redis", "slots-replica-empty-ip", resp([
+    [0, 16383, [b"", 7000, IDS[0], [b"ip", b"", b"hostname", b""]], [None, 7001, IDS[1], []]]]))
+put("redis", "slots-empty", b"*0\r\n")
+put("redis", "slots-error", b"-ERR This instance has cluster support disabled\r\n")
+
 # JWKS files (fuzz_jwks): real public keys of every supported kind, and
 # the entries a set may hold that are skipped.
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519

@@ -7,9 +7,9 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-60}
 DIR=build/fuzz
-for t in token body env path cookie record jwks; do
+for t in token body env path cookie record jwks redis; do
     case $t in
-    token) dict=token ;; body|record) dict=json ;; env) dict=env ;; jwks) dict=jwks ;; *) dict=path ;;
+    token) dict=token ;; body|record) dict=json ;; env) dict=env ;; jwks) dict=jwks ;; redis) dict=redis ;; *) dict=path ;;
     esac
     scratch=$(mktemp -d /tmp/fuzz-$t.XXXXXX)
     echo "== fuzz_$t for ${SECS}s"

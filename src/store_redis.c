@@ -55,50 +55,32 @@ typedef struct rconn {
 
 /* ---- URL ---- */
 
-rc_t store_redis_url_parse(const char *t, size_t len, redis_url *u, char *err, size_t errlen)
+static const char *const url_scheme[] = {"redis://", "redis-sentinel://", "redis-cluster://"};
+
+static int name_char(char c)
 {
-    memset(u, 0, sizeof *u);
-    u->port = 6379;
-    const char *end = t + len;
-    const char *at = NULL;
-    for (const char *p = t; p < end; p++)
-        if (*p == '@')
-            at = p; /* the last '@': a password may hold '@' only if encoded */
-    const char *h = t;
-    if (at != NULL) {
-        const char *colon = memchr(t, ':', (size_t)(at - t));
-        if (colon == NULL) {
-            snprintf(err, errlen, "STORE_URL: credentials must be [user]:password@");
-            return RC_INVALID;
-        }
-        size_t ul = (size_t)(colon - t), pl = (size_t)(at - colon - 1), n;
-        if (ul >= sizeof u->user || pl >= sizeof u->password ||
-            str_pct_decode(t, ul, u->user, &n) != RC_OK || memchr(u->user, '\0', n)) {
-            snprintf(err, errlen, "STORE_URL: bad user name");
-            return RC_INVALID;
-        }
-        u->user[n] = '\0';
-        if (str_pct_decode(colon + 1, pl, u->password, &n) != RC_OK ||
-            memchr(u->password, '\0', n)) {
-            snprintf(err, errlen, "STORE_URL: bad password encoding");
-            return RC_INVALID;
-        }
-        u->password[n] = '\0';
-        u->has_password = n > 0;
-        h = at + 1;
-    }
-    const char *slash = memchr(h, '/', (size_t)(end - h));
-    const char *hend = slash ? slash : end;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_';
+}
+
+/* Parses one host[:port] in [h, hend): a name of [A-Za-z0-9._-] or an
+ * [IPv6] address, into host (room for REDIS_URL_HOST_MAX + 1; NUL-terminated,
+ * no brackets) and *port (left alone when there is no port and need_port is
+ * 0). The refusals of redis:// are worded as they always were. */
+static rc_t endpoint_parse(const char *h, const char *hend, int need_port, const char *scheme,
+                           char *host, int *port, char *err, size_t errlen)
+{
     const char *pstart = NULL;
     if (h < hend && *h == '[') {
         const char *close = memchr(h, ']', (size_t)(hend - h));
-        if (close == NULL || close == h + 1 || (size_t)(close - h - 1) >= sizeof u->host) {
+        if (close == NULL || close == h + 1 || (size_t)(close - h - 1) > REDIS_URL_HOST_MAX) {
             snprintf(err, errlen, "STORE_URL: bad [IPv6] host");
             return RC_INVALID;
         }
-        memcpy(u->host, h + 1, (size_t)(close - h - 1));
+        memcpy(host, h + 1, (size_t)(close - h - 1));
+        host[close - h - 1] = '\0';
         unsigned char addr[16];
-        if (inet_pton(AF_INET6, u->host, addr) != 1) {
+        if (inet_pton(AF_INET6, host, addr) != 1) {
             snprintf(err, errlen, "STORE_URL: [host] must be an IPv6 address");
             return RC_INVALID;
         }
@@ -112,45 +94,184 @@ rc_t store_redis_url_parse(const char *t, size_t len, redis_url *u, char *err, s
     } else {
         const char *colon = memchr(h, ':', (size_t)(hend - h));
         const char *nend = colon ? colon : hend;
-        if (nend == h || (size_t)(nend - h) >= sizeof u->host) {
-            snprintf(err, errlen, "STORE_URL: redis:// needs a host");
+        if (nend == h || (size_t)(nend - h) > REDIS_URL_HOST_MAX) {
+            snprintf(err, errlen, "STORE_URL: %s needs a host", scheme);
             return RC_INVALID;
         }
         for (const char *p = h; p < nend; p++) {
-            char c = *p;
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-' || c == '_')) {
+            if (!name_char(*p)) {
                 snprintf(err, errlen, "STORE_URL: bad character in host");
                 return RC_INVALID;
             }
         }
-        memcpy(u->host, h, (size_t)(nend - h));
+        memcpy(host, h, (size_t)(nend - h));
+        host[nend - h] = '\0';
         if (colon)
             pstart = colon + 1;
     }
+    if (pstart == NULL && need_port) {
+        snprintf(err, errlen, "STORE_URL: %s needs host:port for every host", scheme);
+        return RC_INVALID;
+    }
     if (pstart != NULL) {
-        long port = 0;
+        long n = 0;
         const char *p = pstart;
-        for (; p < hend && *p >= '0' && *p <= '9' && port <= 65535; p++)
-            port = port * 10 + (*p - '0');
-        if (p != hend || p == pstart || port < 1 || port > 65535) {
+        for (; p < hend && *p >= '0' && *p <= '9' && n <= 65535; p++)
+            n = n * 10 + (*p - '0');
+        if (p != hend || p == pstart || n < 1 || n > 65535) {
             snprintf(err, errlen, "STORE_URL: port must be 1..65535");
             return RC_INVALID;
         }
-        u->port = (int)port;
-    }
-    if (slash != NULL && slash + 1 < end) {
-        long db = 0;
-        const char *p = slash + 1;
-        for (; p < end && *p >= '0' && *p <= '9' && db < 100000; p++)
-            db = db * 10 + (*p - '0');
-        if (p != end || db > 65535) {
-            snprintf(err, errlen, "STORE_URL: database must be a number");
-            return RC_INVALID;
-        }
-        u->db = (int)db;
+        *port = (int)n;
     }
     return RC_OK;
+}
+
+/* A database number in [p, end): digits, 0..65535; empty is 0. */
+static rc_t db_parse(const char *p, const char *end, int *db, char *err, size_t errlen)
+{
+    long n = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && n < 100000; p++)
+        n = n * 10 + (*p - '0');
+    if (p != end || n > 65535) {
+        snprintf(err, errlen, "STORE_URL: database must be a number");
+        return RC_INVALID;
+    }
+    *db = (int)n;
+    return RC_OK;
+}
+
+/* Parses host:port[,host:port...] in [h, hend) into u->hosts. */
+static rc_t host_list_parse(const char *h, const char *hend, const char *scheme, redis_url *u,
+                            char *err, size_t errlen)
+{
+    for (const char *p = h;;) {
+        const char *comma = memchr(p, ',', (size_t)(hend - p));
+        const char *pend = comma ? comma : hend;
+        if (pend == p) {
+            snprintf(err, errlen, "STORE_URL: %s needs host:port[,host:port...] with no empty entry",
+                     scheme);
+            return RC_INVALID;
+        }
+        if (u->nhosts == REDIS_URL_HOSTS_MAX) {
+            snprintf(err, errlen, "STORE_URL: more than %d hosts", REDIS_URL_HOSTS_MAX);
+            return RC_INVALID;
+        }
+        redis_url_host *e = &u->hosts[u->nhosts];
+        rc_t rc = endpoint_parse(p, pend, 1, scheme, e->host, &e->port, err, errlen);
+        if (rc != RC_OK)
+            return rc;
+        for (size_t i = 0; i < u->nhosts; i++) {
+            if (u->hosts[i].port == e->port && strcmp(u->hosts[i].host, e->host) == 0) {
+                snprintf(err, errlen, "STORE_URL: a host:port is listed twice");
+                return RC_INVALID;
+            }
+        }
+        u->nhosts++;
+        if (comma == NULL)
+            return RC_OK;
+        p = comma + 1;
+    }
+}
+
+/* Reads master-name[/db] in [p, end) (after the hosts' '/') into u. */
+static rc_t master_parse(const char *p, const char *end, redis_url *u, char *err, size_t errlen)
+{
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *nend = slash ? slash : end;
+    if (nend == p || (size_t)(nend - p) > REDIS_URL_MASTER_MAX) {
+        snprintf(err, errlen, "STORE_URL: redis-sentinel:// needs a master name of 1..%d bytes",
+                 REDIS_URL_MASTER_MAX);
+        return RC_INVALID;
+    }
+    for (const char *q = p; q < nend; q++) {
+        if (!name_char(*q)) {
+            snprintf(err, errlen, "STORE_URL: a master name is made of [A-Za-z0-9._-]");
+            return RC_INVALID;
+        }
+    }
+    memcpy(u->master, p, (size_t)(nend - p));
+    u->master[nend - p] = '\0';
+    return slash ? db_parse(slash + 1, end, &u->db, err, errlen) : RC_OK;
+}
+
+rc_t store_redis_url_parse_as(redis_url_kind kind, const char *t, size_t len, redis_url *u,
+                              char *err, size_t errlen)
+{
+    memset(u, 0, sizeof *u);
+    u->port = 6379;
+    if (kind != REDIS_URL_PLAIN && kind != REDIS_URL_SENTINEL && kind != REDIS_URL_CLUSTER) {
+        snprintf(err, errlen, "STORE_URL: not a redis URL");
+        return RC_INVALID;
+    }
+    u->kind = kind;
+    const char *scheme = url_scheme[kind];
+    const char *end = t + len;
+    const char *at = NULL;
+    for (const char *p = t; p < end; p++)
+        if (*p == '@')
+            at = p; /* the last '@': a password may hold '@' only if encoded */
+    const char *h = t;
+    if (at != NULL) {
+        const char *colon = memchr(t, ':', (size_t)(at - t));
+        if (colon == NULL) {
+            snprintf(err, errlen, "STORE_URL: credentials must be [user]:password@");
+            goto refused;
+        }
+        size_t ul = (size_t)(colon - t), pl = (size_t)(at - colon - 1), n;
+        if (ul >= sizeof u->user || pl >= sizeof u->password ||
+            str_pct_decode(t, ul, u->user, &n) != RC_OK || memchr(u->user, '\0', n)) {
+            snprintf(err, errlen, "STORE_URL: bad user name");
+            goto refused;
+        }
+        u->user[n] = '\0';
+        if (str_pct_decode(colon + 1, pl, u->password, &n) != RC_OK ||
+            memchr(u->password, '\0', n)) {
+            snprintf(err, errlen, "STORE_URL: bad password encoding");
+            goto refused;
+        }
+        u->password[n] = '\0';
+        u->has_password = n > 0;
+        h = at + 1;
+    }
+    const char *slash = memchr(h, '/', (size_t)(end - h));
+    const char *hend = slash ? slash : end;
+    if (kind == REDIS_URL_PLAIN) {
+        if (endpoint_parse(h, hend, 0, scheme, u->hosts[0].host, &u->port, err, errlen) != RC_OK)
+            goto refused;
+        u->hosts[0].port = u->port;
+        u->nhosts = 1;
+        if (slash != NULL && slash + 1 < end &&
+            db_parse(slash + 1, end, &u->db, err, errlen) != RC_OK)
+            goto refused;
+    } else {
+        if (host_list_parse(h, hend, scheme, u, err, errlen) != RC_OK)
+            goto refused;
+        if (kind == REDIS_URL_CLUSTER && slash != NULL) {
+            snprintf(err, errlen,
+                     "STORE_URL: redis-cluster:// takes no database (a cluster has only database 0)");
+            goto refused;
+        }
+        if (kind == REDIS_URL_SENTINEL && slash == NULL) {
+            snprintf(err, errlen, "STORE_URL: redis-sentinel:// needs /master-name after the hosts");
+            goto refused;
+        }
+        if (kind == REDIS_URL_SENTINEL && master_parse(slash + 1, end, u, err, errlen) != RC_OK)
+            goto refused;
+        u->port = u->hosts[0].port;
+    }
+    memcpy(u->host, u->hosts[0].host, sizeof u->host);
+    return RC_OK;
+refused:
+    /* nothing half-parsed is left behind, the password least of all */
+    explicit_bzero(u, sizeof *u);
+    u->port = 6379;
+    return RC_INVALID;
+}
+
+rc_t store_redis_url_parse(const char *t, size_t len, redis_url *u, char *err, size_t errlen)
+{
+    return store_redis_url_parse_as(REDIS_URL_PLAIN, t, len, u, err, errlen);
 }
 
 /* ---- connections ---- */

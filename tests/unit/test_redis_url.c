@@ -1,6 +1,9 @@
 /* test_redis_url.c -- store_redis_url_parse, the pure parser of the part of
  * STORE_URL after "redis://": [[user]:password@]host[:port][/db]
- * (docs/REDIS.md, src/store_redis.h). No Redis is needed. */
+ * (docs/REDIS.md, src/store_redis.h), and store_redis_url_parse_as for the
+ * parts after "redis-sentinel://" (host:port[,host:port...]/master-name[/db])
+ * and "redis-cluster://" (host:port[,host:port...]). No Redis is needed. */
+#include <stdlib.h>
 #include <string.h>
 #include "store_redis.h"
 #include "unit.h"
@@ -25,6 +28,11 @@ static rc_t parse(const char *target, redis_url *u)
         CHECK_STR_EQ(u_.password, password_);                             \
         CHECK_EQ_INT(u_.has_password, has_pw_);                           \
         CHECK_EQ_INT(u_.db, db_);                                         \
+        CHECK_EQ_INT(u_.kind, REDIS_URL_PLAIN);                           \
+        CHECK_EQ_INT(u_.nhosts, 1);                                       \
+        CHECK_STR_EQ(u_.hosts[0].host, host_);                            \
+        CHECK_EQ_INT(u_.hosts[0].port, port_);                            \
+        CHECK_STR_EQ(u_.master, "");                                      \
     } while (0)
 
 /* Refused with RC_INVALID and an error line that names STORE_URL. */
@@ -219,6 +227,290 @@ static void test_lengths(void)
     CHECK_EQ_INT(u.db, 0);
 }
 
+/* ---- redis-sentinel:// and redis-cluster:// ---- */
+
+static const char *const SCHEME[] = {"redis://", "redis-sentinel://", "redis-cluster://"};
+
+static rc_t parse_as(redis_url_kind kind, const char *target, redis_url *u)
+{
+    err[0] = '\0';
+    memset(u, 0x5a, sizeof *u); /* garbage: the parser must reset */
+    return store_redis_url_parse_as(kind, target, strlen(target), u, err, sizeof err);
+}
+
+/* Parses target as kind and checks the common fields; hosts is
+ * "host port host port ..." as one string of words. */
+static void check_list(int line, redis_url_kind kind, const char *target, const char *hosts,
+                       const char *user, const char *password, const char *master, int db)
+{
+    redis_url *u = malloc(sizeof *u);
+    if (u == NULL)
+        return;
+    unit_checks++;
+    rc_t rc = parse_as(kind, target, u);
+    if (rc != RC_OK) {
+        UNIT_FAIL_AT(__FILE__, line, "%s%s: want RC_OK, got %d (%s)", SCHEME[kind], target,
+                     (int)rc, err);
+        free(u);
+        return;
+    }
+    char want[2048], got[2048] = "";
+    snprintf(want, sizeof want, "%s", hosts);
+    size_t n = 0;
+    for (size_t i = 0; i < u->nhosts && i < REDIS_URL_HOSTS_MAX; i++)
+        n += (size_t)snprintf(got + n, sizeof got - n, "%s%s %d", i ? " " : "", u->hosts[i].host,
+                              u->hosts[i].port);
+    if (strcmp(want, got) != 0 || u->kind != kind || strcmp(u->user, user) != 0 ||
+        strcmp(u->password, password) != 0 || u->has_password != (password[0] != '\0') ||
+        strcmp(u->master, master) != 0 || u->db != db || strcmp(u->host, u->hosts[0].host) != 0 ||
+        u->port != u->hosts[0].port)
+        UNIT_FAIL_AT(__FILE__, line,
+                     "%s%s: got kind %d hosts \"%s\" user \"%s\" password \"%s\" master \"%s\" "
+                     "db %d host \"%s\" port %d",
+                     SCHEME[kind], target, (int)u->kind, got, u->user, u->password, u->master,
+                     u->db, u->host, u->port);
+    free(u);
+}
+
+#define CHECK_SENTINEL(target, hosts, user, password, master, db) \
+    check_list(__LINE__, REDIS_URL_SENTINEL, target, hosts, user, password, master, db)
+#define CHECK_CLUSTER(target, hosts, user, password) \
+    check_list(__LINE__, REDIS_URL_CLUSTER, target, hosts, user, password, "", 0)
+
+/* Refused with RC_INVALID, an error that names STORE_URL and (when want is
+ * not NULL) says want, and nothing left in *u. */
+static void check_refused_as(int line, redis_url_kind kind, const char *target, const char *want)
+{
+    redis_url *u = malloc(sizeof *u);
+    if (u == NULL)
+        return;
+    rc_t rc = parse_as(kind, target, u);
+    unit_checks++;
+    if (rc != RC_INVALID)
+        UNIT_FAIL_AT(__FILE__, line, "%s%s: want RC_INVALID, got %d", SCHEME[kind], target,
+                     (int)rc);
+    else if (strstr(err, "STORE_URL") == NULL || (want != NULL && strstr(err, want) == NULL))
+        UNIT_FAIL_AT(__FILE__, line, "%s%s: error \"%s\" (want STORE_URL and \"%s\")",
+                     SCHEME[kind], target, err, want ? want : "");
+    else if (u->password[0] != '\0' || u->user[0] != '\0' || u->host[0] != '\0' || u->nhosts != 0)
+        UNIT_FAIL_AT(__FILE__, line, "%s%s: refused, but fields are left behind", SCHEME[kind],
+                     target);
+    free(u);
+}
+
+#define CHECK_SENTINEL_REFUSED(target, want) \
+    check_refused_as(__LINE__, REDIS_URL_SENTINEL, target, want)
+#define CHECK_CLUSTER_REFUSED(target, want) \
+    check_refused_as(__LINE__, REDIS_URL_CLUSTER, target, want)
+
+static void test_plain_through_parse_as(void)
+{
+    redis_url u, v;
+    const char *t = "al%69ce:p%40ss@[::1]:6380/4";
+    CHECK_EQ_INT(parse_as(REDIS_URL_PLAIN, t, &u), RC_OK);
+    CHECK_EQ_INT(parse(t, &v), RC_OK);
+    CHECK_STR_EQ(u.host, "::1");
+    CHECK_STR_EQ(u.user, "alice");
+    CHECK_STR_EQ(u.password, "p@ss");
+    CHECK_EQ_INT(u.port, 6380);
+    CHECK_EQ_INT(u.db, 4);
+    CHECK_STR_EQ(v.host, u.host);
+    CHECK_EQ_INT(v.port, u.port);
+    CHECK_EQ_INT(v.db, u.db);
+    /* a list is not a redis:// host */
+    CHECK_EQ_INT(parse_as(REDIS_URL_PLAIN, "h:1,i:2", &u), RC_INVALID);
+    /* an unknown kind */
+    CHECK_EQ_INT(parse_as((redis_url_kind)3, "h:1", &u), RC_INVALID);
+    CHECK_EQ_INT(parse_as((redis_url_kind)-1, "h:1", &u), RC_INVALID);
+}
+
+static void test_sentinel_valid(void)
+{
+    CHECK_SENTINEL("127.0.0.1:26379/mymaster", "127.0.0.1 26379", "", "", "mymaster", 0);
+    CHECK_SENTINEL("s1:26379,s2:26380,s3:26381/mymaster/3",
+                   "s1 26379 s2 26380 s3 26381", "", "", "mymaster", 3);
+    CHECK_SENTINEL("[::1]:26379,[fe80::1:2]:26380,10.0.0.1:1/m", "::1 26379 fe80::1:2 26380 10.0.0.1 1",
+                   "", "", "m", 0);
+    CHECK_SENTINEL(":secret@s1:26379/mymaster", "s1 26379", "", "secret", "mymaster", 0);
+    CHECK_SENTINEL("alice:secret@s1:26379,s2:26379/mymaster/15", "s1 26379 s2 26379", "alice",
+                   "secret", "mymaster", 15);
+    CHECK_SENTINEL(":@s1:1/m", "s1 1", "", "", "m", 0);
+    /* percent-encoding in credentials, as for redis:// */
+    CHECK_SENTINEL("u%3Ax:p%40ss%3Aw%2Fd@s:26379/m", "s 26379", "u:x", "p@ss:w/d", "m", 0);
+    CHECK_SENTINEL(":a@b@s:26379/m", "s 26379", "", "a@b", "m", 0);
+    CHECK_SENTINEL(":a/b@s:26379/m/2", "s 26379", "", "a/b", "m", 2);
+    CHECK_SENTINEL(":a,b@s:26379/m", "s 26379", "", "a,b", "m", 0);
+    /* master names: the whole alphabet, 128 bytes */
+    CHECK_SENTINEL("s:1/Az09._-", "s 1", "", "", "Az09._-", 0);
+    CHECK_SENTINEL("s:1/m/", "s 1", "", "", "m", 0);       /* empty db: 0 */
+    CHECK_SENTINEL("s:1/m/65535", "s 1", "", "", "m", 65535);
+    char t[512], name[200];
+    memset(name, 'n', 128);
+    name[128] = '\0';
+    snprintf(t, sizeof t, "s:1/%s/1", name);
+    CHECK_SENTINEL(t, "s 1", "", "", name, 1);
+    /* the same port on different hosts, the same host on different ports */
+    CHECK_SENTINEL("a:1,b:1,a:2/m", "a 1 b 1 a 2", "", "", "m", 0);
+    /* 16 Sentinels */
+    CHECK_SENTINEL("h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16/m",
+                   "h 1 h 2 h 3 h 4 h 5 h 6 h 7 h 8 h 9 h 10 h 11 h 12 h 13 h 14 h 15 h 16", "",
+                   "", "m", 0);
+    /* len bounds the parse */
+    redis_url u;
+    CHECK_EQ_INT(store_redis_url_parse_as(REDIS_URL_SENTINEL, "s:1/m/2trailing", 7, &u, err,
+                                          sizeof err), RC_OK);
+    CHECK_STR_EQ(u.master, "m");
+    CHECK_EQ_INT(u.db, 2);
+}
+
+static void test_cluster_valid(void)
+{
+    CHECK_CLUSTER("127.0.0.1:7000", "127.0.0.1 7000", "", "");
+    CHECK_CLUSTER("n1:7000,n2:7001,n3:7002", "n1 7000 n2 7001 n3 7002", "", "");
+    CHECK_CLUSTER("[::1]:7000,[2001:db8::5]:7001", "::1 7000 2001:db8::5 7001", "", "");
+    CHECK_CLUSTER(":pw@n1:7000,n2:7000", "n1 7000 n2 7000", "", "pw");
+    CHECK_CLUSTER("default:pw@n1:7000", "n1 7000", "default", "pw");
+    CHECK_CLUSTER(":p%40ss%3Aw%2Fd@n:1", "n 1", "", "p@ss:w/d");
+    CHECK_CLUSTER(":%25%2f%2F@n:65535", "n 65535", "", "%//");
+    CHECK_CLUSTER("u%3Ax:%C3%A9t%C3%A9@n:1", "n 1", "u:x", "\xc3\xa9t\xc3\xa9");
+    CHECK_CLUSTER(":a+b@n:1", "n 1", "", "a+b");
+    CHECK_CLUSTER("n:06379", "n 6379", "", "");
+    CHECK_CLUSTER("h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16",
+                  "h 1 h 2 h 3 h 4 h 5 h 6 h 7 h 8 h 9 h 10 h 11 h 12 h 13 h 14 h 15 h 16", "", "");
+    /* hosts of 255 bytes */
+    char t[600], host[300];
+    memset(host, 'a', 255);
+    host[255] = '\0';
+    snprintf(t, sizeof t, "%s:1", host);
+    char want[320];
+    snprintf(want, sizeof want, "%s 1", host);
+    CHECK_CLUSTER(t, want, "", "");
+}
+
+static void test_sentinel_refused(void)
+{
+    /* the host list */
+    CHECK_SENTINEL_REFUSED("", NULL);
+    CHECK_SENTINEL_REFUSED("/mymaster", "needs host:port");
+    CHECK_SENTINEL_REFUSED(":pw@/mymaster", "needs host:port");
+    CHECK_SENTINEL_REFUSED("s1:26379,/mymaster", "no empty entry");
+    CHECK_SENTINEL_REFUSED(",s1:26379/mymaster", "no empty entry");
+    CHECK_SENTINEL_REFUSED("s1:26379,,s2:26379/mymaster", "no empty entry");
+    CHECK_SENTINEL_REFUSED(",/m", "no empty entry");
+    CHECK_SENTINEL_REFUSED("s1/mymaster", "needs host:port for every host");
+    CHECK_SENTINEL_REFUSED("s1:26379,s2/mymaster", "needs host:port for every host");
+    CHECK_SENTINEL_REFUSED("[::1]/mymaster", "needs host:port for every host");
+    CHECK_SENTINEL_REFUSED(":26379/mymaster", "needs a host");
+    CHECK_SENTINEL_REFUSED("s1:26379,:26380/m", "needs a host");
+    CHECK_SENTINEL_REFUSED("s1:26379,s1:26379/m", "twice");
+    CHECK_SENTINEL_REFUSED("h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16,"
+                           "h:17/m", "more than 16 hosts");
+    /* ports */
+    CHECK_SENTINEL_REFUSED("s:0/m", "port");
+    CHECK_SENTINEL_REFUSED("s:65536/m", "port");
+    CHECK_SENTINEL_REFUSED("s:4294967297/m", "port");
+    CHECK_SENTINEL_REFUSED("s:1,t:99999/m", "port");
+    CHECK_SENTINEL_REFUSED("s:/m", "port");
+    CHECK_SENTINEL_REFUSED("s:-1/m", "port");
+    CHECK_SENTINEL_REFUSED("s:1x/m", "port");
+    CHECK_SENTINEL_REFUSED("s:1:2/m", "port");
+    CHECK_SENTINEL_REFUSED("s: 1/m", "port");
+    CHECK_SENTINEL_REFUSED("[::1]:0/m", "port");
+    /* hosts */
+    CHECK_SENTINEL_REFUSED("s s:1/m", "bad character");
+    CHECK_SENTINEL_REFUSED("s;t:1/m", "bad character");
+    CHECK_SENTINEL_REFUSED("s%41:1/m", "bad character");
+    CHECK_SENTINEL_REFUSED("::1:26379/m", NULL);
+    CHECK_SENTINEL_REFUSED("[::1:26379/m", "IPv6");
+    CHECK_SENTINEL_REFUSED("[]:1/m", "IPv6");
+    CHECK_SENTINEL_REFUSED("[127.0.0.1]:1/m", "IPv6");
+    CHECK_SENTINEL_REFUSED("[::1]x:1/m", "junk after");
+    /* the master name */
+    CHECK_SENTINEL_REFUSED("s:26379", "needs /master-name");
+    CHECK_SENTINEL_REFUSED("s1:26379,s2:26379", "needs /master-name");
+    CHECK_SENTINEL_REFUSED("s:26379/", "master name of 1..128");
+    CHECK_SENTINEL_REFUSED("s:26379//0", "master name of 1..128");
+    CHECK_SENTINEL_REFUSED("s:26379/my master", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/my%20master", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/m:1", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/m,n", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/m\xc3\xa9", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/m?x=1", "[A-Za-z0-9._-]");
+    CHECK_SENTINEL_REFUSED("s:26379/m#f", "[A-Za-z0-9._-]");
+    char t[512], name[200];
+    memset(name, 'n', 129);
+    name[129] = '\0';
+    snprintf(t, sizeof t, "s:1/%s", name);
+    CHECK_SENTINEL_REFUSED(t, "master name of 1..128");
+    /* the database */
+    CHECK_SENTINEL_REFUSED("s:1/m/x", "database");
+    CHECK_SENTINEL_REFUSED("s:1/m/-1", "database");
+    CHECK_SENTINEL_REFUSED("s:1/m/65536", "database");
+    CHECK_SENTINEL_REFUSED("s:1/m/1/2", "database");
+    CHECK_SENTINEL_REFUSED("s:1/m/99999999999999999999", "database");
+    /* credentials, as for redis:// */
+    CHECK_SENTINEL_REFUSED("user@s:1/m", "credentials");
+    CHECK_SENTINEL_REFUSED(":%zz@s:1/m", "password");
+    CHECK_SENTINEL_REFUSED(":%00@s:1/m", "password");
+    CHECK_SENTINEL_REFUSED(":abc%@s:1/m", "password");
+    CHECK_SENTINEL_REFUSED("u%00:pw@s:1/m", "user");
+    /* the error never quotes the URL: it may hold a password */
+    redis_url u;
+    CHECK_EQ_INT(parse_as(REDIS_URL_SENTINEL, ":hunter2@s:1/bad name", &u), RC_INVALID);
+    CHECK(strstr(err, "hunter2") == NULL);
+    CHECK(strstr(err, "bad name") == NULL);
+}
+
+static void test_cluster_refused(void)
+{
+    CHECK_CLUSTER_REFUSED("", NULL);
+    CHECK_CLUSTER_REFUSED(":pw@", NULL);
+    CHECK_CLUSTER_REFUSED("n1:7000,", "no empty entry");
+    CHECK_CLUSTER_REFUSED(",n1:7000", "no empty entry");
+    CHECK_CLUSTER_REFUSED("n1:7000,,n2:7001", "no empty entry");
+    CHECK_CLUSTER_REFUSED(",", "no empty entry");
+    CHECK_CLUSTER_REFUSED("n1", "needs host:port for every host");
+    CHECK_CLUSTER_REFUSED("n1:7000,n2", "needs host:port for every host");
+    CHECK_CLUSTER_REFUSED("[::1]", "needs host:port for every host");
+    CHECK_CLUSTER_REFUSED("n1:7000,n1:7000", "twice");
+    CHECK_CLUSTER_REFUSED("[::1]:7000,[::1]:7000", "twice");
+    CHECK_CLUSTER_REFUSED("h:1,h:2,h:3,h:4,h:5,h:6,h:7,h:8,h:9,h:10,h:11,h:12,h:13,h:14,h:15,h:16,"
+                          "h:17", "more than 16 hosts");
+    /* no database, not even 0 */
+    CHECK_CLUSTER_REFUSED("n1:7000/0", "no database");
+    CHECK_CLUSTER_REFUSED("n1:7000/1", "no database");
+    CHECK_CLUSTER_REFUSED("n1:7000/", "no database");
+    CHECK_CLUSTER_REFUSED("n1:7000,n2:7000/3", "no database");
+    CHECK_CLUSTER_REFUSED("n1:7000/mymaster", "no database");
+    /* ports */
+    CHECK_CLUSTER_REFUSED("n:0", "port");
+    CHECK_CLUSTER_REFUSED("n:65536", "port");
+    CHECK_CLUSTER_REFUSED("n:18446744073709551617", "port");
+    CHECK_CLUSTER_REFUSED("n:1,m:0", "port");
+    CHECK_CLUSTER_REFUSED("n:", "port");
+    CHECK_CLUSTER_REFUSED("n:+1", "port");
+    CHECK_CLUSTER_REFUSED("[::1]:65536", "port");
+    CHECK_CLUSTER_REFUSED("[::1]:", "port");
+    /* hosts */
+    CHECK_CLUSTER_REFUSED("n 1:7000", "bad character");
+    CHECK_CLUSTER_REFUSED("n\t:7000", "bad character");
+    CHECK_CLUSTER_REFUSED("n?:7000", "bad character");
+    CHECK_CLUSTER_REFUSED("[a b]:7000", "IPv6");
+    char t[600], host[300];
+    memset(host, 'a', 256);
+    host[256] = '\0';
+    snprintf(t, sizeof t, "%s:1", host);
+    CHECK_CLUSTER_REFUSED(t, "needs a host");
+    /* credentials */
+    CHECK_CLUSTER_REFUSED("@n:1", "credentials");
+    CHECK_CLUSTER_REFUSED(":%4@n:1", "password");
+    CHECK_CLUSTER_REFUSED("u%g0:pw@n:1", "user");
+    memset(t, 'p', sizeof t);
+    t[0] = ':';
+    strcpy(t + 257, "@n:1");
+    CHECK_CLUSTER_REFUSED(t, "STORE_URL"); /* a password over 255 bytes */
+}
+
 int main(void)
 {
     RUN(test_host_only);
@@ -230,5 +522,10 @@ int main(void)
     RUN(test_db);
     RUN(test_refusals);
     RUN(test_lengths);
+    RUN(test_plain_through_parse_as);
+    RUN(test_sentinel_valid);
+    RUN(test_cluster_valid);
+    RUN(test_sentinel_refused);
+    RUN(test_cluster_refused);
     return UNIT_SUMMARY();
 }
