@@ -56,6 +56,11 @@ def encode_command(*args):
     return b"".join(out)
 
 
+def url_auth(password, user=None):
+    """The "[user]:password@" part of a Redis URL ("" without a password)."""
+    return "" if password is None else "%s:%s@" % (user or "", password)
+
+
 class Resp(SocketOwner):
     """One connection to Redis.  call() answers str for bulk/simple strings
     (bytes when not UTF-8), int, None, or a list; raises RespError on -ERR."""
@@ -242,11 +247,7 @@ class Redis:
         return db
 
     def url(self, db=0, password=None, user=None, host="127.0.0.1"):
-        if password is None:
-            password = self.password
-        auth = ""
-        if password is not None:
-            auth = "%s:%s@" % (user or "", password)
+        auth = url_auth(self.password if password is None else password, user)
         return "redis://%s%s:%d/%d" % (auth, host, self.port, db)
 
     def client(self, db=0, timeout=5.0):
@@ -762,11 +763,7 @@ class RedisSentinelSet(_Topology):
     # -- addressing -----------------------------------------------------------
     def url(self, db=0, user=None, password=None):
         """redis-sentinel://[[user]:password@]127.0.0.1:p1,.../mymaster[/db]"""
-        if password is None:
-            password = self.password
-        auth = ""
-        if password is not None:
-            auth = "%s:%s@" % (user or "", password)
+        auth = url_auth(self.password if password is None else password, user)
         hosts = ",".join("127.0.0.1:%d" % s.port for s in self.sentinels)
         tail = "/%d" % db if db else ""
         return "redis-sentinel://%s%s/%s%s" % (auth, hosts, self.master_name, tail)
@@ -1076,11 +1073,7 @@ class RedisCluster(_Topology):
     # -- addressing -----------------------------------------------------------
     def url(self, seeds=3, user=None, password=None):
         """redis-cluster://[[user]:password@]127.0.0.1:p1,127.0.0.1:p2,..."""
-        if password is None:
-            password = self.password
-        auth = ""
-        if password is not None:
-            auth = "%s:%s@" % (user or "", password)
+        auth = url_auth(self.password if password is None else password, user)
         hosts = ",".join("127.0.0.1:%d" % n.port for n in self.data_nodes[:seeds])
         return "redis-cluster://%s%s" % (auth, hosts)
 

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import (ec, ed448, ed25519, paddi
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from apitools import (BINARIES, OMIT, SECRET, RawConn, assert_problem, assert_unauthorized,
-                      b64u, hand_token, http_request_bytes, make_token, q, run_until_exit,
+                      _json_bytes, b64u, hand_token, http_request_bytes, make_token, q, run_until_exit,
                       std_claims, uid, wait_until)
 
 LMDB = pytest.mark.lmdb_only(reason="JWKS verification and key reloads do not touch the store")
@@ -234,14 +234,6 @@ def mint(k, kid, claims, alg=None, key=None, **headers):
     if kid is not None:
         headers["kid"] = kid
     return _track(jwt.encode(claims, key, algorithm=alg, headers=headers))
-
-
-def _json_bytes(obj):
-    if isinstance(obj, bytes):
-        return obj
-    if isinstance(obj, str):
-        return obj.encode("utf-8")
-    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
 def raw_sign(alg, key, msg, der=False):
