@@ -151,6 +151,7 @@ class Redis:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.name = "redis-server"
         self.password = password
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -183,10 +184,15 @@ class Redis:
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.starts += 1
-        if not wait_until(self.ready, timeout=timeout, interval=0.02):
+        # gives up at once when the process exits (a port taken meanwhile, a
+        # bad config) instead of at the timeout
+        if not wait_until(lambda: self.ready() or not self.alive(), timeout=timeout,
+                          interval=0.02) or not self.alive():
+            status = ("exited with status %s" % self.proc.poll() if not self.alive()
+                      else "did not answer PING within %.0f s" % timeout)
             self.kill()
-            pytest.fail("redis-server on port %d did not answer PING within %.0f s; log:\n%s"
-                        % (self.port, timeout, self.log_text()[-3000:]), pytrace=False)
+            pytest.fail("%s on port %d %s; log:\n%s" % (self.name, self.port, status,
+                                                       self.log_text()[-3000:]), pytrace=False)
         return self
 
     def ready(self):
@@ -421,24 +427,6 @@ class _ConfNode(Redis):
         if not self.conf.exists():
             self.write_conf()
         return [require_redis_server(), str(self.conf)]
-
-    def start(self, timeout=10.0):
-        """Like Redis.start, but gives up at once when the process exits
-        (a port taken meanwhile, a bad config) instead of at the timeout."""
-        assert not self.alive(), "redis-server already running"
-        self.log = open(self.workdir / "redis.log", "ab")
-        self.proc = subprocess.Popen(self.args(), cwd=str(self.workdir),
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.starts += 1
-        if not wait_until(lambda: self.ready() or not self.alive(), timeout=timeout,
-                          interval=0.02) or not self.alive():
-            status = ("exited with status %s" % self.proc.poll() if not self.alive()
-                      else "did not answer PING within %.0f s" % timeout)
-            self.kill()
-            pytest.fail("%s on port %d %s; log:\n%s" % (self.name, self.port, status,
-                                                       self.log_text()[-3000:]), pytrace=False)
-        return self
 
     def role(self):
         """ROLE's first element ("master", "slave", "sentinel"), None if down."""
