@@ -28,11 +28,11 @@ never skips them.
 import pytest
 
 import apitools
-from apitools import LmdbStores, Pool, RedisStores
+from apitools import LmdbStores, Pool, RedisStores, SentinelStores
 from redistools import Redis, RedisCluster, RedisSentinelSet, require_redis_cli, \
     require_redis_server
 
-STORE_KINDS = ("lmdb", "redis")
+STORE_KINDS = ("lmdb", "redis", "sentinel")
 # Database numbers the suite's redis-server offers; every spawned process
 # that needs a store of its own gets a fresh one.
 SUITE_REDIS_DATABASES = 512
@@ -138,6 +138,8 @@ def stores(request, store_kind):
     """Where spawned processes keep their sessions (see LmdbStores, RedisStores)."""
     if store_kind == "redis":
         return RedisStores(request.getfixturevalue("suite_redis"))
+    if store_kind == "sentinel":
+        return SentinelStores(request.getfixturevalue("suite_sentinel"))
     return LmdbStores()
 
 
