@@ -15,13 +15,16 @@ while the primary is killed (kill -9) and Sentinel promotes a replica:
   * successes resume by themselves within seconds of the kill.
 """
 
+import json
+import os
+import subprocess
 import threading
 import time
 
 import pytest
 
-from apitools import (RawConn, assert_problem, free_port, http_request_bytes, make_token, uid,
-                      wait_until)
+from apitools import (PASSTHROUGH_ENV, RawConn, assert_problem, binary_path, free_port,
+                      http_request_bytes, make_token, uid, wait_until)
 from redistools import RedisSentinelSet, require_redis_server
 
 pytestmark = pytest.mark.own_store
@@ -272,3 +275,46 @@ def test_sentinels_down_at_start_then_back(spawn, sentinel_set):
     with topo.client(db=4) as c:
         assert c.call("EXISTS", "ss:s:%s" % s["id"]) == 1
     assert "no primary of" in srv.stderr_text()
+
+
+def test_sentinel_and_data_passwords(spawn, tmp_path):
+    """The URL's credentials go to the data nodes, REDIS_SENTINEL_PASSWORD to
+    the Sentinels; without it (or with a wrong one) the Sentinels refuse and
+    the service answers 503, saying why in its log, never the passwords.
+    sessionctl takes the same settings."""
+    require_redis_server()
+    topo = RedisSentinelSet(tmp_path / "pw-set", password="data-pw",
+                            sentinel_password="sentinel-pw")
+    try:
+        topo.start()
+        url = topo.url(5)
+        tok = make_token(uid("pw"))
+        none = spawn("sessiond", env={"STORE_URL": url})
+        wrong = spawn("sessiond", env={"STORE_URL": url, "REDIS_SENTINEL_PASSWORD": "nope"})
+        right = spawn("sessiond", env={"STORE_URL": url,
+                                       "REDIS_SENTINEL_PASSWORD": "sentinel-pw"})
+        for srv in (none, wrong):
+            r = srv.post("/session", token=tok, json={})
+            assert_problem(r, 503)
+            assert r.headers.get("Retry-After")
+        s = right.create(tok)
+        assert "NOAUTH" in none.stderr_text()
+        assert "refused AUTH (REDIS_SENTINEL_PASSWORD)" in wrong.stderr_text()
+        for srv in (none, wrong, right):
+            text = srv.stderr_text()
+            assert "sentinel-pw" not in text and "data-pw" not in text
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "REDIS_SENTINEL_PASSWORD": "sentinel-pw"}
+        for name in PASSTHROUGH_ENV:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        p = subprocess.run([str(binary_path("sessionctl")), "--store", url, "show", s["id"]],
+                           cwd=str(tmp_path), env=env, capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["id"] == s["id"]
+        env.pop("REDIS_SENTINEL_PASSWORD")
+        p = subprocess.run([str(binary_path("sessionctl")), "--store", url, "show", s["id"]],
+                           cwd=str(tmp_path), env=env, capture_output=True, timeout=30)
+        assert p.returncode != 0 and b"sentinel-pw" not in p.stderr
+    finally:
+        topo.stop()
