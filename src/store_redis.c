@@ -63,6 +63,7 @@ typedef struct redis_store {
     int64_t wait_timeout_ms;  /* REDIS_WAIT_TIMEOUT_MS */
     char wait_n[24], wait_ms[24]; /* their text, WAIT's arguments */
     atomic_uint_fast64_t wait_warned_ms;
+    atomic_int wait_short;    /* the last WAIT came short: WAIT only after writes that succeeded */
     pthread_key_t conn_key;
 } redis_store;
 
@@ -592,9 +593,11 @@ static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **o
  * acknowledged every write sent before it on that connection. */
 static rc_t wait_result(redis_store *st, const redisReply *r)
 {
+    int met = r->type == REDIS_REPLY_INTEGER && r->integer >= st->wait_replicas;
+    atomic_store(&st->wait_short, !met);
     if (r->type == REDIS_REPLY_ERROR)
         return reply_error(r);
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= st->wait_replicas)
+    if (met)
         return RC_OK;
     uint64_t now = clock_ms(), last = atomic_load(&st->wait_warned_ms);
     if ((last == 0 || now - last >= WAIT_WARN_EVERY_MS) &&
@@ -616,8 +619,9 @@ static rcmd wait_command(redis_store *st, const char **argv, size_t *lens)
 }
 
 /* A WAIT of its own after writes sent by the calling thread (close-all,
- * readiness). RC_OK at once when REDIS_WAIT_REPLICAS is 0. */
-static rc_t wait_acks(redis_store *st)
+ * readiness, a batch while WAITs come short), by deadline_ms (0: none).
+ * RC_OK at once when REDIS_WAIT_REPLICAS is 0. */
+static rc_t wait_acks_by(redis_store *st, uint64_t deadline_ms)
 {
     if (st->wait_replicas <= 0)
         return RC_OK;
@@ -625,12 +629,17 @@ static rc_t wait_acks(redis_store *st)
     size_t lens[3];
     rcmd w = wait_command(st, argv, lens);
     redisReply *r;
-    rc_t rc = pipeline_by(st, &w, 1, &r, 0, st->wait_timeout_ms);
+    rc_t rc = pipeline_by(st, &w, 1, &r, deadline_ms, st->wait_timeout_ms);
     if (rc != RC_OK)
         return rc;
     rc = wait_result(st, r);
     freeReplyObject(r);
     return rc;
+}
+
+static rc_t wait_acks(redis_store *st)
+{
+    return wait_acks_by(st, 0);
 }
 
 static void free_replies(redisReply **r, size_t n)
@@ -1391,6 +1400,10 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
     int waiting = st->wait_replicas > 0;
+    /* the WAIT rides in the pipeline of the last writes; after one came
+     * short, it is sent only once writes succeeded (a round of its own),
+     * so that writes Redis refuses (NOREPLICAS) answer at once */
+    int eager = waiting && !atomic_load(&st->wait_short);
     uint64_t deadline = clock_ms() + (uint64_t)st->timeout_ms +
                         (waiting ? (uint64_t)st->wait_timeout_ms : 0);
     wscratch *w = calloc(n, sizeof *w);
@@ -1443,11 +1456,11 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
     }
     /* WAIT: one per batch, after its last write. In this round when no
      * close may add a round of writes; else in round 2, or alone */
-    int wait_now = waiting && writes > 0 && closes == 0;
+    int wait_now = eager && writes > 0 && closes == 0;
     if (wait_now)
         cmds[nc++] = wait_command(st, wait_argv, wait_lens);
     round_trip(st, cmds, nc, r, ops, w, n, deadline, wait_now ? &waited : NULL, judge_first);
-    int wait_owed = waiting && writes > 0 && closes > 0;
+    int wait_owed = eager && writes > 0 && closes > 0;
     /* round 2: ZREM, then DEL, of the closes that may go ahead. The entry
      * goes first: whoever finds the key gone then finds the entry gone too,
      * so a closed session is never taken for one that ended idle (an entry
@@ -1474,11 +1487,17 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         cmds[nc++] = (rcmd){ 3, x->argv[0], x->lens[0] };
         cmds[nc++] = (rcmd){ 2, x->argv[1], x->lens[1] };
     }
-    if (nc > 0 && waiting)
+    if (nc > 0 && eager)
         wait_owed = 1;
     if (wait_owed) /* after the closes, or alone: a round of one */
         cmds[nc++] = wait_command(st, wait_argv, wait_lens);
     round_trip(st, cmds, nc, r, ops, w, n, deadline, wait_owed ? &waited : NULL, judge_second);
+    if (waiting && !eager)
+        for (size_t i = 0; i < n; i++)
+            if (acknowledges_write(ops[i])) {
+                waited = wait_acks_by(st, deadline);
+                break;
+            }
     if (waited != RC_OK) /* too few replicas have them: not acknowledged */
         for (size_t i = 0; i < n; i++)
             if (acknowledges_write(ops[i]))
@@ -1655,6 +1674,7 @@ static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *tar
     snprintf(st->wait_n, sizeof st->wait_n, "%lld", (long long)st->wait_replicas);
     snprintf(st->wait_ms, sizeof st->wait_ms, "%lld", (long long)st->wait_timeout_ms);
     atomic_init(&st->wait_warned_ms, 0);
+    atomic_init(&st->wait_short, 0);
     if (kind == REDIS_URL_SENTINEL)
         st->sentinel = redis_sentinel_new(st->url.hosts, st->url.nhosts, st->url.master,
                                           opt->sentinel_password, ms);

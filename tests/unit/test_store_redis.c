@@ -20,8 +20,8 @@
 #include "record.h"
 
 #define NOW 1700000000LL
-#define SCRIPT_MAX 32
-#define LOG_MAX 32
+#define SCRIPT_MAX 64
+#define LOG_MAX 64
 #define BACKOFF_US 300000 /* past the store's reconnect back-off (200 ms) */
 
 typedef enum { ACT_REPLY, ACT_CLOSE, ACT_STALL } act_kind;
@@ -871,13 +871,28 @@ static void test_wait_after_writes(void)
     say(&f, CREATED);
     say(&f, ":1\r\n");
     CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE); /* one replica of two */
+    /* a WAIT came short: from now on it follows writes that succeeded, in
+     * a round of its own, so that a write Redis refuses (NOREPLICAS, with
+     * min-replicas-to-write) is answered at once, without a WAIT */
+    int before = nlogged(&f);
+    say(&f, "-NOREPLICAS Not enough good replicas to write.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&f), before + 1);
+    say(&f, "*1\r\n:0\r\n"); /* id taken: nothing written, nothing to wait for */
+    CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
+    CHECK_EQ_INT(nlogged(&f), before + 2);
     say(&f, CREATED);
     say(&f, "-ERR WAIT cannot be used with replica instances.\r\n");
     CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
-    say(&f, "*1\r\n:0\r\n"); /* id taken: nothing written, nothing to wait for... */
-    say(&f, ":0\r\n");       /* ...but the batch had a write command: its WAIT is sent */
+    CHECK_STR_EQ(logged(&f, before + 3), "WAIT 2 50");
+    say(&f, CREATED);
+    say(&f, ":2\r\n"); /* met again: the WAIT rides in the pipeline again */
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    say(&f, "*1\r\n:0\r\n"); /* id taken, but the batch had a write command: its WAIT is sent */
+    say(&f, ":2\r\n");
     CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
-    int before = nlogged(&f);
+    CHECK_STR_EQ(logged(&f, before + 7), "WAIT 2 50");
+    before = nlogged(&f);
     say_record(&f, ID_A, "alice", NOW + 60);
     CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
     CHECK_EQ_INT(nlogged(&f), before + 1); /* a read: no WAIT */
@@ -897,6 +912,9 @@ static void test_wait_after_writes(void)
     say(&f, ":1\r\n");
     say(&f, ":0\r\n");
     CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+    say(&f, "+OK\r\n"); /* readiness: the write, then (short before) its own WAIT */
+    say(&f, ":2\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
 
     /* a create and a read and a close refused by its owner check in one
      * batch: round 1 is the script and the GETs, round 2 the WAIT alone;
