@@ -318,3 +318,38 @@ def test_sentinel_and_data_passwords(spawn, tmp_path):
         assert p.returncode != 0 and b"sentinel-pw" not in p.stderr
     finally:
         topo.stop()
+
+
+def test_a_stale_primary_back_from_the_dead_gets_nothing(spawn, sentinel_set):
+    """The killed primary restarted with its old configuration claims ROLE
+    master (and takes writes, lost later) for some 20 s until Sentinel
+    demotes it. The service only ever writes where the Sentinels point: its
+    connections, cut meanwhile (CLIENT KILL), reconnect to the new primary,
+    and a process started now finds it too."""
+    topo = sentinel_set
+    srv = spawn("sessiond", env={"STORE_URL": topo.url(6)})
+    tok = make_token(uid("stale"))
+    srv.create(tok)
+    old = topo.kill_primary()
+    new, _ = topo.wait_failover(timeout=20)
+    assert wait_until(lambda: srv.post("/session", token=tok, json={}).status_code == 201,
+                      timeout=10)
+    topo.killed.remove(old)
+    old.start()  # its own config: a primary again, of nobody
+    assert old.role() == "master"
+    with new.client() as c:
+        c.call("CLIENT", "KILL", "TYPE", "normal")
+    late = spawn("sessiond", env={"STORE_URL": topo.url(6)})
+    made = []
+    for srv_ in (srv, late) * 10:
+        r = srv_.post("/session", token=tok, json={})
+        if r.status_code == 201:
+            made.append(r.json()["id"])
+        else:
+            assert_problem(r, 503)
+    assert len(made) >= 15, made
+    with new.client(db=6) as c:
+        assert all(c.call("EXISTS", "ss:s:%s" % s) == 1 for s in made)
+    if old.role() == "master":  # not demoted yet: it must hold none of them
+        with old.client(db=6) as c:
+            assert not any(c.call("EXISTS", "ss:s:%s" % s) for s in made)
