@@ -357,3 +357,39 @@ def test_a_stale_primary_back_from_the_dead_gets_nothing(spawn, sentinel_set):
     if old.role() == "master":  # not demoted yet: it must hold none of them
         with old.client(db=6) as c:
             assert not any(c.call("EXISTS", "ss:s:%s" % s) for s in made)
+
+
+def test_stalled_sentinels_hold_no_request(spawn, sentinel_set):
+    """Sentinels that accept connections and never answer (SIGSTOP): a
+    request that needs the store answers 503 within about REDIS_TIMEOUT_MS
+    (the discovery as a whole is bounded by it), /healthz meanwhile answers
+    at once (no event thread waits on Redis), and service resumes when they
+    do."""
+    topo = sentinel_set
+    for sen in topo.sentinels:
+        sen.pause()
+    try:
+        srv = spawn("sessiond", env={"STORE_URL": topo.url(7), "REDIS_TIMEOUT_MS": "300"})
+        tok = make_token(uid("stalled"))
+        slow = {}
+
+        def create():
+            t0 = time.monotonic()
+            slow["r"] = srv.post("/session", token=tok, json={}, timeout=20)
+            slow["took"] = time.monotonic() - t0
+
+        t = threading.Thread(target=create)
+        t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        assert srv.get("/healthz").status_code == 200
+        assert time.monotonic() - t0 < 0.25
+        t.join(20)
+        assert_problem(slow["r"], 503)
+        assert slow["r"].headers.get("Retry-After")
+        assert slow["took"] < 1.5, "a create waited %.2f s on stalled Sentinels" % slow["took"]
+    finally:
+        for sen in topo.sentinels:
+            sen.resume()
+    assert wait_until(lambda: srv.post("/session", token=tok, json={}).status_code == 201,
+                      timeout=10)
