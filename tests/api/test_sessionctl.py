@@ -1,8 +1,8 @@
 """sessionctl (src/admin.c; docs/REDIS.md "Moving between stores"): the
 operator's tool, talking to the store directly with the service's STORE_URL.
 
-Tests that take a server through spawn run on both stores ([lmdb], [redis])
-against sessions created through sessiond; the migrations between stores
+Tests that take a server through spawn run on every store ([lmdb], [redis],
+[sentinel]) against sessions created through sessiond; the migrations between stores
 (copy lmdb -> redis -> lmdb) pick their STORE_URLs themselves (own_store).
 The binary is $SESSIOND_BIN_DIR/sessionctl, like the service's binaries.
 """
