@@ -1,7 +1,8 @@
 /* fuzz_redis -- the pure parts of the Redis Sentinel and Cluster clients:
  * key slots (redis_cluster_slot), MOVED/ASK (redis_cluster_redirect), the
  * slot map from a CLUSTER SLOTS reply (redis_cluster_map_from_slots,
- * redis_cluster_map_move) and STORE_URL's redis forms
+ * redis_cluster_map_move), the Sentinel replies
+ * (redis_sentinel_parse_master, redis_sentinel_parse_role) and STORE_URL's redis forms
  * (store_redis_url_parse_as: redis://, redis-sentinel://, redis-cluster://).
  * Every input goes to each of them.
  *
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "redis_cluster.h"
+#include "redis_sentinel.h"
 #include "store_redis.h"
 
 /* ---- slots ---- */
@@ -305,6 +307,43 @@ out:
     reply_free(r);
 }
 
+/* ---- Sentinel replies ---- */
+
+/* The same reply tree through the Sentinel client's parsers: on RC_OK a
+ * host both parsers promise (IPv4 is a name of digits and dots) and a port
+ * in range, which renders back to the reply's own port text; otherwise an
+ * empty host and port 0. ROLE: RC_OK exactly when the first element is
+ * the string "master". */
+static void check_sentinel(const uint8_t *data, size_t size)
+{
+    reader rd = {(const char *)data, (const char *)data + size, 0};
+    redisReply *r = read_reply(&rd, 0);
+    char host[REDIS_SENTINEL_HOST_MAX + 1];
+    int port = -1;
+    rc_t rc = redis_sentinel_parse_master(r, host, &port);
+    if (rc == RC_OK) {
+        if (!host_ok(host) || port < 1 || port > 65535 || r->type != REDIS_REPLY_ARRAY ||
+            r->elements != 2 || strlen(host) != r->element[0]->len)
+            abort();
+        const redisReply *p = r->element[1];
+        char text[8];
+        snprintf(text, sizeof text, "%d", port);
+        if (p->type == REDIS_REPLY_STRING ? strlen(text) != p->len || memcmp(text, p->str, p->len)
+                                          : p->type != REDIS_REPLY_INTEGER || p->integer != port)
+            abort();
+    } else if ((rc != RC_INVALID && rc != RC_NOT_FOUND) || host[0] != '\0' || port != 0) {
+        abort();
+    }
+    rc = redis_sentinel_parse_role(r);
+    int master = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                 (r->element[0]->type == REDIS_REPLY_STRING ||
+                  r->element[0]->type == REDIS_REPLY_STATUS) &&
+                 r->element[0]->len == 6 && memcmp(r->element[0]->str, "master", 6) == 0;
+    if ((rc == RC_OK) != master || (rc != RC_OK && rc != RC_UNAVAILABLE && rc != RC_INVALID))
+        abort();
+    reply_free(r);
+}
+
 /* ---- URLs ---- */
 
 /* Percent-encodes s at o, only the bytes that need it: '%', and for a user
@@ -405,6 +444,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_slot(data, size);
     check_redirect(data, size);
     check_map(data, size);
+    check_sentinel(data, size);
     redis_url *u = malloc(sizeof *u), *again = malloc(sizeof *again);
     /* the rendering: credentials at most 3 x 383 bytes, 16 hosts of at
      * most 255 + 8 bytes, a master name and a db */

@@ -242,6 +242,15 @@ put("redis", "slots-replica-empty-ip", resp([
     [0, 16383, [b"", 7000, IDS[0], [b"ip", b"", b"hostname", b""]], [None, 7001, IDS[1], []]]]))
 put("redis", "slots-empty", b"*0\r\n")
 put("redis", "slots-error", b"-ERR This instance has cluster support disabled\r\n")
+# Sentinel: SENTINEL get-master-addr-by-name and ROLE as Redis 7.0.15 answers
+put("redis", "sentinel-master", resp([b"127.0.0.1", b"40123"]))
+put("redis", "sentinel-master-name", resp([b"redis-0.redis.svc.local", b"6379"]))
+put("redis", "sentinel-master-ipv6", resp([b"::1", 6380]))
+put("redis", "sentinel-master-nil", b"$-1\r\n")
+put("redis", "sentinel-noauth", b"-NOAUTH Authentication required.\r\n")
+put("redis", "role-master", resp([b"master", 5432, [[b"127.0.0.1", b"40125", b"5432"]]]))
+put("redis", "role-replica", resp([b"slave", b"127.0.0.1", 40123, b"connected", 5432]))
+put("redis", "role-sentinel", resp([b"sentinel", [b"mymaster"]]))
 
 # JWKS files (fuzz_jwks): real public keys of every supported kind, and
 # the entries a set may hold that are skipped.

@@ -22,9 +22,11 @@ static const char usage[] =
     "  export                  every live session as JSON lines on stdout\n"
     "  import                  JSON lines from stdin into the store (ids kept)\n"
     "  copy FROM_URL TO_URL    copy every live session between stores\n"
-    "The store is --store, else STORE_URL. Settings (STORE_URL, LMDB_MAP_SIZE,\n"
-    "LMDB_SYNC, REDIS_TIMEOUT_MS) come from the environment and ENV_FILE or\n"
-    "./.env, checked as the service checks them; JWT_SECRET is not needed.\n";
+    "The store is --store (lmdb://PATH, redis://..., redis-sentinel://...), else\n"
+    "STORE_URL. Settings (STORE_URL, LMDB_MAP_SIZE, LMDB_SYNC, REDIS_TIMEOUT_MS,\n"
+    "REDIS_SENTINEL_PASSWORD, REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS) come from\n"
+    "the environment and ENV_FILE or ./.env, checked as the service checks them;\n"
+    "JWT_SECRET is not needed.\n";
 
 static store_t *open_store(const config *cfg, const char *url)
 {
@@ -32,6 +34,9 @@ static store_t *open_store(const config *cfg, const char *url)
         .map_size = cfg->lmdb_map_size,
         .timeout_ms = cfg->redis_timeout_ms,
         .sync = (store_sync)cfg->lmdb_sync,
+        .wait_replicas = cfg->redis_wait_replicas,
+        .wait_timeout_ms = cfg->redis_wait_timeout_ms,
+        .sentinel_password = cfg->redis_sentinel_password,
     };
     char err[512];
     store_t *st = NULL;

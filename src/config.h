@@ -45,6 +45,9 @@ typedef struct config {
     int64_t lmdb_map_size;
     int64_t purge_interval;
     int64_t redis_timeout_ms;
+    char *redis_sentinel_password; /* AUTH to the Sentinels (NULL: none); never logged */
+    int64_t redis_wait_replicas;   /* WAIT for this many replicas after writes (0: off) */
+    int64_t redis_wait_timeout_ms; /* ... at most this long */
     int64_t lmdb_sync;     /* a store_sync (store.h) */
     int64_t session_max_per_user; /* 0 = no cap */
     int64_t session_limit_policy; /* a config_limit_policy */

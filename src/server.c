@@ -153,7 +153,10 @@ int server_main(const char *name, unsigned groups, int argc, char **argv)
     }
 
     store_options opt = { .map_size = cfg.lmdb_map_size, .timeout_ms = cfg.redis_timeout_ms,
-                          .sync = (store_sync)cfg.lmdb_sync };
+                          .sync = (store_sync)cfg.lmdb_sync,
+                          .wait_replicas = cfg.redis_wait_replicas,
+                          .wait_timeout_ms = cfg.redis_wait_timeout_ms,
+                          .sentinel_password = cfg.redis_sentinel_password };
     rc_t rc = store_open(cfg.store_url, &opt, &store, err, sizeof err);
     if (rc != RC_OK) {
         fprintf(stderr, "%s: config: %s\n", name, err);

@@ -11,6 +11,7 @@
 static const store_ops *const registry[] = {
     &store_lmdb_ops,
     &store_redis_ops,
+    &store_redis_sentinel_ops,
 };
 
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
@@ -28,7 +29,8 @@ rc_t store_open(const char *url, const store_options *opt, store_t **out,
         if (strlen(ops->scheme) == slen && memcmp(ops->scheme, url, slen) == 0)
             return ops->open(sep + 3, opt, out, err, errlen);
     }
-    snprintf(err, errlen, "STORE_URL: unknown scheme \"%.*s\" (expected lmdb or redis)",
+    snprintf(err, errlen,
+             "STORE_URL: unknown scheme \"%.*s\" (expected lmdb, redis or redis-sentinel)",
              (int)(slen > 20 ? 20 : slen), url);
     return RC_INVALID;
 }

@@ -1,6 +1,6 @@
 /* store.h -- where sessions live: a small table of operations chosen by the
- * scheme of STORE_URL (lmdb://PATH or redis://...; the registry is in
- * store.c, so nothing else includes a backend's header).
+ * scheme of STORE_URL (lmdb://PATH, redis://... or redis-sentinel://...; the
+ * registry is in store.c, so nothing else includes a backend's header).
  *
  * Stores know sessions as records (record.h) and nothing of tokens or HTTP.
  * Every call answers a core rc_t. All operations are safe to call from many
@@ -44,6 +44,9 @@ typedef struct store_options {
     int64_t map_size;   /* lmdb: map size in bytes */
     int64_t timeout_ms; /* redis: connect and command timeout */
     store_sync sync;    /* lmdb */
+    int64_t wait_replicas;   /* redis: WAIT for this many replicas after writes (0: no WAIT) */
+    int64_t wait_timeout_ms; /* redis: WAIT's timeout (0: 500) */
+    const char *sentinel_password; /* redis-sentinel: AUTH to the Sentinels (NULL: none) */
 } store_options;
 
 /* Called once per session by list; s is valid only during the call.

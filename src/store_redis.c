@@ -18,17 +18,29 @@
  * ended idle (a close unindexes before it deletes), told by whoever ZREMs it.
  * See docs/REDIS.md. Each worker thread has its own connection (no lock on the
  * hot path); a broken connection is dropped and reopened on the next call,
- * at most every RECONNECT_MS while Redis is down. */
+ * at most every RECONNECT_MS while Redis is down.
+ *
+ * redis-sentinel:// (redis_sentinel.c): a connection goes to the primary
+ * the Sentinels name, shared by all threads; each new connection checks
+ * ROLE is master before anything else is sent. After a failure on a
+ * connection (broken, READONLY, a ROLE that is not master) that thread's
+ * next connect asks the Sentinels again, never the old address.
+ *
+ * REDIS_WAIT_REPLICAS: every batch that wrote ends with one WAIT on the
+ * connection that wrote (in the pipeline of its last round); fewer
+ * acknowledgements than asked make the batch's writes RC_UNAVAILABLE. */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "clock.h"
 #include "log.h"
+#include "redis_sentinel.h"
 #include "resolve.h"
 #include "store_redis.h"
 #include "record.h"
@@ -38,12 +50,20 @@
 #define KEY_MAX (8 + SESSION_USER_MAX)
 #define PUT_ARGC 14
 
+#define WAIT_WARN_EVERY_MS 5000
+
 typedef struct redis_store {
     store_t base;
     redis_url url;
     struct timeval timeout;
     int64_t timeout_ms;
-    resolve_t *host;   /* url.host, looked up off the request path */
+    resolve_t *host;   /* url.host, looked up off the request path (redis://) */
+    redis_sentinel *sentinel; /* redis-sentinel://: who the primary is; else NULL */
+    int64_t wait_replicas;    /* REDIS_WAIT_REPLICAS: WAIT after writes (0: none) */
+    int64_t wait_timeout_ms;  /* REDIS_WAIT_TIMEOUT_MS */
+    char wait_n[24], wait_ms[24]; /* their text, WAIT's arguments */
+    atomic_uint_fast64_t wait_warned_ms;
+    atomic_int wait_short;    /* the last WAIT came short: WAIT only after writes that succeeded */
     pthread_key_t conn_key;
 } redis_store;
 
@@ -51,6 +71,12 @@ typedef struct rconn {
     redisContext *c;
     uint64_t retry_at_ms;
     uint64_t used_ms; /* last handed out */
+    int doomed;       /* Sentinel: the node refused a write (READONLY): drop before use */
+    uint64_t failed_us; /* Sentinel: when this thread's connection last failed
+                         * (clock_us; 0: never): its next primary must be
+                         * named after that */
+    char addr[RESOLVE_ADDR_MAX]; /* Sentinel: the node c is connected to */
+    int port;
 } rconn;
 
 /* ---- URL ---- */
@@ -284,14 +310,41 @@ static void conn_free(void *p)
     free(rc);
 }
 
-static void drop(rconn *cn)
+/* Sentinel: the node of cn failed: this thread asks the Sentinels before
+ * it connects again, and so does every other thread (forget). */
+static void failed(redis_store *st, rconn *cn)
 {
-    if (cn->c)
+    if (st->sentinel == NULL)
+        return;
+    cn->failed_us = clock_us();
+    if (cn->port != 0)
+        redis_sentinel_forget(st->sentinel, cn->addr, cn->port);
+}
+
+static void drop(redis_store *st, rconn *cn)
+{
+    if (cn->c) {
         redisFree(cn->c);
+        failed(st, cn);
+    }
     cn->c = NULL;
+    cn->doomed = 0;
     cn->retry_at_ms = clock_ms() + RECONNECT_MS;
 }
 
+/* Sentinel: an error reply that says the node is no primary (any more):
+ * the connection is dropped before its next use. */
+static void note(redis_store *st, rconn *cn, const redisReply *r)
+{
+    if (st->sentinel != NULL && r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "READONLY", 8) == 0 && !cn->doomed) {
+        cn->doomed = 1;
+        cn->retry_at_ms = clock_ms() + RECONNECT_MS; /* the back-off starts now */
+    }
+}
+
+/* AUTH, then (Sentinel) ROLE, then SELECT, on a new connection. 0 when one
+ * is refused or the node is not a primary. */
 static int handshake(redis_store *st, redisContext *c)
 {
     redisReply *r;
@@ -304,6 +357,19 @@ static int handshake(redis_store *st, redisContext *c)
         if (r)
             freeReplyObject(r);
         if (!ok)
+            return 0;
+    }
+    if (st->sentinel != NULL) {
+        /* a Sentinel may name a replica not yet promoted, or a node
+         * demoted since: nothing is sent to a node that is no primary */
+        r = redisCommand(c, "ROLE");
+        rc_t role = redis_sentinel_parse_role(r);
+        if (role != RC_OK)
+            log_msg(LOG_WARN, "redis-sentinel: the node named as primary %s",
+                    role == RC_UNAVAILABLE ? "is not a primary (ROLE)" : "did not answer ROLE");
+        if (r)
+            freeReplyObject(r);
+        if (role != RC_OK)
             return 0;
     }
     if (st->url.db != 0) {
@@ -326,6 +392,41 @@ static int went_stale(const redisContext *c)
     return poll(&p, 1, 0) != 0;
 }
 
+/* Opens a connection for cn by deadline (clock_ms) to the address that
+ * serves: redis:// the URL's host (looked up by resolve.c), redis-sentinel://
+ * the primary the Sentinels name, named after this thread's last failure.
+ * NULL when none answers in time. */
+static redisContext *open_conn(redis_store *st, rconn *cn, uint64_t deadline)
+{
+    char addr[RESOLVE_ADDR_MAX];
+    int port = st->url.port;
+    if (st->sentinel != NULL) {
+        if (redis_sentinel_primary(st->sentinel, cn->failed_us, deadline, addr, &port) != RC_OK)
+            return NULL;
+    } else if (resolve_get(st->host, (int64_t)(deadline - clock_ms()), addr) != RC_OK) {
+        return NULL;
+    }
+    uint64_t now = clock_ms();
+    int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
+    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+    redisContext *c = left > 0 ? redisConnectWithTimeout(addr, port, tv) : NULL;
+    if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
+        !handshake(st, c)) {
+        if (c != NULL && c->err && st->sentinel == NULL)
+            resolve_stale(st->host, addr); /* try its next address, then look again */
+        if (c)
+            redisFree(c);
+        if (st->sentinel != NULL) { /* ask the Sentinels again, all threads */
+            cn->failed_us = clock_us();
+            redis_sentinel_forget(st->sentinel, addr, port);
+        }
+        return NULL;
+    }
+    memcpy(cn->addr, addr, sizeof addr);
+    cn->port = port;
+    return c;
+}
+
 /* The calling thread's connection, opened if needed; NULL while Redis is
  * unreachable. */
 static rconn *conn(redis_store *st)
@@ -339,9 +440,16 @@ static rconn *conn(redis_store *st)
         }
     }
     uint64_t now = clock_ms();
+    if (cn->c != NULL && cn->doomed) { /* a replica now: ask the Sentinels, after the back-off */
+        redisFree(cn->c);
+        cn->c = NULL;
+        cn->doomed = 0;
+        failed(st, cn);
+    }
     if (cn->c != NULL && now - cn->used_ms >= IDLE_CHECK_MS && went_stale(cn->c)) {
         redisFree(cn->c); /* reopened at once below, not after a back-off */
         cn->c = NULL;
+        failed(st, cn); /* closed by a failover, or a restart: ask again */
     }
     cn->used_ms = now;
     if (cn->c != NULL)
@@ -349,21 +457,10 @@ static rconn *conn(redis_store *st)
     if (now < cn->retry_at_ms)
         return NULL;
     /* REDIS_TIMEOUT_MS bounds the connect as a whole, the host name's
-     * lookup included (resolve.h: never getaddrinfo on this thread) */
-    char addr[RESOLVE_ADDR_MAX];
-    if (resolve_get(st->host, st->timeout_ms, addr) != RC_OK) {
-        cn->retry_at_ms = clock_ms() + RECONNECT_MS;
-        return NULL;
-    }
-    int64_t left = st->timeout_ms - (int64_t)(clock_ms() - now);
-    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
-    redisContext *c = left > 0 ? redisConnectWithTimeout(addr, st->url.port, tv) : NULL;
-    if (c == NULL || c->err || redisSetTimeout(c, st->timeout) != REDIS_OK ||
-        !handshake(st, c)) {
-        if (c != NULL && c->err)
-            resolve_stale(st->host, addr); /* try its next address, then look again */
-        if (c)
-            redisFree(c);
+     * lookup and the Sentinels' answer included (resolve.h: never
+     * getaddrinfo on this thread) */
+    redisContext *c = open_conn(st, cn, now + (uint64_t)st->timeout_ms);
+    if (c == NULL) {
         cn->retry_at_ms = clock_ms() + RECONNECT_MS;
         return NULL;
     }
@@ -395,9 +492,10 @@ static rc_t cmd(redis_store *st, redisReply **out, int argc, const char **argv,
         return RC_UNAVAILABLE;
     redisReply *r = redisCommandArgv(cn->c, argc, argv, lens);
     if (r == NULL) {
-        drop(cn);
+        drop(st, cn);
         return RC_UNAVAILABLE;
     }
+    note(st, cn, r);
     if (r->type == REDIS_REPLY_ERROR) {
         rc_t rc = reply_error(r);
         freeReplyObject(r);
@@ -442,34 +540,39 @@ typedef struct rcmd {
  * when the connection failed (the connection is dropped, out is empty).
  * Error replies are returned as replies for the caller to judge.
  * deadline_ms (monotonic; 0: none): the connect and the round trip end by
- * then, or RC_UNAVAILABLE (a reply cut short drops the connection). */
+ * then, or RC_UNAVAILABLE (a reply cut short drops the connection).
+ * wait_ms: the round holds a WAIT of that timeout, so its replies may take
+ * that much longer than REDIS_TIMEOUT_MS. */
 static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
-                        uint64_t deadline_ms)
+                        uint64_t deadline_ms, int64_t wait_ms)
 {
     rconn *cn = conn(st);
     memset(out, 0, n * sizeof(redisReply *));
     if (cn == NULL)
         return RC_UNAVAILABLE;
-    int shortened = 0;
+    uint64_t budget = (uint64_t)(st->timeout_ms + wait_ms);
     if (deadline_ms != 0) {
         uint64_t now = clock_ms();
         if (now >= deadline_ms)
             return RC_UNAVAILABLE; /* the connect took the whole budget */
-        uint64_t left = deadline_ms - now;
-        if (left < (uint64_t)st->timeout_ms) {
-            struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
-            if (redisSetTimeout(cn->c, tv) != REDIS_OK)
-                goto broken;
-            shortened = 1;
-        }
+        if (deadline_ms - now < budget)
+            budget = deadline_ms - now;
+    }
+    int reset = budget != (uint64_t)st->timeout_ms;
+    if (reset) {
+        struct timeval tv = { (time_t)(budget / 1000), (suseconds_t)(budget % 1000) * 1000 };
+        if (redisSetTimeout(cn->c, tv) != REDIS_OK)
+            goto broken;
     }
     for (size_t i = 0; i < n; i++)
         if (redisAppendCommandArgv(cn->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
             goto broken;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (redisGetReply(cn->c, (void **)&out[i]) != REDIS_OK || out[i] == NULL)
             goto broken;
-    if (shortened && redisSetTimeout(cn->c, st->timeout) != REDIS_OK)
+        note(st, cn, out[i]);
+    }
+    if (reset && redisSetTimeout(cn->c, st->timeout) != REDIS_OK)
         goto broken;
     return RC_OK;
 broken:
@@ -477,13 +580,66 @@ broken:
         if (out[i])
             freeReplyObject(out[i]);
     memset(out, 0, n * sizeof(redisReply *));
-    drop(cn);
+    drop(st, cn);
     return RC_UNAVAILABLE;
 }
 
 static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
 {
-    return pipeline_by(st, cmds, n, out, 0);
+    return pipeline_by(st, cmds, n, out, 0, 0);
+}
+
+/* WAIT's answer: RC_OK when at least REDIS_WAIT_REPLICAS replicas
+ * acknowledged every write sent before it on that connection. */
+static rc_t wait_result(redis_store *st, const redisReply *r)
+{
+    int met = r->type == REDIS_REPLY_INTEGER && r->integer >= st->wait_replicas;
+    atomic_store(&st->wait_short, !met);
+    if (r->type == REDIS_REPLY_ERROR)
+        return reply_error(r);
+    if (met)
+        return RC_OK;
+    uint64_t now = clock_ms(), last = atomic_load(&st->wait_warned_ms);
+    if ((last == 0 || now - last >= WAIT_WARN_EVERY_MS) &&
+        atomic_compare_exchange_strong(&st->wait_warned_ms, &last, now))
+        log_msg(LOG_WARN, "redis: %lld of %lld replicas acknowledged within %lld ms "
+                "(REDIS_WAIT_REPLICAS): the writes are answered 503",
+                r->type == REDIS_REPLY_INTEGER ? (long long)r->integer : -1LL,
+                (long long)st->wait_replicas, (long long)st->wait_timeout_ms);
+    return RC_UNAVAILABLE;
+}
+
+/* WAIT as a command of a round (rcmd points at st's texts). */
+static rcmd wait_command(redis_store *st, const char **argv, size_t *lens)
+{
+    argv[0] = "WAIT", lens[0] = 4;
+    argv[1] = st->wait_n, lens[1] = strlen(st->wait_n);
+    argv[2] = st->wait_ms, lens[2] = strlen(st->wait_ms);
+    return (rcmd){ 3, argv, lens };
+}
+
+/* A WAIT of its own after writes sent by the calling thread (close-all,
+ * readiness, a batch while WAITs come short), by deadline_ms (0: none).
+ * RC_OK at once when REDIS_WAIT_REPLICAS is 0. */
+static rc_t wait_acks_by(redis_store *st, uint64_t deadline_ms)
+{
+    if (st->wait_replicas <= 0)
+        return RC_OK;
+    const char *argv[3];
+    size_t lens[3];
+    rcmd w = wait_command(st, argv, lens);
+    redisReply *r;
+    rc_t rc = pipeline_by(st, &w, 1, &r, deadline_ms, st->wait_timeout_ms);
+    if (rc != RC_OK)
+        return rc;
+    rc = wait_result(st, r);
+    freeReplyObject(r);
+    return rc;
+}
+
+static rc_t wait_acks(redis_store *st)
+{
+    return wait_acks_by(st, 0);
 }
 
 static void free_replies(redisReply **r, size_t n)
@@ -698,7 +854,7 @@ static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn,
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(cn->c, (void **)&r) != REDIS_OK || r == NULL) {
-            drop(cn);
+            drop(st, cn);
             rc = RC_UNAVAILABLE;
             goto out;
         }
@@ -875,6 +1031,8 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
     }
     if (rc == RC_OK)
         prune(st, user, now);
+    if (rc == RC_OK && *count > 0)
+        rc = wait_acks(st); /* the closes are answered once replicas have them */
     if (ents)
         freeReplyObject(ents);
     return rc;
@@ -1177,14 +1335,16 @@ static rc_t closable(wscratch *x, const redisReply *r, str_t owner, int64_t now)
 }
 
 /* Sends the n commands of a round and hands each op its replies (through
- * judge); on a broken connection every op of the round gets its rc. */
+ * judge); on a broken connection every op of the round gets its rc. When
+ * waited is not NULL, the round's last command is a WAIT: its verdict
+ * (wait_result, or the round's failure) goes to *waited. */
 static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply **r,
                        store_op *const *ops, wscratch *w, size_t n, uint64_t deadline_ms,
-                       void (*judge)(store_op *, wscratch *, redisReply *const *))
+                       rc_t *waited, void (*judge)(store_op *, wscratch *, redisReply *const *))
 {
     if (nc == 0)
         return;
-    rc_t rc = pipeline_by(st, cmds, nc, r, deadline_ms);
+    rc_t rc = pipeline_by(st, cmds, nc, r, deadline_ms, waited ? st->wait_timeout_ms : 0);
     for (size_t i = 0; i < n; i++) {
         if (w[i].first == SIZE_MAX)
             continue;
@@ -1193,10 +1353,18 @@ static void round_trip(redis_store *st, const rcmd *cmds, size_t nc, redisReply 
         else
             judge(ops[i], &w[i], r + w[i].first);
     }
+    if (waited != NULL)
+        *waited = rc == RC_OK ? wait_result(st, r[nc - 1]) : rc;
     if (rc == RC_OK)
         free_replies(r, nc);
 }
 
+/* Whether op wrote what its answer acknowledges (a WAIT must cover it). */
+static int acknowledges_write(const store_op *o)
+{
+    return o->rc == RC_OK && (o->kind == STORE_OP_PUT || o->kind == STORE_OP_TOUCH ||
+                              o->kind == STORE_OP_SWAP || o->kind == STORE_OP_DEL);
+}
 
 static void judge_first(store_op *o, wscratch *x, redisReply *const *r)
 {
@@ -1226,15 +1394,25 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 static rc_t redis_ping(store_t *base);
 
 /* The request path's store work: its rounds (and a connect, a host name's
- * lookup included) end within REDIS_TIMEOUT_MS in all. */
+ * lookup included) end within REDIS_TIMEOUT_MS in all, plus
+ * REDIS_WAIT_TIMEOUT_MS when a WAIT follows its writes. */
 static void redis_batch(store_t *base, store_op *const *ops, size_t n)
 {
     redis_store *st = (redis_store *)base;
-    uint64_t deadline = clock_ms() + (uint64_t)st->timeout_ms;
+    int waiting = st->wait_replicas > 0;
+    /* the WAIT rides in the pipeline of the last writes; after one came
+     * short, it is sent only once writes succeeded (a round of its own),
+     * so that writes Redis refuses (NOREPLICAS) answer at once */
+    int eager = waiting && !atomic_load(&st->wait_short);
+    uint64_t deadline = clock_ms() + (uint64_t)st->timeout_ms +
+                        (waiting ? (uint64_t)st->wait_timeout_ms : 0);
     wscratch *w = calloc(n, sizeof *w);
-    rcmd *cmds = calloc(2 * n, sizeof *cmds); /* at most two commands an operation */
-    redisReply **r = calloc(2 * n, sizeof(redisReply *));
-    size_t nc = 0;
+    /* at most two commands an operation, and a WAIT */
+    rcmd *cmds = calloc(2 * n + 1, sizeof *cmds);
+    redisReply **r = calloc(2 * n + 1, sizeof(redisReply *));
+    const char *wait_argv[3];
+    size_t wait_lens[3], nc = 0, writes = 0, closes = 0;
+    rc_t waited = RC_OK;
     if (w == NULL || cmds == NULL || r == NULL) {
         for (size_t i = 0; i < n; i++)
             ops[i]->rc = RC_NOMEM;
@@ -1251,9 +1429,11 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
                 continue;
             x->first = nc;
             put_commands(x, o, cmds + nc++);
+            writes++;
         } else if (o->kind == STORE_OP_TOUCH) {
             x->first = nc;
             cmds[nc++] = touch_op_command(x, o);
+            writes++;
         } else if (o->kind == STORE_OP_SWAP) {
             if (o->s == NULL || o->rec == NULL) {
                 o->rc = RC_INVALID;
@@ -1263,6 +1443,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
                 continue;
             x->first = nc;
             cmds[nc++] = swap_command(x, o);
+            writes++;
         } else if (o->kind == STORE_OP_DEL || o->kind == STORE_OP_GET) {
             x->first = nc;
             x->argv[0][0] = "GET";
@@ -1270,9 +1451,16 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             x->argv[0][1] = x->skey;
             x->lens[0][1] = session_key(x->skey, o->id);
             cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
+            closes += o->kind == STORE_OP_DEL;
         }
     }
-    round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_first);
+    /* WAIT: one per batch, after its last write. In this round when no
+     * close may add a round of writes; else in round 2, or alone */
+    int wait_now = eager && writes > 0 && closes == 0;
+    if (wait_now)
+        cmds[nc++] = wait_command(st, wait_argv, wait_lens);
+    round_trip(st, cmds, nc, r, ops, w, n, deadline, wait_now ? &waited : NULL, judge_first);
+    int wait_owed = eager && writes > 0 && closes > 0;
     /* round 2: ZREM, then DEL, of the closes that may go ahead. The entry
      * goes first: whoever finds the key gone then finds the entry gone too,
      * so a closed session is never taken for one that ended idle (an entry
@@ -1299,7 +1487,21 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         cmds[nc++] = (rcmd){ 3, x->argv[0], x->lens[0] };
         cmds[nc++] = (rcmd){ 2, x->argv[1], x->lens[1] };
     }
-    round_trip(st, cmds, nc, r, ops, w, n, deadline, judge_second);
+    if (nc > 0 && eager)
+        wait_owed = 1;
+    if (wait_owed) /* after the closes, or alone: a round of one */
+        cmds[nc++] = wait_command(st, wait_argv, wait_lens);
+    round_trip(st, cmds, nc, r, ops, w, n, deadline, wait_owed ? &waited : NULL, judge_second);
+    if (waiting && !eager)
+        for (size_t i = 0; i < n; i++)
+            if (acknowledges_write(ops[i])) {
+                waited = wait_acks_by(st, deadline);
+                break;
+            }
+    if (waited != RC_OK) /* too few replicas have them: not acknowledged */
+        for (size_t i = 0; i < n; i++)
+            if (acknowledges_write(ops[i]))
+                ops[i]->rc = waited;
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
@@ -1373,15 +1575,24 @@ static rc_t redis_purge(store_t *base, int64_t now, size_t *count)
 /* A write, not a PING: a Redis that answers but refuses writes (a replica
  * after a failover: READONLY; min-replicas-to-write: NOREPLICAS; OOM) is
  * not ready. */
-static rc_t redis_ping(store_t *base)
+static rc_t ready_write(redis_store *st)
 {
     redisReply *r;
     const char *pa[] = { "SET", "ss:ready", "1", "PX", "10000" };
     size_t pl[] = { 3, 8, 1, 2, 5 };
-    rc_t rc = cmd((redis_store *)base, &r, 5, pa, pl);
+    rc_t rc = cmd(st, &r, 5, pa, pl);
     if (rc == RC_OK)
         freeReplyObject(r);
     return rc;
+}
+
+/* Readiness: the write, and with REDIS_WAIT_REPLICAS its WAIT (too few
+ * replicas: writes are refused, so not ready). */
+static rc_t redis_ping(store_t *base)
+{
+    redis_store *st = (redis_store *)base;
+    rc_t rc = ready_write(st);
+    return rc == RC_OK ? wait_acks(st) : rc;
 }
 
 static rc_t redis_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
@@ -1432,20 +1643,24 @@ static void redis_close(store_t *base)
         conn_free(cn);
     pthread_key_delete(st->conn_key);
     resolve_free(st->host);
+    redis_sentinel_free(st->sentinel);
+    explicit_bzero(&st->url, sizeof st->url); /* the password */
     free(st);
 }
 
-static rc_t redis_open(const char *target, const store_options *opt, store_t **out,
-                       char *err, size_t errlen)
+/* Opens redis:// (kind REDIS_URL_PLAIN) or redis-sentinel:// (kind
+ * REDIS_URL_SENTINEL) at target. */
+static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *target,
+                      const store_options *opt, store_t **out, char *err, size_t errlen)
 {
     redis_store *st = calloc(1, sizeof *st);
     if (st == NULL) {
         snprintf(err, errlen, "STORE_URL: out of memory");
         return RC_NOMEM;
     }
-    st->base.ops = &store_redis_ops;
+    st->base.ops = ops;
     st->base.remote = 1;
-    rc_t rc = store_redis_url_parse(target, strlen(target), &st->url, err, errlen);
+    rc_t rc = store_redis_url_parse_as(kind, target, strlen(target), &st->url, err, errlen);
     if (rc != RC_OK) {
         free(st);
         return rc;
@@ -1454,24 +1669,56 @@ static rc_t redis_open(const char *target, const store_options *opt, store_t **o
     st->timeout_ms = ms;
     st->timeout.tv_sec = ms / 1000;
     st->timeout.tv_usec = (ms % 1000) * 1000;
-    if ((st->host = resolve_new(st->url.host)) == NULL) {
+    st->wait_replicas = opt->wait_replicas > 0 ? opt->wait_replicas : 0;
+    st->wait_timeout_ms = opt->wait_timeout_ms > 0 ? opt->wait_timeout_ms : 500;
+    snprintf(st->wait_n, sizeof st->wait_n, "%lld", (long long)st->wait_replicas);
+    snprintf(st->wait_ms, sizeof st->wait_ms, "%lld", (long long)st->wait_timeout_ms);
+    atomic_init(&st->wait_warned_ms, 0);
+    atomic_init(&st->wait_short, 0);
+    if (kind == REDIS_URL_SENTINEL)
+        st->sentinel = redis_sentinel_new(st->url.hosts, st->url.nhosts, st->url.master,
+                                          opt->sentinel_password, ms);
+    else
+        st->host = resolve_new(st->url.host);
+    if (st->sentinel == NULL && st->host == NULL) {
         snprintf(err, errlen, "STORE_URL: out of memory");
+        explicit_bzero(&st->url, sizeof st->url);
         free(st);
         return RC_NOMEM;
     }
     if (pthread_key_create(&st->conn_key, conn_free) != 0) {
         snprintf(err, errlen, "STORE_URL: out of thread keys");
         resolve_free(st->host);
+        redis_sentinel_free(st->sentinel);
+        explicit_bzero(&st->url, sizeof st->url);
         free(st);
         return RC_ERR;
     }
     /* Redis may be down at start: the service starts anyway, answers 503
      * and reconnects when it is back. Say so once. */
-    if (redis_ping(&st->base) != RC_OK)
-        log_msg(LOG_WARN, "redis at %s:%d does not answer yet; will retry", st->url.host,
-                st->url.port);
+    if (ready_write(st) != RC_OK) {
+        if (kind == REDIS_URL_SENTINEL)
+            log_msg(LOG_WARN, "redis-sentinel: no primary of \"%s\" answers yet (Sentinels "
+                    "%s:%d...); will retry", st->url.master, st->url.host, st->url.port);
+        else
+            log_msg(LOG_WARN, "redis at %s:%d does not answer yet; will retry", st->url.host,
+                    st->url.port);
+    }
     *out = &st->base;
     return RC_OK;
+}
+
+static rc_t redis_open(const char *target, const store_options *opt, store_t **out,
+                       char *err, size_t errlen)
+{
+    return open_kind(REDIS_URL_PLAIN, &store_redis_ops, target, opt, out, err, errlen);
+}
+
+static rc_t sentinel_open(const char *target, const store_options *opt, store_t **out,
+                          char *err, size_t errlen)
+{
+    return open_kind(REDIS_URL_SENTINEL, &store_redis_sentinel_ops, target, opt, out, err,
+                     errlen);
 }
 
 const store_ops store_redis_ops = {
@@ -1484,4 +1731,17 @@ const store_ops store_redis_ops = {
     .purge = redis_purge,
     .scan = redis_scan,
     .count = NULL, /* no cheap exact count: SCAN is O(n) */
+};
+
+/* The same store, its primary found through Sentinels. */
+const store_ops store_redis_sentinel_ops = {
+    .scheme = "redis-sentinel",
+    .open = sentinel_open,
+    .close = redis_close,
+    .list = redis_list,
+    .batch = redis_batch,
+    .touch = redis_touch,
+    .purge = redis_purge,
+    .scan = redis_scan,
+    .count = NULL,
 };

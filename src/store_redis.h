@@ -7,7 +7,8 @@
 #include "rc.h"
 #include "store.h"
 
-extern const store_ops store_redis_ops;
+extern const store_ops store_redis_ops;          /* redis:// */
+extern const store_ops store_redis_sentinel_ops; /* redis-sentinel:// */
 
 typedef enum redis_url_kind {
     REDIS_URL_PLAIN = 0, /* redis://          one server */

@@ -560,6 +560,27 @@ class RedisStores:
         return "redis (127.0.0.1:%d, a database per store)" % self.redis.port
 
 
+# The store kinds that keep sessions in Redis (the same keys and commands;
+# "sentinel" finds the primary through Sentinels).
+REDIS_KINDS = ("redis", "sentinel")
+
+
+class SentinelStores(RedisStores):
+    """Redis through Sentinel: each store is a database number of one shared
+    Sentinel set (1 primary, 2 replicas, 3 Sentinels), reached as
+    redis-sentinel://sentinels.../mymaster/db; store=None and store=KEY as
+    RedisStores."""
+
+    kind = "sentinel"
+
+    def __init__(self, sentinel_set):
+        super().__init__(sentinel_set)
+
+    def describe(self):
+        return "redis-sentinel (Sentinels on ports %s, a database per store)" % ", ".join(
+            str(s.port) for s in self.redis.sentinels)
+
+
 class Pool:
     """Starts processes and, at teardown, stops them and collects problems."""
 

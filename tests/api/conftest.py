@@ -7,32 +7,39 @@ At teardown each process gets SIGTERM (then SIGKILL after 5 s); a process that
 exited on its own with a non-zero status, or whose stderr shows a sanitizer
 report or the secret, fails the test.
 
-Both stores, one suite.  Every test that spawns processes (through the
+Every store, one suite.  Every test that spawns processes (through the
 spawn, mspawn, pool or server fixtures) without choosing STORE_URL itself is
 parametrized over the store: it runs once on LMDB ([lmdb]: a temporary
-directory per store, as before) and once on Redis ([redis]: one real
+directory per store, as before), once on Redis ([redis]: one real
 redis-server for the whole session, started on a free loopback port in a
 temporary directory with `--save '' --appendonly yes --appendfsync always`,
-and a database number of its own per store).  The parameter is module-scoped,
-so module-shared servers are started once per store.  Markers:
+and a database number of its own per store), and once on Redis through
+Sentinel ([sentinel]: one Sentinel set for the whole session, 1 primary, 2
+replicas, 3 Sentinels, reached as redis-sentinel://..., a database number
+of its own per store).  The parameter is module-scoped, so module-shared
+servers are started once per store.  Tests that look at Redis keys
+themselves take `stores.redis` (the redis-server, or the Sentinel set,
+whose client() reaches the primary) and check `store_kind in REDIS_KINDS`.
+Markers:
 
   lmdb_only    the test is about LMDB itself (map size, purge of a full map);
                it runs only as [lmdb].
   own_store    the test chooses its STORE_URL(s) itself (test_redis.py,
-               test_sessionctl.py's migrations); it is not parametrized.
+               test_failover.py, test_sessionctl.py's migrations); it is not
+               parametrized.
 
-A missing redis-server fails every [redis] test with a message saying so; it
-never skips them.
+A missing redis-server fails every [redis] and [sentinel] test with a
+message saying so; it never skips them.
 """
 
 import pytest
 
 import apitools
-from apitools import LmdbStores, Pool, RedisStores
+from apitools import LmdbStores, Pool, RedisStores, SentinelStores
 from redistools import Redis, RedisCluster, RedisSentinelSet, require_redis_cli, \
     require_redis_server
 
-STORE_KINDS = ("lmdb", "redis")
+STORE_KINDS = ("lmdb", "redis", "sentinel")
 # Database numbers the suite's redis-server offers; every spawned process
 # that needs a store of its own gets a fresh one.
 SUITE_REDIS_DATABASES = 512
@@ -82,16 +89,14 @@ def suite_redis(tmp_path_factory):
 #
 # suite_sentinel (1 primary, 2 replicas, 3 Sentinels) and suite_cluster (3
 # primaries, 3 replicas), each started on first use and stopped at the end of
-# the session.  They are NOT store parameters yet: the service does not speak
-# redis-sentinel:// or redis-cluster:// so far.  When it does, they plug in
-# like RedisStores (apitools.py):
+# the session.  suite_sentinel is the [sentinel] store parameter
+# (SentinelStores, apitools.py: a database number per store, exactly as
+# RedisStores).  suite_cluster is not a store parameter yet: the service does
+# not speak redis-cluster:// so far.  When it does, it plugs in the same way:
 #
 #   STORE_KINDS = ("lmdb", "redis", "sentinel", "cluster")
-#   stores(): "sentinel" -> SentinelStores(request.getfixturevalue("suite_sentinel"))
-#             "cluster"  -> ClusterStores(request.getfixturevalue("suite_cluster"))
+#   stores(): "cluster" -> ClusterStores(request.getfixturevalue("suite_cluster"))
 #
-#   SentinelStores.url(store, workdir): suite_sentinel.url(db) with a database
-#       number per store (suite_sentinel.new_db(), exactly as RedisStores).
 #   ClusterStores.url(store, workdir): a cluster has database 0 only, so a
 #       store cannot be a database number: either the service learns a key
 #       prefix (e.g. a REDIS_KEY_PREFIX setting, or a URL parameter), and each
@@ -138,6 +143,8 @@ def stores(request, store_kind):
     """Where spawned processes keep their sessions (see LmdbStores, RedisStores)."""
     if store_kind == "redis":
         return RedisStores(request.getfixturevalue("suite_redis"))
+    if store_kind == "sentinel":
+        return SentinelStores(request.getfixturevalue("suite_sentinel"))
     return LmdbStores()
 
 

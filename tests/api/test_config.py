@@ -42,6 +42,14 @@ REFUSALS = [
     ("PURGE_INTERVAL", {"PURGE_INTERVAL": "0"}),
     ("PURGE_INTERVAL", {"PURGE_INTERVAL": "86401"}),
     ("HOST", {"HOST": "999.999.999.999"}),
+    ("STORE_URL", {"STORE_URL": "redis-sentinel://127.0.0.1:26379"}),       # no master name
+    ("STORE_URL", {"STORE_URL": "redis-sentinel://127.0.0.1/mymaster"}),    # no port
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000"}),         # not served yet
+    ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "17"}),
+    ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "-1"}),
+    ("REDIS_WAIT_TIMEOUT_MS", {"REDIS_WAIT_TIMEOUT_MS": "0"}),
+    ("REDIS_WAIT_TIMEOUT_MS", {"REDIS_WAIT_TIMEOUT_MS": "60001"}),
+    ("REDIS_SENTINEL_PASSWORD", {"REDIS_SENTINEL_PASSWORD": ""}),
 ]
 
 

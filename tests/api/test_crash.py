@@ -13,8 +13,9 @@ After every restart:
     and /readyz within a few seconds (LMDB: `mdb_stat -e` also reads the
     environment between the kill and the restart, when lmdb-utils is there).
 
-It runs on both stores ([lmdb], [redis]); on Redis the kill does not touch
-Redis itself, so it checks the service's acknowledgements only.
+It runs on every store ([lmdb], [redis], [sentinel]); on Redis the kill does
+not touch Redis itself, so it checks the service's acknowledgements only
+(test_failover.py kills the Redis primary).
 HARDENING_CRASH_ITERATIONS (default 32, at least 20 are asked for) sets the
 number of kills; HARDENING_CRASH_SEED makes a run repeatable.
 """

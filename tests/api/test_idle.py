@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from apitools import (BINARIES, SESSION_FIELDS, admin_token, assert_json, assert_problem,
-                      assert_unauthorized, make_token, q, run_until_exit, uid, wait_until)
+from apitools import (BINARIES, REDIS_KINDS, SESSION_FIELDS, admin_token, assert_json,
+                      assert_problem, assert_unauthorized, make_token, q, run_until_exit, uid,
+                      wait_until)
 from test_close_reasons import check_line, close_lines, closes, counted
 from test_config import assert_refused
 
@@ -427,7 +428,7 @@ def test_idle_close_is_counted_and_logged(spawn, store_kind):
     keep = srv.create(tok, {"ttl": 600})
     s, t0, t1 = create_timed(srv, tok, {"idle_timeout": 2, "ttl": 600})
     wait_idle_end([srv], s, tok, t0, t1, 2)
-    if store_kind == "redis":
+    if store_kind in REDIS_KINDS:
         assert [x["id"] for x in listed(srv, user, tok)] == [keep["id"]]
     assert wait_until(lambda: counted(srv, "idle") >= 1, timeout=5.0), "idle close not counted"
     check_line(close_lines(srv, [s["id"]])[s["id"]], s["id"], user, "idle", [tok, s["token"]])
@@ -454,7 +455,7 @@ def test_idle_close_counted_once_across_processes(spawn, tmp_path, store_kind):
     sids = {s["id"] for s, _, _ in made}
 
     def total():
-        if store_kind == "redis":
+        if store_kind in REDIS_KINDS:
             for p in procs:
                 assert [x["id"] for x in listed(p, user, tok)] == [keep["id"]]
         return sum(counted(p, "idle") for p in procs)

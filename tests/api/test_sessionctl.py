@@ -1,8 +1,8 @@
 """sessionctl (src/admin.c; docs/REDIS.md "Moving between stores"): the
 operator's tool, talking to the store directly with the service's STORE_URL.
 
-Tests that take a server through spawn run on both stores ([lmdb], [redis])
-against sessions created through sessiond; the migrations between stores
+Tests that take a server through spawn run on every store ([lmdb], [redis],
+[sentinel]) against sessions created through sessiond; the migrations between stores
 (copy lmdb -> redis -> lmdb) pick their STORE_URLs themselves (own_store).
 The binary is $SESSIOND_BIN_DIR/sessionctl, like the service's binaries.
 """
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from apitools import (PASSTHROUGH_ENV, SANITIZER_PATTERNS, SECRET, SESSION_FIELDS,
+from apitools import (PASSTHROUGH_ENV, REDIS_KINDS, SANITIZER_PATTERNS, SECRET, SESSION_FIELDS,
                       admin_token, assert_json, assert_problem, assert_unauthorized,
                       binary_path, free_port, http_request_bytes, make_token, raw_request,
                       uid)
@@ -181,7 +181,9 @@ def test_stats_and_export_skip_closed_and_expired(spawn, ctl, store_kind):
     srv = spawn("sessiond")
     res = ctl("stats", store=srv.store_url)
     assert res.rc == 0, res
-    assert json.loads(res.out) == {"store": store_kind, "live_sessions": 0}
+    scheme = srv.store_url.split("://")[0]  # lmdb, redis, redis-sentinel
+    assert scheme == {"sentinel": "redis-sentinel"}.get(store_kind, store_kind)
+    assert json.loads(res.out) == {"store": scheme, "live_sessions": 0}
     user = uid()
     tok = make_token(user)
     t0 = time.monotonic()
@@ -192,7 +194,7 @@ def test_stats_and_export_skip_closed_and_expired(spawn, ctl, store_kind):
     assert json.loads(res.out)["live_sessions"] in (4, 5), res  # the ttl=1 one may be gone
     time.sleep(max(0.0, 2.2 - (time.monotonic() - t0)))
     res = ctl("stats", store=srv.store_url)
-    assert res.rc == 0 and json.loads(res.out) == {"store": store_kind, "live_sessions": 4}, res
+    assert res.rc == 0 and json.loads(res.out) == {"store": scheme, "live_sessions": 4}, res
     res = ctl("export", store=srv.store_url)
     assert res.rc == 0, res
     assert sorted(x["id"] for x in res.lines()) == sorted(s["id"] for s in made[1:])
@@ -454,7 +456,7 @@ def test_unreachable_redis(ctl):
 # --------------------------------------------------------------------------
 
 def test_import_of_a_taken_id_never_reaches_another_users_sessions(spawn, ctl, store_kind,
-                                                                   request):
+                                                                   stores):
     """A line whose id is already another user's session is "already present";
     the importing line's user must not see, list or close that session."""
     srv = spawn("sessiond")
@@ -473,8 +475,8 @@ def test_import_of_a_taken_id_never_reaches_another_users_sessions(spawn, ctl, s
     r = srv.get("/session/%s" % s["id"], token=a_tok)
     assert assert_json(r, 200)["data"] == {"owner": "alice"}
     assert srv.get("/validate", token=s["token"]).status_code == 200
-    if store_kind == "redis":
-        red = request.getfixturevalue("suite_redis")
+    if store_kind in REDIS_KINDS:
+        red = stores.redis  # the suite's redis-server, or its Sentinel set's primary
         db = int(srv.store_url.rsplit("/", 1)[1])
         cli = red.client(db)
         try:
@@ -485,15 +487,15 @@ def test_import_of_a_taken_id_never_reaches_another_users_sessions(spawn, ctl, s
             cli.close()
 
 
-def test_list_and_close_all_check_each_records_owner(spawn, store_kind, request):
+def test_list_and_close_all_check_each_records_owner(spawn, store_kind, stores):
     """Redis: an index entry that points at another user's session (left by
     an older version, or a crash) is neither listed nor closed."""
-    if store_kind != "redis":
+    if store_kind not in REDIS_KINDS:
         pytest.skip("the index is a Redis structure; LMDB indexes in the same transaction")
     srv = spawn("sessiond")
     alice, mallory = uid("alice"), uid("mallory")
     s = srv.create(make_token(alice))
-    red = request.getfixturevalue("suite_redis")
+    red = stores.redis
     cli = red.client(int(srv.store_url.rsplit("/", 1)[1]))
     try:
         cli.call("ZADD", "ss:u:" + mallory, str(s["expires_at"]), s["id"])

@@ -10,7 +10,8 @@ import json
 import jwt
 import pytest
 
-from apitools import (SECRET, assert_problem, assert_unauthorized, make_token, q, uid)
+from apitools import (REDIS_KINDS, SECRET, assert_problem, assert_unauthorized, make_token, q,
+                      uid)
 
 ISS, AUD = "https://issuer.test", "sessions-api"
 
@@ -562,15 +563,15 @@ def test_cap_settings_refused_at_start(tmp_path, name, value):
     assert len(lines) == 1 and name in lines[0], err
 
 
-def test_a_record_that_cannot_be_read_fails_the_list(spawn, store_kind, request, tmp_path):
+def test_a_record_that_cannot_be_read_fails_the_list(spawn, store_kind, stores, tmp_path):
     """A corrupt record in the user's list: 503, never a 200 one short."""
     srv = spawn("sessiond", store=tmp_path / "corrupt")
     user = uid()
     tok = make_token(user)
     a, b = srv.create(tok), srv.create(tok)
     path = "/users/%s/sessions" % q(user)
-    if store_kind == "redis":
-        red = request.getfixturevalue("suite_redis")
+    if store_kind in REDIS_KINDS:
+        red = stores.redis  # the suite's redis-server, or its Sentinel set's primary
         with red.client(int(srv.store_url.rsplit("/", 1)[1])) as cli:
             cli.call("SET", "ss:s:" + b["id"], "not a record")
     else:

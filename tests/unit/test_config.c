@@ -201,6 +201,9 @@ static void test_defaults(void)
     CHECK_EQ_INT(c.lmdb_map_size, 4294967296LL);
     CHECK_EQ_INT(c.purge_interval, 60);
     CHECK_EQ_INT(c.redis_timeout_ms, 1000);
+    CHECK(c.redis_sentinel_password == NULL);
+    CHECK_EQ_INT(c.redis_wait_replicas, 0);
+    CHECK_EQ_INT(c.redis_wait_timeout_ms, 500);
     config_free(&c);
     CHECK(c.host == NULL && c.jwt_secret == NULL && c.store_url == NULL);
     config_free(&c); /* twice is harmless after the first cleared the slots */
@@ -228,6 +231,9 @@ static void test_all_set(void)
         { "LMDB_MAP_SIZE", "1048576" },
         { "PURGE_INTERVAL", "86400" },
         { "REDIS_TIMEOUT_MS", "10" },
+        { "REDIS_SENTINEL_PASSWORD", "s3ntinel pw" },
+        { "REDIS_WAIT_REPLICAS", "16" },
+        { "REDIS_WAIT_TIMEOUT_MS", "60000" },
         { NULL, NULL },
     };
     config c;
@@ -251,7 +257,11 @@ static void test_all_set(void)
     CHECK_EQ_INT(c.lmdb_map_size, 1048576);
     CHECK_EQ_INT(c.purge_interval, 86400);
     CHECK_EQ_INT(c.redis_timeout_ms, 10);
+    CHECK_STR_EQ(c.redis_sentinel_password, "s3ntinel pw");
+    CHECK_EQ_INT(c.redis_wait_replicas, 16);
+    CHECK_EQ_INT(c.redis_wait_timeout_ms, 60000);
     config_free(&c);
+    CHECK(c.redis_sentinel_password == NULL);
 }
 
 /* Loads the defaults plus one variable; returns the rc, err filled. */
@@ -406,6 +416,14 @@ static void test_refusals(void)
     CHECK(refused_naming("PURGE_INTERVAL", "0", "PURGE_INTERVAL"));
     CHECK(refused_naming("REDIS_TIMEOUT_MS", "9", "REDIS_TIMEOUT_MS"));
     CHECK(refused_naming("REDIS_TIMEOUT_MS", "60001", "REDIS_TIMEOUT_MS"));
+    CHECK(refused_naming("REDIS_WAIT_REPLICAS", "-1", "REDIS_WAIT_REPLICAS"));
+    CHECK(refused_naming("REDIS_WAIT_REPLICAS", "17", "REDIS_WAIT_REPLICAS"));
+    CHECK(refused_naming("REDIS_WAIT_REPLICAS", "one", "REDIS_WAIT_REPLICAS"));
+    CHECK(refused_naming("REDIS_WAIT_TIMEOUT_MS", "0", "REDIS_WAIT_TIMEOUT_MS"));
+    CHECK(refused_naming("REDIS_WAIT_TIMEOUT_MS", "60001", "REDIS_WAIT_TIMEOUT_MS"));
+    CHECK(refused_naming("REDIS_SENTINEL_PASSWORD", "", "REDIS_SENTINEL_PASSWORD"));
+    CHECK(ok_one("REDIS_WAIT_REPLICAS", "0"));
+    CHECK(ok_one("REDIS_WAIT_TIMEOUT_MS", "1"));
 
     /* SESSION_TTL above SESSION_MAX_TTL */
     {

@@ -101,6 +101,16 @@ static void test_open_errors(void)
     CHECK_EQ_INT(store_open("lmdb:///dev/null/sub", &opt, &st, err, sizeof err), RC_INVALID);
     CHECK(err[0] != '\0');
     CHECK(st == NULL);
+    /* the Redis schemes: redis-sentinel:// needs its master name; the
+     * cluster is not served yet */
+    CHECK_EQ_INT(store_open("redis-sentinel://127.0.0.1:26379", &opt, &st, err, sizeof err),
+                 RC_INVALID);
+    CHECK(strstr(err, "master") != NULL);
+    CHECK(st == NULL);
+    CHECK_EQ_INT(store_open("redis-cluster://127.0.0.1:7000", &opt, &st, err, sizeof err),
+                 RC_INVALID);
+    CHECK(strstr(err, "unknown scheme") != NULL && strstr(err, "redis-sentinel") != NULL);
+    CHECK(st == NULL);
 }
 
 static void test_basic(void)

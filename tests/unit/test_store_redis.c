@@ -20,8 +20,8 @@
 #include "record.h"
 
 #define NOW 1700000000LL
-#define SCRIPT_MAX 32
-#define LOG_MAX 32
+#define SCRIPT_MAX 64
+#define LOG_MAX 64
 #define BACKOFF_US 300000 /* past the store's reconnect back-off (200 ms) */
 
 typedef enum { ACT_REPLY, ACT_CLOSE, ACT_STALL } act_kind;
@@ -833,6 +833,319 @@ static void test_auth_refused(void)
     fake_stop(&f);
 }
 
+/* ---- REDIS_WAIT_REPLICAS ---- */
+
+static store_t *open_url(const char *url, const store_options *opt)
+{
+    char err[256] = "";
+    store_t *st = NULL;
+    if (store_open(url, opt, &st, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "store_open: %s\n", err);
+        exit(2);
+    }
+    return st;
+}
+
+#define CREATED "*3\r\n:1\r\n*0\r\n*0\r\n" /* the create script: done, nothing else closed */
+
+/* One WAIT per batch that wrote, after its last write (in the same
+ * pipeline); reads send none. Fewer acknowledgements than asked, or an
+ * error reply to WAIT: the writes of the batch are 503s, its reads stand. */
+static void test_wait_after_writes(void)
+{
+    fake f;
+    fake_start(&f);
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    store_options opt = { .timeout_ms = 300, .wait_replicas = 2, .wait_timeout_ms = 50 };
+    say(&f, "+OK\r\n"); /* open's readiness write: no WAIT at open */
+    store_t *st = open_url(url, &opt);
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    buf_t rec = BUF_INIT;
+
+    say(&f, CREATED);
+    say(&f, ":2\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    CHECK(strncmp(logged(&f, 1), "EVAL <", 6) == 0);
+    CHECK_STR_EQ(logged(&f, 2), "WAIT 2 50");
+    say(&f, CREATED);
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE); /* one replica of two */
+    /* a WAIT came short: from now on it follows writes that succeeded, in
+     * a round of its own, so that a write Redis refuses (NOREPLICAS, with
+     * min-replicas-to-write) is answered at once, without a WAIT */
+    int before = nlogged(&f);
+    say(&f, "-NOREPLICAS Not enough good replicas to write.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&f), before + 1);
+    say(&f, "*1\r\n:0\r\n"); /* id taken: nothing written, nothing to wait for */
+    CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
+    CHECK_EQ_INT(nlogged(&f), before + 2);
+    say(&f, CREATED);
+    say(&f, "-ERR WAIT cannot be used with replica instances.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    CHECK_STR_EQ(logged(&f, before + 3), "WAIT 2 50");
+    say(&f, CREATED);
+    say(&f, ":2\r\n"); /* met again: the WAIT rides in the pipeline again */
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    say(&f, "*1\r\n:0\r\n"); /* id taken, but the batch had a write command: its WAIT is sent */
+    say(&f, ":2\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_EXISTS);
+    CHECK_STR_EQ(logged(&f, before + 7), "WAIT 2 50");
+    before = nlogged(&f);
+    say_record(&f, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(nlogged(&f), before + 1); /* a read: no WAIT */
+
+    /* a close: GET, then ZREM, DEL and the WAIT in the second round */
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":1\r\n");
+    say(&f, ":1\r\n");
+    say(&f, ":3\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_OK);
+    CHECK_STR_EQ(logged(&f, before + 1), "GET ss:s:" ID_A);
+    CHECK_STR_EQ(logged(&f, before + 2), "ZREM ss:u:alice " ID_A);
+    CHECK_STR_EQ(logged(&f, before + 3), "DEL ss:s:" ID_A);
+    CHECK_STR_EQ(logged(&f, before + 4), "WAIT 2 50");
+    say_record(&f, ID_A, "alice", NOW + 60);
+    say(&f, ":1\r\n");
+    say(&f, ":1\r\n");
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_del(st, ID_A, STR_LIT("alice"), NOW), RC_UNAVAILABLE);
+    say(&f, "+OK\r\n"); /* readiness: the write, then (short before) its own WAIT */
+    say(&f, ":2\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+
+    /* a create and a read and a close refused by its owner check in one
+     * batch: round 1 is the script and the GETs, round 2 the WAIT alone;
+     * the create is a 503, the read stands */
+    session_t s2 = mk(ID_B, "bob", NOW + 60);
+    buf_t r1 = BUF_INIT, r2 = BUF_INIT;
+    store_op put = { .kind = STORE_OP_PUT, .s = &s2, .now = NOW };
+    store_op get = { .kind = STORE_OP_GET, .id = ID_C, .now = NOW, .rec = &r1 };
+    store_op del = { .kind = STORE_OP_DEL, .id = ID_A, .user = STR_LIT("alice"), .now = NOW };
+    store_op *ops[] = { &put, &get, &del };
+    say(&f, CREATED);
+    say_record(&f, ID_C, "carol", NOW + 60);
+    say_record(&f, ID_A, "mallory", NOW + 60);
+    say(&f, ":1\r\n");
+    before = nlogged(&f);
+    store_batch(st, ops, 3);
+    CHECK_EQ_INT(put.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(get.rc, RC_OK);
+    CHECK_EQ_INT(del.rc, RC_NOT_FOUND);
+    CHECK_EQ_INT(nlogged(&f), before + 4);
+    CHECK_STR_EQ(logged(&f, before + 3), "WAIT 2 50");
+
+    /* readiness: the write and its WAIT */
+    say(&f, "+OK\r\n");
+    say(&f, ":2\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    say(&f, "+OK\r\n");
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    CHECK_EQ_INT(f.conns, 1); /* too few replicas is an answer, not a broken link */
+    buf_free(&rec);
+    buf_free(&r1);
+    buf_free(&r2);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* WAIT's own timeout may be longer than REDIS_TIMEOUT_MS: the round that
+ * holds it waits that much longer, not less. */
+static void test_wait_longer_than_timeout(void)
+{
+    fake f;
+    fake_start(&f);
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+    store_options opt = { .timeout_ms = 100, .wait_replicas = 1, .wait_timeout_ms = 2000 };
+    say(&f, "+OK\r\n");
+    store_t *st = open_url(url, &opt);
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    say(&f, CREATED);
+    say_stall(&f); /* WAIT blocks: the fake never answers it */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    double took = ms_since(&t0);
+    CHECK(took >= 1900 && took < 5000);
+    store_close(st);
+    fake_stop(&f);
+}
+
+/* ---- redis-sentinel:// against fake Sentinels and data nodes ---- */
+
+/* A Sentinel's answer naming 127.0.0.1:port. */
+static void say_primary(fake *sen, int port)
+{
+    char r[96], p[8];
+    int n = snprintf(p, sizeof p, "%d", port);
+    snprintf(r, sizeof r, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n", n, p);
+    say(sen, r);
+}
+
+#define ROLE_MASTER "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
+#define ROLE_REPLICA "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:0\r\n"
+
+static store_t *open_sentinel(const char *userinfo, const char *sentinels, const char *tail,
+                              const char *sentinel_password)
+{
+    char url[256];
+    snprintf(url, sizeof url, "redis-sentinel://%s%s/mymaster%s", userinfo, sentinels, tail);
+    store_options opt = { .timeout_ms = 300, .sentinel_password = sentinel_password };
+    return open_url(url, &opt);
+}
+
+/* The Sentinel is asked (with its own password), the primary it names
+ * answers ROLE master before anything else is sent (after AUTH with the
+ * URL's credentials), then SELECT and the commands. */
+static void test_sentinel_discovery(void)
+{
+    fake sen, d;
+    fake_start(&sen);
+    fake_start(&d);
+    say(&sen, "+OK\r\n");
+    say_primary(&sen, d.port);
+    say(&d, "+OK\r\n");
+    say(&d, ROLE_MASTER);
+    say(&d, "+OK\r\n");
+    say(&d, "+OK\r\n");
+    char hosts[64];
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%d", sen.port);
+    store_t *st = open_sentinel("app:data-pw@", hosts, "/3", "sentinel-pw");
+    CHECK_STR_EQ(store_scheme(st), "redis-sentinel");
+    CHECK_STR_EQ(logged(&sen, 0), "AUTH sentinel-pw");
+    CHECK_STR_EQ(logged(&sen, 1), "SENTINEL get-master-addr-by-name mymaster");
+    CHECK_STR_EQ(logged(&d, 0), "AUTH app data-pw");
+    CHECK_STR_EQ(logged(&d, 1), "ROLE");
+    CHECK_STR_EQ(logged(&d, 2), "SELECT 3");
+    CHECK_STR_EQ(logged(&d, 3), "SET ss:ready 1 PX 10000");
+    buf_t rec = BUF_INIT;
+    say_record(&d, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(sen.conns, 1);
+    CHECK_EQ_INT(d.conns, 1);
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&sen);
+    fake_stop(&d);
+}
+
+/* A node named as the primary that answers ROLE slave gets nothing else;
+ * after the back-off the Sentinels are asked again (never the same node
+ * retried on its own), and the next primary they name serves. */
+static void test_sentinel_names_a_replica(void)
+{
+    fake sen, d, d2;
+    fake_start(&sen);
+    fake_start(&d);
+    fake_start(&d2);
+    say_primary(&sen, d.port);
+    say(&d, ROLE_REPLICA);
+    char hosts[64];
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%d", sen.port);
+    store_t *st = open_sentinel("", hosts, "", NULL);
+    buf_t rec = BUF_INIT;
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_UNAVAILABLE); /* within the back-off */
+    CHECK_EQ_INT(nlogged(&sen), 1);
+    CHECK_EQ_INT(nlogged(&d), 1);
+    CHECK_STR_EQ(logged(&d, 0), "ROLE");
+    usleep(BACKOFF_US);
+    say_primary(&sen, d2.port);
+    say(&d2, ROLE_MASTER);
+    say_record(&d2, ID_A, "alice", NOW + 60);
+    CHECK_EQ_INT(store_get(st, ID_A, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(nlogged(&sen), 2);
+    CHECK_STR_EQ(logged(&d2, 0), "ROLE");
+    CHECK_STR_EQ(logged(&d2, 1), "GET ss:s:" ID_A);
+    CHECK_EQ_INT(nlogged(&d), 1); /* the replica was never written to */
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&sen);
+    fake_stop(&d);
+    fake_stop(&d2);
+}
+
+/* READONLY (the primary was demoted): that request is a 503, the
+ * connection is dropped, and the next connect asks the Sentinels; so does
+ * a connection the other side closed, even when the same node is named
+ * again. The first Sentinel of the list is down: the second answers. */
+static void test_sentinel_failover(void)
+{
+    fake sen, d, d2;
+    fake_start(&sen);
+    fake_start(&d);
+    fake_start(&d2);
+    say_primary(&sen, d.port);
+    say(&d, ROLE_MASTER);
+    say(&d, "+OK\r\n");
+    char hosts[96];
+    snprintf(hosts, sizeof hosts, "127.0.0.1:1,127.0.0.1:%d", sen.port); /* port 1: refused */
+    store_t *st = open_sentinel("", hosts, "", NULL);
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    say(&d, "-READONLY You can't write against a read only replica.\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    usleep(BACKOFF_US);
+    say_primary(&sen, d2.port);
+    say(&d2, ROLE_MASTER);
+    say(&d2, CREATED);
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    CHECK_EQ_INT(nlogged(&sen), 2);
+    CHECK_EQ_INT(nlogged(&d), 3); /* ROLE, SET ss:ready, the refused EVAL: nothing after */
+    /* d2 closes the connection (a failover's CLIENT KILL): asked again */
+    say(&d2, "+OK\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    say_close(&d2);
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    usleep(BACKOFF_US);
+    say_primary(&sen, d2.port);
+    say(&d2, ROLE_MASTER);
+    say(&d2, "+OK\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    CHECK_EQ_INT(nlogged(&sen), 3);
+    CHECK_EQ_INT(d2.conns, 2);
+    store_close(st);
+    fake_stop(&sen);
+    fake_stop(&d);
+    fake_stop(&d2);
+}
+
+/* A Sentinel that knows no such master, or refuses AUTH: 503s, never a
+ * guess; a bad ROLE answer likewise. */
+static void test_sentinel_refusals(void)
+{
+    fake sen, d;
+    fake_start(&sen);
+    fake_start(&d);
+    say(&sen, "$-1\r\n");
+    char hosts[64];
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%d", sen.port);
+    store_t *st = open_sentinel("", hosts, "", NULL);
+    CHECK_EQ_INT(nlogged(&d), 0);
+    usleep(BACKOFF_US);
+    say(&sen, "-NOAUTH Authentication required.\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    usleep(BACKOFF_US);
+    say(&sen, "*2\r\n$9\r\n127.0.0.1\r\n$1\r\n0\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    usleep(BACKOFF_US);
+    say_primary(&sen, d.port);
+    say(&d, "-ERR unknown command 'ROLE'\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&d), 1);
+    usleep(BACKOFF_US);
+    say_primary(&sen, d.port);
+    say(&d, ROLE_MASTER);
+    say(&d, "+OK\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    CHECK_EQ_INT(nlogged(&sen), 5);
+    store_close(st);
+    fake_stop(&sen);
+    fake_stop(&d);
+}
+
 int main(void)
 {
     RUN(test_error_replies);
@@ -849,5 +1162,11 @@ int main(void)
     RUN(test_pipeline_cut_by_close);
     RUN(test_pipeline_cut_by_stall);
     RUN(test_auth_refused);
+    RUN(test_wait_after_writes);
+    RUN(test_wait_longer_than_timeout);
+    RUN(test_sentinel_discovery);
+    RUN(test_sentinel_names_a_replica);
+    RUN(test_sentinel_failover);
+    RUN(test_sentinel_refusals);
     return UNIT_SUMMARY();
 }
