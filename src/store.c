@@ -12,6 +12,7 @@ static const store_ops *const registry[] = {
     &store_lmdb_ops,
     &store_redis_ops,
     &store_redis_sentinel_ops,
+    &store_redis_cluster_ops,
 };
 
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
