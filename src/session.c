@@ -89,6 +89,13 @@ void session_id_tag(str_t user, char tag[SESSION_ID_TAG])
         h ^= (unsigned char)user.p[i];
         h *= 0x100000001b3ULL;
     }
+    /* FNV's high bits mix poorly over similar ids ("user-1", "user-2"):
+     * MurmurHash3's finalizer spreads them before they are taken */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     for (int i = 0; i < SESSION_ID_TAG; i++)
         tag[i] = sorted[(h >> (58 - 6 * i)) & 63];
 }

@@ -73,7 +73,7 @@ uint64_t session_id_stamp(uint64_t ms, uint64_t last);
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
 /* The placement tag of user: SESSION_ID_TAG characters of base64url (never
- * '{' or '}') from 18 bits of the user id's FNV-1a hash. A session id made
+ * '{' or '}') from 18 bits of the user id's FNV-1a hash (mixed). A session id made
  * by session_id_generate_for ends with its user's tag, so a store that
  * keeps each user's sessions together (Redis Cluster: one hash slot per
  * user, docs/REDIS.md) finds a session's place from its id alone. The
