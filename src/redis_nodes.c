@@ -39,6 +39,7 @@ typedef struct cnode {
     redisContext *c;
     uint64_t retry_at_ms, used_ms;
     int dirty; /* writes sent since its last WAIT */
+    long long acks; /* its last WAIT's answer; -1: failed, or broke with writes unacknowledged */
 } cnode;
 
 struct redis_nodes {
@@ -47,6 +48,7 @@ struct redis_nodes {
     uint64_t refresh_at_ms;      /* no CLUSTER SLOTS before then */
     int stale;                   /* a MOVED or a failure: read the map again */
     int lost;                    /* a connection with unacknowledged writes broke */
+    unsigned char *wrote;        /* per slot: 1 + the connection of its last write, or 0 */
     size_t nconn;
     cnode conn[CONN_MAX];
 };
@@ -157,6 +159,7 @@ void redis_nodes_free(redis_nodes *nd)
             redisFree(nd->conn[i].c);
     free(nd->map);
     free(nd->spare);
+    free(nd->wrote);
     free(nd);
 }
 
@@ -165,8 +168,10 @@ static void drop(redis_nodes *nd, cnode *cn)
     if (cn->c != NULL)
         redisFree(cn->c);
     cn->c = NULL;
-    if (cn->dirty)
+    if (cn->dirty) {
         nd->lost = 1;
+        cn->acks = -1;
+    }
     cn->dirty = 0;
     cn->retry_at_ms = clock_ms() + RECONNECT_MS;
     nd->stale = 1; /* a failover, perhaps: the map may have changed */
@@ -224,8 +229,10 @@ static int ready(redis_nodes *nd, cnode *cn, uint64_t deadline, int64_t budget_m
     if (cn->c != NULL && now - cn->used_ms >= IDLE_CHECK_MS && went_stale(cn->c)) {
         redisFree(cn->c); /* reopened at once below, not after a back-off */
         cn->c = NULL;
-        if (cn->dirty)
+        if (cn->dirty) {
             nd->lost = 1;
+            cn->acks = -1;
+        }
         cn->dirty = 0;
         nd->stale = 1;
     }
@@ -411,11 +418,10 @@ static redisReply *wait_all(redis_nodes *nd, const redis_cmd *cmd, uint64_t dead
                             int64_t wait_ms)
 {
     long long asked = cmd->argc > 1 ? strtoll(cmd->argv[1], NULL, 10) : 0, fewest = asked;
-    if (nd->lost) {
-        nd->lost = 0;
-        return own_error("a connection with writes not yet acknowledged broke");
-    }
     int sent[CONN_MAX] = { 0 };
+    redisReply *bad = NULL;
+    if (nd->lost)
+        bad = own_error("a connection with writes not yet acknowledged broke");
     for (size_t k = 0; k < nd->nconn; k++) {
         cnode *cn = &nd->conn[k];
         if (!cn->dirty)
@@ -424,12 +430,13 @@ static redisReply *wait_all(redis_nodes *nd, const redis_cmd *cmd, uint64_t dead
             redisAppendCommandArgv(cn->c, cmd->argc, cmd->argv, cmd->lens) != REDIS_OK) {
             if (cn->c)
                 drop(nd, cn);
-            nd->lost = 0;
-            return own_error("a node written to could not be asked to WAIT");
+            cn->acks = -1;
+            if (bad == NULL)
+                bad = own_error("a node written to could not be asked to WAIT");
+            continue;
         }
         sent[k] = 1;
     }
-    redisReply *bad = NULL;
     for (size_t k = 0; k < nd->nconn; k++) {
         if (!sent[k])
             continue;
@@ -437,11 +444,13 @@ static redisReply *wait_all(redis_nodes *nd, const redis_cmd *cmd, uint64_t dead
         redisReply *r = NULL;
         if (redisGetReply(cn->c, (void **)&r) != REDIS_OK || r == NULL) {
             drop(nd, cn);
+            cn->acks = -1;
             if (bad == NULL)
                 bad = own_error("a node's connection broke during WAIT");
             continue;
         }
         cn->dirty = 0;
+        cn->acks = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
         if (r->type == REDIS_REPLY_INTEGER && r->integer < fewest)
             fewest = r->integer;
         if (r->type != REDIS_REPLY_INTEGER && bad == NULL)
@@ -457,8 +466,8 @@ static redisReply *wait_all(redis_nodes *nd, const redis_cmd *cmd, uint64_t dead
  * ASKING first where ask[]), reads every reply into out[], or an error of
  * our own for those that could not be sent or answered. */
 static void round_once(redis_nodes *nd, const redis_cmd *cmds, const size_t *todo, size_t ntodo,
-                       const int *target, const unsigned char *ask, redisReply **out,
-                       uint64_t deadline, int64_t budget)
+                       const int *target, const unsigned char *ask, const uint16_t *slot,
+                       redisReply **out, uint64_t deadline, int64_t budget)
 {
     static const char *asking_argv[] = { "ASKING" };
     static const size_t asking_lens[] = { 6 };
@@ -479,8 +488,6 @@ static void round_once(redis_nodes *nd, const redis_cmd *cmds, const size_t *tod
         if (usable[k] == 1 &&
             redisAppendCommandArgv(cn->c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
             usable[k] = 0;
-        if (usable[k] == 1 && writes(&cmds[i]))
-            cn->dirty = 1;
     }
     for (size_t t = 0; t < ntodo; t++) {
         size_t i = todo[t];
@@ -506,6 +513,13 @@ static void round_once(redis_nodes *nd, const redis_cmd *cmds, const size_t *tod
             warn(nd->sh, "failed: connection broken or timed out", cn);
             drop(nd, cn);
         }
+        if (r != NULL && r->type != REDIS_REPLY_ERROR && writes(&cmds[i])) {
+            /* a write refused (an error reply: NOREPLICAS, MOVED...) wrote
+             * nothing a WAIT must cover; one that got no reply fails */
+            cn->dirty = 1;
+            if (nd->wrote != NULL)
+                nd->wrote[slot[i]] = (unsigned char)(k + 1);
+        }
         out[i] = r != NULL ? r : own_error("node unreachable");
     }
 }
@@ -526,6 +540,8 @@ rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redi
     rc_t rc = RC_NOMEM;
     if (todo == NULL || target == NULL || ask == NULL || slot == NULL)
         goto out;
+    if (nd->wrote == NULL)
+        nd->wrote = calloc(REDIS_CLUSTER_SLOTS, 1); /* NULL: redis_nodes_acks says "unknown" */
     size_t ntodo = m;
     for (size_t i = 0; i < m; i++) {
         todo[i] = i;
@@ -538,7 +554,7 @@ rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redi
         for (size_t t = 0; t < ntodo; t++)
             if (target[todo[t]] < 0)
                 target[todo[t]] = route(nd, slot[todo[t]]);
-        round_once(nd, cmds, todo, ntodo, target, ask, out, deadline_ms, budget);
+        round_once(nd, cmds, todo, ntodo, target, ask, slot, out, deadline_ms, budget);
         size_t again = 0;
         int pause = 0;
         for (size_t t = 0; t < ntodo; t++) {
@@ -627,4 +643,11 @@ rc_t redis_nodes_at(redis_nodes *nd, const char *host, int port, const redis_cmd
     }
     *out = r != NULL ? r : own_error("node unreachable");
     return *out ? RC_OK : RC_NOMEM;
+}
+
+long long redis_nodes_acks(const redis_nodes *nd, const char *key, size_t len)
+{
+    uint16_t slot = redis_cluster_slot(key, len);
+    int k = nd->wrote != NULL ? nd->wrote[slot] - 1 : -1;
+    return k >= 0 && (size_t)k < nd->nconn ? nd->conn[k].acks : -1;
 }

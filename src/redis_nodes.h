@@ -80,6 +80,14 @@ rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redi
  * SLOTS. The map stays the thread's: valid until its next call here. */
 const redis_slot_map *redis_nodes_map(redis_nodes *nd, uint64_t deadline_ms);
 
+/* After a WAIT sent by redis_nodes_pipeline: the replicas that acknowledged
+ * the writes of key's slot (those of the node they were last sent to; a
+ * WAIT goes to each node on its own, so that a node without replicas does
+ * not fail the writes that went elsewhere). -1 when that node's WAIT
+ * failed, or its connection broke with writes unacknowledged, or no write
+ * of the slot is known. */
+long long redis_nodes_acks(const redis_nodes *nd, const char *key, size_t len);
+
 /* Runs one command on the node at host:port (as the map names it), not
  * routed: SCAN, which walks one node's keys. The reply in *out (free it;
  * an error reply as redis_nodes_pipeline makes them when the node cannot

@@ -1782,10 +1782,17 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
                 waited = wait_acks_by(st, deadline);
                 break;
             }
-    if (waited != RC_OK) /* too few replicas have them: not acknowledged */
-        for (size_t i = 0; i < n; i++)
-            if (acknowledges_write(ops[i]))
-                ops[i]->rc = waited;
+    /* too few replicas have them: not acknowledged. On a cluster each
+     * node's WAIT judges the writes that went to it */
+    for (size_t i = 0; waiting && i < n; i++) {
+        if (!acknowledges_write(ops[i]))
+            continue;
+        if (st->cluster != NULL && redis_nodes_acks(nodes_of(st), w[i].skey,
+                                                    strlen(w[i].skey)) >= st->wait_replicas)
+            continue;
+        if (st->cluster != NULL || waited != RC_OK)
+            ops[i]->rc = waited != RC_OK ? waited : RC_UNAVAILABLE;
+    }
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
