@@ -527,7 +527,7 @@ static void round_once(redis_nodes *nd, const redis_cmd *cmds, const size_t *tod
 rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redisReply **out,
                           uint64_t deadline_ms, int64_t wait_ms)
 {
-    memset(out, 0, n * sizeof *out);
+    memset(out, 0, n * sizeof(redisReply *));
     int waiting = n > 0 && named(&cmds[n - 1], "WAIT");
     size_t m = waiting ? n - 1 : n;
     int64_t budget = nd->sh->timeout_ms + wait_ms;
