@@ -17,7 +17,7 @@
 #define NAMES_MAX 64          /* node host names looked up in the background */
 #define RECONNECT_MS 200      /* a node that failed is not tried again sooner */
 #define IDLE_CHECK_MS 100     /* a connection idle this long is checked before use */
-#define PASSES 5              /* rounds of redirections for one pipeline */
+#define PASSES 16             /* rounds of redirections and retries for one pipeline */
 #define TRYAGAIN_MS 20        /* the pause before a TRYAGAIN is sent again */
 #define WARN_EVERY_MS 5000
 
