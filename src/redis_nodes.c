@@ -352,7 +352,9 @@ static void refresh(redis_nodes *nd, uint64_t deadline)
                 redis_slot_map *old = nd->map;
                 nd->map = nd->spare;
                 nd->spare = old;
-                nd->stale = 0;
+                /* a cluster still forming, or one that lost a primary:
+                 * read again (readiness asks nothing of the missing slots) */
+                nd->stale = nd->map->covered < REDIS_CLUSTER_SLOTS;
                 return;
             }
         }

@@ -1547,6 +1547,22 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 
 static rc_t redis_ping(store_t *base);
 
+/* Cluster: whether the node that took o's write acknowledged it with
+ * enough replicas -- and for a create of an untagged id, the node that
+ * took its alias too (without it the session cannot be found by id). */
+static int cluster_acked(redis_store *st, const store_op *o, const wscratch *x)
+{
+    redis_nodes *nd = nodes_of(st);
+    if (nd == NULL || redis_nodes_acks(nd, x->skey, strlen(x->skey)) < st->wait_replicas)
+        return 0;
+    if (o->kind == STORE_OP_PUT && !session_id_tagged(o->s->id, strlen(o->s->id))) {
+        char akey[KEY_MAX];
+        size_t alen = alias_key(st, akey, o->s->id);
+        return redis_nodes_acks(nd, akey, alen) >= st->wait_replicas;
+    }
+    return 1;
+}
+
 /* A tag as session_id_tag writes them. */
 static int tag_valid(const char *t, size_t len)
 {
@@ -1787,8 +1803,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
     for (size_t i = 0; waiting && i < n; i++) {
         if (!acknowledges_write(ops[i]))
             continue;
-        if (st->cluster != NULL && redis_nodes_acks(nodes_of(st), w[i].skey,
-                                                    strlen(w[i].skey)) >= st->wait_replicas)
+        if (st->cluster != NULL && cluster_acked(st, ops[i], &w[i]))
             continue;
         if (st->cluster != NULL || waited != RC_OK)
             ops[i]->rc = waited != RC_OK ? waited : RC_UNAVAILABLE;
