@@ -341,7 +341,7 @@ measure_writes() { # label port: close and mixed (create was measured in rounds)
 ROUNDS=${BENCH_ROUNDS:-3}
 echo "bench: wrk -t1 -c$CONNS -d${SECS}s (after ${WARM}s warm-up) on $NPROC CPUs; nginx: $NPROC workers"
 echo "bench: redis: one redis-server; cluster: Redis Cluster of $CLUSTER_PRIMARIES primaries" \
-    "($CLUSTER_REPLICAS replicas each, up in ${CLUSTER_STARTED_S} s); both AOF, appendfsync always"
+    "(replicas per primary: $CLUSTER_REPLICAS; up in ${CLUSTER_STARTED_S} s); both AOF, appendfsync always"
 echo "bench: read (caller token HS256, RS256, ES256) and validate: $ROUNDS rounds, each next to an nginx run;" \
     "create: $ROUNDS rounds; medians below"
 prepare lmdb "$LMDB_PORT"
