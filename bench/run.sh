@@ -131,8 +131,8 @@ if len(got) < n:
 print(" ".join(map(str, got)))
 PY
 }
-# cluster_ok: every node says cluster_state:ok, knows every node and
-# serves-or-sees all 16384 slots, and all give the same CLUSTER SLOTS
+# cluster_ok: every node says cluster_state:ok, knows every node and sees
+# all 16384 slots served (cluster_slots_ok), and all give the same CLUSTER SLOTS
 # (redis-cli --cluster create returns once the nodes agree on the
 # configuration; gossip may still be catching up)
 cluster_ok() {
