@@ -7,7 +7,7 @@
 #                   every fuzz target briefly (TEST_FUZZ_SECONDS, default 5),
 #                   and the concurrency tests under ThreadSanitizer
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (default 60) each
-#   make bench      sessiond (LMDB, Redis) against nginx, see docs/BENCHMARKS.md
+#   make bench      sessiond (LMDB, Redis, Redis Cluster) against nginx, see docs/BENCHMARKS.md
 #   make mutate     each mutation of tests/mutations.txt must be caught by its tests
 #   make asan       the sanitizer build, in build/asan/
 

@@ -1,13 +1,16 @@
 #!/bin/sh
-# run.sh -- `make bench`: sessiond on LMDB and on Redis against nginx's static
-# `return 200` on the same machine, in one run, with wrk (1 thread, 32
-# connections). Prints requests/s, p50 and p99 and each rate as a ratio to
-# nginx's, then the in-process store and token micro-benchmarks and the
+# run.sh -- `make bench`: sessiond on LMDB, on one Redis and on a Redis
+# Cluster against nginx's static `return 200` on the same machine, in one
+# run, with wrk (1 thread, 32 connections). Prints requests/s, p50 and p99
+# and each rate as a ratio to nginx's, the cluster's as a ratio to the single
+# Redis's, then the in-process store and token micro-benchmarks and the
 # scale figures. Every sessiond also verifies caller tokens signed RS256 and
 # ES256 with the keys of a JWKS minted for the run (build/token_bench).
 #
 # Environment: BENCH_SECONDS (default 5) per measurement, BENCH_WARMUP (1),
-# BENCH_SCALE (default 1000000) sessions for the scale test (0 skips it).
+# BENCH_ROUNDS (3), BENCH_SCALE (default 1000000) sessions for the scale
+# test (0 skips it), BENCH_CLUSTER_PRIMARIES (3) and BENCH_CLUSTER_REPLICAS
+# (0, replicas per primary) for the cluster.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,13 +22,24 @@ CONNS=32
 
 TMP=$(mktemp -d /tmp/sessiond-bench.XXXXXX)
 PIDS=""
-cleanup() {
-    for p in $PIDS $(cat "$TMP"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-    [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
-    sleep 0.3
+cleanup() { # stops everything the run started (by pid), on every way out
+    [ -d "$TMP" ] || return 0
+    pids="$PIDS $(cat "$TMP"/*.pid 2>/dev/null || true)"
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    # wait (up to 5 s) until they are gone, then kill -9 what is left
+    i=0; left=""
+    while [ $i -lt 50 ]; do
+        left=""
+        for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+        [ -z "$left" ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+    for p in $left; do kill -9 "$p" 2>/dev/null || true; done
     rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
 
 free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -76,6 +90,121 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' 
 PIDS="$PIDS $!"
 i=0; until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
 
+# A Redis Cluster: BENCH_CLUSTER_PRIMARIES (3) primaries with
+# BENCH_CLUSTER_REPLICAS (0) replicas each, every node persisting as the
+# single Redis above (AOF, fsync always, no RDB), created with redis-cli.
+# A node also listens on its port + 10000 (the cluster bus), so both must be
+# free: the ports are taken below the kernel's ephemeral range, where no
+# outgoing connection and no free_port (bind to port 0) can take them
+# meanwhile (as tests/api/redistools.py's free_port_pair does).
+CLUSTER_PRIMARIES=${BENCH_CLUSTER_PRIMARIES:-3}
+CLUSTER_REPLICAS=${BENCH_CLUSTER_REPLICAS:-0}
+CLUSTER_NODES=$((CLUSTER_PRIMARIES * (1 + CLUSTER_REPLICAS)))
+free_port_pairs() { # n -> n distinct ports p, each with p and p + 10000 free
+    /usr/bin/python3 - "$1" <<'PY'
+import random, socket, sys
+def bindable(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 32768
+n, got = int(sys.argv[1]), []
+bands = ([(10000, lo - 1 - 10000)] if lo - 1 - 10000 > 10000 else []) + [(1024, 55535)]
+for a, b in bands:
+    for _ in range(5000):
+        if len(got) == n:
+            break
+        p = random.randint(a, b)
+        if all(abs(p - q) != 0 and abs(p - q) != 10000 for q in got) and bindable(p) \
+                and bindable(p + 10000):
+            got.append(p)
+if len(got) < n:
+    sys.exit("bench: no %d free port pairs (p, p + 10000)" % n)
+print(" ".join(map(str, got)))
+PY
+}
+# cluster_ok: every node says cluster_state:ok, knows every node and sees
+# all 16384 slots served (cluster_slots_ok), and all give the same CLUSTER SLOTS
+# (redis-cli --cluster create returns once the nodes agree on the
+# configuration; gossip may still be catching up)
+cluster_ok() {
+    first=""
+    for p in $CLUSTER_PORTS; do
+        info=$(redis-cli -p "$p" cluster info 2>/dev/null | tr -d '\r') || return 1
+        echo "$info" | grep -qx 'cluster_state:ok' || return 1
+        echo "$info" | grep -qx "cluster_known_nodes:$CLUSTER_NODES" || return 1
+        echo "$info" | grep -qx 'cluster_slots_ok:16384' || return 1
+        slots=$(redis-cli -p "$p" cluster slots 2>/dev/null | md5sum) || return 1
+        [ -z "$first" ] && first=$slots
+        [ "$slots" = "$first" ] || return 1
+        if [ "$CLUSTER_REPLICAS" -gt 0 ] &&
+            redis-cli -p "$p" info replication | tr -d '\r' | grep -qx 'role:slave'; then
+            redis-cli -p "$p" info replication | tr -d '\r' | grep -qx 'master_link_status:up' ||
+                return 1
+        fi
+    done
+}
+start_cluster() { # -> 0 with a healthy cluster on CLUSTER_PORTS, else 1 (its nodes stopped)
+    CLUSTER_PORTS=$(free_port_pairs "$CLUSTER_NODES")
+    CLUSTER_PIDS=""
+    for p in $CLUSTER_PORTS; do
+        mkdir -p "$TMP/cluster/$p"
+        redis-server --port "$p" --bind 127.0.0.1 --dir "$TMP/cluster/$p" --save '' \
+            --appendonly yes --appendfsync always --daemonize no \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            > "$TMP/cluster/$p.log" 2>&1 &
+        CLUSTER_PIDS="$CLUSTER_PIDS $!"
+        PIDS="$PIDS $!"
+    done
+    ok=1
+    for p in $CLUSTER_PORTS; do
+        i=0
+        until redis-cli -p "$p" ping >/dev/null 2>&1; do
+            i=$((i + 1)); [ $i -gt 100 ] && { ok=0; break; }
+            sleep 0.1
+        done
+    done
+    if [ $ok = 1 ]; then
+        # shellcheck disable=SC2046
+        redis-cli --cluster create $(for p in $CLUSTER_PORTS; do echo "127.0.0.1:$p"; done) \
+            --cluster-replicas "$CLUSTER_REPLICAS" --cluster-yes \
+            > "$TMP/cluster/create.out" 2>&1 || ok=0
+    fi
+    if [ $ok = 1 ]; then
+        i=0
+        until cluster_ok; do
+            i=$((i + 1)); [ $i -gt 300 ] && { ok=0; break; }
+            sleep 0.1
+        done
+    fi
+    [ $ok = 1 ] && return 0
+    for p in $CLUSTER_PORTS; do tail -5 "$TMP/cluster/$p.log" >&2 2>/dev/null || true; done
+    tail -5 "$TMP/cluster/create.out" >&2 2>/dev/null || true
+    for p in $CLUSTER_PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $CLUSTER_PIDS; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP/cluster"
+    return 1
+}
+# a port taken meanwhile (between the check and redis-server's bind) makes
+# a node exit: start again on other ports
+t0=$(date +%s)
+attempt=1
+until start_cluster; do
+    attempt=$((attempt + 1))
+    [ $attempt -gt 3 ] && { echo "bench: no healthy Redis Cluster after 3 attempts" >&2; exit 1; }
+    echo "bench: the Redis Cluster did not start (above); again on other ports" >&2
+done
+CLUSTER_SEEDS=$(for p in $CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')
+CLUSTER_STARTED_S=$(( $(date +%s) - t0 ))
+
 start_sessiond() { # name store_url -> prints port
     # (runs in a command substitution, a subshell: the pid goes to a file
     # for cleanup, not into PIDS)
@@ -90,9 +219,16 @@ start_sessiond() { # name store_url -> prints port
 }
 LMDB_PORT=$(start_sessiond lmdb "lmdb://$TMP/lmdb")
 REDISD_PORT=$(start_sessiond redis "redis://127.0.0.1:$REDIS_PORT/0")
+CLUSTERD_PORT=$(start_sessiond cluster "redis-cluster://$CLUSTER_SEEDS")
 # the same, without waiting for the disk: what create costs in CPU alone
 NOSYNC_PORT=$(LMDB_SYNC=none start_sessiond lmdb-nosync "lmdb://$TMP/lmdb-nosync")
-wait_port "$LMDB_PORT"; wait_port "$REDISD_PORT"; wait_port "$NOSYNC_PORT"
+wait_port "$LMDB_PORT"; wait_port "$REDISD_PORT"; wait_port "$NOSYNC_PORT"; wait_port "$CLUSTERD_PORT"
+# the cluster's sessiond is ready once it has written on every primary
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CLUSTERD_PORT/readyz")" = 200 ]; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "bench: sessiond on the cluster not ready" >&2; exit 1; }
+    sleep 0.1
+done
 
 CALLER=$(scripts/token.sh bench-user)
 export BENCH_CALLER="$CALLER"
@@ -174,16 +310,22 @@ measure_reads() { # label port
     done
 }
 
-measure_writes() { # label port
+measure_create() { # label port: one create run; the ids it makes are kept for close
+    base="http://127.0.0.1:$2"
+    BENCH_IDS="$TMP/ids-$1"; export BENCH_IDS
+    set -- $(wrk_run "$base/session" create.lua -H "Authorization: Bearer $CALLER")
+    record "$label create" "$@"
+}
+
+measure_writes() { # label port: close and mixed (create was measured in rounds)
     label=$1; base="http://127.0.0.1:$2"
     eval "BENCH_SID=\$SID_$1 BENCH_SESSION=\$STOK_$1"
     export BENCH_SID BENCH_SESSION
     export BENCH_IDS="$TMP/ids-$label"
-    : > "$BENCH_IDS"
-    set -- $(wrk_run "$base/session" create.lua -H "Authorization: Bearer $CALLER")
-    record "$label create" "$@"
-    # close needs a fresh id per request: top the ids up (unmeasured runs)
-    # until there are enough for a close run at up to 30,000 requests/s
+    touch "$BENCH_IDS"
+    # close needs a fresh id per request: top the ids the creates left up
+    # (unmeasured runs) until there are enough for a close run at up to
+    # 30,000 requests/s
     extra=0
     while [ "$(wc -l < "$BENCH_IDS")" -lt $((30000 * SECS)) ] && [ $extra -lt 6 ]; do
         wrk -t1 -c"$CONNS" -d"${SECS}s" -s bench/create.lua -H "Authorization: Bearer $CALLER" \
@@ -198,18 +340,51 @@ measure_writes() { # label port
 
 ROUNDS=${BENCH_ROUNDS:-3}
 echo "bench: wrk -t1 -c$CONNS -d${SECS}s (after ${WARM}s warm-up) on $NPROC CPUs; nginx: $NPROC workers"
-echo "bench: read (caller token HS256, RS256, ES256) and validate: $ROUNDS rounds, each next to an nginx run; medians below"
+echo "bench: redis: one redis-server; cluster: Redis Cluster of $CLUSTER_PRIMARIES primaries" \
+    "(replicas per primary: $CLUSTER_REPLICAS; up in ${CLUSTER_STARTED_S} s); both AOF, appendfsync always"
+echo "bench: read (caller token HS256, RS256, ES256) and validate: $ROUNDS rounds, each next to an nginx run;" \
+    "create: $ROUNDS rounds; medians below"
 prepare lmdb "$LMDB_PORT"
 prepare redis "$REDISD_PORT"
+prepare cluster "$CLUSTERD_PORT"
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     measure_nginx
     label=lmdb; measure_reads lmdb "$LMDB_PORT"
-    label=redis; measure_reads redis "$REDISD_PORT"
+    # single Redis and the cluster next to each other, in turns (one
+    # first, then the other), so that their ratio is of neighbouring runs
+    if [ $((r % 2)) = 0 ]; then
+        label=redis; measure_reads redis "$REDISD_PORT"
+        label=cluster; measure_reads cluster "$CLUSTERD_PORT"
+    else
+        label=cluster; measure_reads cluster "$CLUSTERD_PORT"
+        label=redis; measure_reads redis "$REDISD_PORT"
+    fi
+    r=$((r + 1))
+done
+# create in rounds too, the three stores in turns (each round starts one
+# further along), after the reads: the sessions they make would otherwise
+# grow the stores (and their AOF rewrites) under the reads
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    case $((r % 3)) in
+        0) order="lmdb redis cluster" ;;
+        1) order="redis cluster lmdb" ;;
+        *) order="cluster lmdb redis" ;;
+    esac
+    for label in $order; do
+        case $label in
+            lmdb) measure_create lmdb "$LMDB_PORT" ;;
+            redis) measure_create redis "$REDISD_PORT" ;;
+            *) measure_create cluster "$CLUSTERD_PORT" ;;
+        esac
+    done
     r=$((r + 1))
 done
 measure_writes lmdb "$LMDB_PORT"
 measure_writes redis "$REDISD_PORT"
+measure_writes cluster "$CLUSTERD_PORT"
+unset BENCH_IDS
 prepare lmdb_nosync "$NOSYNC_PORT"
 set -- $(wrk_run "http://127.0.0.1:$NOSYNC_PORT/session" create.lua -H "Authorization: Bearer $CALLER")
 record "lmdb create(LMDB_SYNC=none)" "$@"
@@ -239,15 +414,15 @@ report() {
         }
         END {
             ng = median(rps["nginx static-200"], n["nginx static-200"])
-            printf "\n%-20s %5s %12s %9s %9s %7s %7s\n", "scenario", "runs", "requests/s", "p50 ms", "p99 ms", "failed", "ratio"
+            printf "\n%-27s %5s %12s %9s %9s %7s %7s\n", "scenario", "runs", "requests/s", "p50 ms", "p99 ms", "failed", "ratio"
             for (i = 1; i <= k; i++) {
                 key = order[i]; c = n[key]; v = median(rps[key], c)
-                printf "%-20s %5d %12.0f %9.2f %9.2f %7d %6.2fx\n", key, c, v,
+                printf "%-27s %5d %12.0f %9.2f %9.2f %7d %6.2fx\n", key, c, v,
                     median(p50[key], c) / 1000, median(p99[key], c) / 1000, bad[key], v / ng
             }
             printf "(nginx runs, requests/s:%s)\n", rps["nginx static-200"]
-            split("lmdb redis", stores, " ")
-            for (i = 1; i <= 2; i++) {
+            split("lmdb redis cluster", stores, " ")
+            for (i = 1; i <= 3; i++) {
                 a = stores[i] " validate(idle)"; b = stores[i] " validate"
                 if ((a in n) && (b in n))
                     printf "%s: validate with an idle timeout / without: %.3f (medians)\n", stores[i],
@@ -265,6 +440,20 @@ report() {
                             median(rps[a], n[a]) / median(rps[b], n[b]), paired(rps[a], rps[b])
                 }
             }
+            # the cluster against the single Redis, scenario by scenario:
+            # requests/s as the ratio of the medians and as the median of
+            # the rounds ratios (the two runs of a round are neighbours)
+            for (i = 1; i <= k; i++) {
+                a = order[i]
+                if (substr(a, 1, 8) != "cluster ") continue
+                b = "redis " substr(a, 9)
+                if (!(b in n)) continue
+                printf "cluster / redis, %s: %.3f (medians)", substr(a, 9),
+                    median(rps[a], n[a]) / median(rps[b], n[b])
+                if (n[a] == n[b] && n[a] > 1)
+                    printf ", %.3f (median of the rounds)", paired(rps[a], rps[b])
+                printf "; p99 %.2f / %.2f ms\n", median(p99[a], n[a]) / 1000, median(p99[b], n[b]) / 1000
+            }
         }' "$1"
 }
 report "$RESULTS"
@@ -275,6 +464,7 @@ echo
 echo "store micro-benchmark (ops/s, one thread, in process; puts and deletes are durable one by one):"
 "$ROOT/$BUILD/store_bench" "lmdb://$TMP/micro" 2000
 "$ROOT/$BUILD/store_bench" "redis://127.0.0.1:$REDIS_PORT/1" 2000
+"$ROOT/$BUILD/store_bench" "redis-cluster://$CLUSTER_SEEDS/micro" 2000
 
 # ---- token micro-benchmark (in process, one thread) ----
 echo
