@@ -38,6 +38,7 @@ typedef struct cnode {
     int port;
     redisContext *c;
     uint64_t retry_at_ms, used_ms;
+    int64_t tmo_ms; /* the read timeout set on c */
     int dirty; /* writes sent since its last WAIT */
     long long acks; /* its last WAIT's answer; -1: failed, or broke with writes unacknowledged */
 } cnode;
@@ -264,18 +265,27 @@ static int ready(redis_nodes *nd, cnode *cn, uint64_t deadline, int64_t budget_m
         }
         redisEnableKeepAlive(c);
         cn->c = c;
+        cn->tmo_ms = left;
         now = clock_ms();
         left = now < deadline ? (int64_t)(deadline - now) : 0;
     }
     if (budget_ms < left)
         left = budget_ms;
+    /* rounded down to an eighth of REDIS_TIMEOUT_MS, so that the timeout of
+     * a connection in steady use stays put: no setsockopt per pipeline */
+    int64_t q = nd->sh->timeout_ms / 8;
+    if (q > 1 && left > q)
+        left -= left % q;
     if (left <= 0)
         return 0;
+    if (left == cn->tmo_ms)
+        return 1;
     struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
     if (redisSetTimeout(cn->c, tv) != REDIS_OK) {
         drop(nd, cn);
         return 0;
     }
+    cn->tmo_ms = left;
     return 1;
 }
 
