@@ -1059,11 +1059,13 @@ class RedisCluster(_Topology):
             return False
 
     # -- addressing -----------------------------------------------------------
-    def url(self, seeds=3, user=None, password=None):
-        """redis-cluster://[[user]:password@]127.0.0.1:p1,127.0.0.1:p2,..."""
+    def url(self, seeds=3, user=None, password=None, prefix=None):
+        """redis-cluster://[[user]:password@]127.0.0.1:p1,127.0.0.1:p2,...[/prefix]
+        (prefix: the service's key prefix, [A-Za-z0-9._-], 1..32
+        characters; none: the service's default, "ss")."""
         auth = url_auth(self.password if password is None else password, user)
         hosts = ",".join("127.0.0.1:%d" % n.port for n in self.data_nodes[:seeds])
-        return "redis-cluster://%s%s" % (auth, hosts)
+        return "redis-cluster://%s%s%s" % (auth, hosts, "/" + prefix if prefix else "")
 
     def node_by_port(self, port):
         for n in self.data_nodes:
