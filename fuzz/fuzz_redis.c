@@ -371,7 +371,7 @@ static int same_url(const redis_url *a, const redis_url *b)
     if (a->kind != b->kind || strcmp(a->host, b->host) != 0 || a->port != b->port ||
         strcmp(a->user, b->user) != 0 || strcmp(a->password, b->password) != 0 ||
         a->has_password != b->has_password || a->db != b->db || a->nhosts != b->nhosts ||
-        strcmp(a->master, b->master) != 0)
+        strcmp(a->master, b->master) != 0 || strcmp(a->prefix, b->prefix) != 0)
         return 0;
     for (size_t i = 0; i < a->nhosts; i++)
         if (strcmp(a->hosts[i].host, b->hosts[i].host) != 0 || a->hosts[i].port != b->hosts[i].port)
@@ -403,6 +403,18 @@ static void check_url(redis_url_kind kind, const uint8_t *data, size_t size, red
     for (size_t i = 0; i < ml; i++)
         if (!name_char(u->master[i]))
             abort();
+    /* a cluster's key prefix: 1..32 name characters, not all digits ("ss"
+     * by default); no prefix elsewhere */
+    size_t pl = strnlen(u->prefix, sizeof u->prefix), digits = 0;
+    if (pl == sizeof u->prefix || (kind == REDIS_URL_CLUSTER ? pl == 0 : pl != 0))
+        abort();
+    for (size_t i = 0; i < pl; i++) {
+        if (!name_char(u->prefix[i]))
+            abort();
+        digits += u->prefix[i] >= '0' && u->prefix[i] <= '9';
+    }
+    if (pl > 0 && digits == pl)
+        abort();
     for (size_t i = 0; i < u->nhosts; i++) {
         const redis_url_host *h = &u->hosts[i];
         if (memchr(h->host, '\0', sizeof h->host) == NULL || !host_ok(h->host) || h->port < 1 ||
@@ -427,6 +439,8 @@ static void check_url(redis_url_kind kind, const uint8_t *data, size_t size, red
     }
     if (kind == REDIS_URL_SENTINEL)
         k += (size_t)sprintf(text + k, "/%s", u->master);
+    if (kind == REDIS_URL_CLUSTER)
+        k += (size_t)sprintf(text + k, "/%s", u->prefix);
     if (u->db != 0)
         k += (size_t)sprintf(text + k, "/%d", u->db);
     if (store_redis_url_parse_as(kind, text, k, again, err, sizeof err) != RC_OK ||

@@ -273,7 +273,7 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
         }
         if (!j->has_op)
             continue;
-        if (j->fresh != NULL && (j->op.rc = session_id_generate(j->fresh->id)) != RC_OK)
+        if (j->fresh != NULL && (j->op.rc = session_id_generate_for(j->fresh->user_id, j->fresh->id)) != RC_OK)
             continue;
         ready[k++] = j;
     }
@@ -284,7 +284,7 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
             exec_job *j = ready[i];
             if (j->fresh != NULL && j->op.rc == RC_EXISTS && attempt < EXEC_CREATE_ATTEMPTS) {
                 /* another process drew the same id: astronomically rare */
-                if ((j->op.rc = session_id_generate(j->fresh->id)) == RC_OK)
+                if ((j->op.rc = session_id_generate_for(j->fresh->user_id, j->fresh->id)) == RC_OK)
                     ready[again++] = j;
             } else if (j->admin_fallback && !j->as_admin && j->op.rc == RC_NOT_FOUND) {
                 j->as_admin = 1;

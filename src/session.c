@@ -72,14 +72,37 @@ int session_user_valid(const char *s, size_t len)
     return s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t';
 }
 
+/* the base64url characters in ASCII order: 6 bits a character */
+static const char sorted[] = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
 void session_id_make(uint64_t stamp, const unsigned char raw[16], char id[SESSION_ID_MAX + 1])
 {
-    /* the base64url characters in ASCII order: 6 bits a character */
-    static const char sorted[] =
-        "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
     for (int i = SESSION_ID_TIME - 1; i >= 0; i--, stamp >>= 6)
         id[i] = sorted[stamp & 63];
     b64url_encode(raw, 16, id + SESSION_ID_TIME);
+}
+
+void session_id_tag(str_t user, char tag[SESSION_ID_TAG])
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bits */
+    for (size_t i = 0; i < user.len; i++) {
+        h ^= (unsigned char)user.p[i];
+        h *= 0x100000001b3ULL;
+    }
+    /* FNV's high bits mix poorly over similar ids ("user-1", "user-2"):
+     * MurmurHash3's finalizer spreads them before they are taken */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    for (int i = 0; i < SESSION_ID_TAG; i++)
+        tag[i] = sorted[(h >> (58 - 6 * i)) & 63];
+}
+
+int session_id_tagged(const char *id, size_t len)
+{
+    return len == SESSION_ID_TAGGED_LEN && session_id_valid(id, len);
 }
 
 /* The last stamp this process gave out: stamps only grow, so that ids made
@@ -113,6 +136,15 @@ rc_t session_id_generate(char id[SESSION_ID_MAX + 1])
         got += (size_t)n;
     }
     session_id_make(next, raw, id);
+    return RC_OK;
+}
+
+rc_t session_id_generate_for(str_t user, char id[SESSION_ID_MAX + 1])
+{
+    if (session_id_generate(id) != RC_OK)
+        return RC_ERR;
+    session_id_tag(user, id + SESSION_ID_LEN);
+    id[SESSION_ID_TAGGED_LEN] = '\0';
     return RC_OK;
 }
 

@@ -14,6 +14,8 @@
 #define SESSION_ID_TIME 9      /* the creation stamp's prefix, see session_id_make */
 #define SESSION_ID_SEQ_BITS 10 /* a stamp is milliseconds << 10 | a sequence */
 #define SESSION_ID_LEN 31      /* that prefix, then 16 random bytes in base64url */
+#define SESSION_ID_TAG 3       /* the user's placement tag, at the end of a session's id */
+#define SESSION_ID_TAGGED_LEN (SESSION_ID_LEN + SESSION_ID_TAG)
 #define SESSION_ID_MIN 22
 #define SESSION_ID_MAX 64
 #define SESSION_USER_MAX 256
@@ -70,6 +72,20 @@ uint64_t session_id_stamp(uint64_t ms, uint64_t last);
 /* session_id_make with the next stamp and 16 bytes from getrandom(2).
  * RC_ERR only if the OS CSPRNG fails. */
 rc_t session_id_generate(char id[SESSION_ID_MAX + 1]);
+/* The placement tag of user: SESSION_ID_TAG characters of base64url (never
+ * '{' or '}') from 18 bits of the user id's FNV-1a hash (mixed). A session id made
+ * by session_id_generate_for ends with its user's tag, so a store that
+ * keeps each user's sessions together (Redis Cluster: one hash slot per
+ * user, docs/REDIS.md) finds a session's place from its id alone. The
+ * tag is part of the stored data's format: it never changes. Pure. */
+void session_id_tag(str_t user, char tag[SESSION_ID_TAG]);
+/* Whether id is as session_id_generate_for makes them: SESSION_ID_TAGGED_LEN
+ * characters, whatever its tag (an id of another length came from an
+ * older version or an import). Pure. */
+int session_id_tagged(const char *id, size_t len);
+/* A new session's id for user: session_id_generate, then user's tag.
+ * RC_ERR only if the OS CSPRNG fails. */
+rc_t session_id_generate_for(str_t user, char id[SESSION_ID_MAX + 1]);
 /* The idle timeout's slack: a session unused since last_seen_at ends
  * within max(2, idle/20) s after last_seen_at + idle (the contract's
  * precision), and use is recorded once it is that old (exec.c), so a use

@@ -12,6 +12,7 @@ static const store_ops *const registry[] = {
     &store_lmdb_ops,
     &store_redis_ops,
     &store_redis_sentinel_ops,
+    &store_redis_cluster_ops,
 };
 
 rc_t store_open(const char *url, const store_options *opt, store_t **out,
@@ -30,7 +31,7 @@ rc_t store_open(const char *url, const store_options *opt, store_t **out,
             return ops->open(sep + 3, opt, out, err, errlen);
     }
     snprintf(err, errlen,
-             "STORE_URL: unknown scheme \"%.*s\" (expected lmdb, redis or redis-sentinel)",
+             "STORE_URL: unknown scheme \"%.*s\" (expected lmdb, redis, redis-sentinel or redis-cluster)",
              (int)(slen > 20 ? 20 : slen), url);
     return RC_INVALID;
 }

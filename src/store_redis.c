@@ -40,6 +40,7 @@
 #include <time.h>
 #include "clock.h"
 #include "log.h"
+#include "redis_nodes.h"
 #include "redis_sentinel.h"
 #include "resolve.h"
 #include "store_redis.h"
@@ -47,7 +48,8 @@
 
 #define RECONNECT_MS 200
 #define IDLE_CHECK_MS 100 /* a connection idle this long is checked before use */
-#define KEY_MAX (8 + SESSION_USER_MAX)
+/* the longest key: a cluster's "<prefix>:{tag}:u:" and a user id */
+#define KEY_MAX (REDIS_URL_PREFIX_MAX + 16 + SESSION_USER_MAX)
 #define PUT_ARGC 14
 
 #define WAIT_WARN_EVERY_MS 5000
@@ -59,6 +61,7 @@ typedef struct redis_store {
     int64_t timeout_ms;
     resolve_t *host;   /* url.host, looked up off the request path (redis://) */
     redis_sentinel *sentinel; /* redis-sentinel://: who the primary is; else NULL */
+    redis_nodes_shared *cluster; /* redis-cluster://: what its threads share; else NULL */
     int64_t wait_replicas;    /* REDIS_WAIT_REPLICAS: WAIT after writes (0: none) */
     int64_t wait_timeout_ms;  /* REDIS_WAIT_TIMEOUT_MS */
     char wait_n[24], wait_ms[24]; /* their text, WAIT's arguments */
@@ -77,6 +80,7 @@ typedef struct rconn {
                          * named after that */
     char addr[RESOLVE_ADDR_MAX]; /* Sentinel: the node c is connected to */
     int port;
+    redis_nodes *nodes; /* Cluster: this thread's map and connections (c unused) */
 } rconn;
 
 /* ---- URL ---- */
@@ -221,6 +225,40 @@ static rc_t master_parse(const char *p, const char *end, redis_url *u, char *err
     return slash ? db_parse(slash + 1, end, &u->db, err, errlen) : RC_OK;
 }
 
+/* A cluster's key prefix: the path after the hosts (at slash, or NULL). */
+static rc_t prefix_parse(const char *slash, const char *end, redis_url *u, char *err,
+                         size_t errlen)
+{
+    const char *p = slash ? slash + 1 : end;
+    size_t n = (size_t)(end - p), digits = 0;
+    if (slash == NULL) {
+        memcpy(u->prefix, "ss", 3);
+        return RC_OK;
+    }
+    if (n == 0 || n > REDIS_URL_PREFIX_MAX) {
+        snprintf(err, errlen, "STORE_URL: a redis-cluster:// key prefix is 1..%d bytes",
+                 REDIS_URL_PREFIX_MAX);
+        return RC_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!name_char(p[i])) {
+            snprintf(err, errlen, "STORE_URL: a redis-cluster:// key prefix is made of "
+                     "[A-Za-z0-9._-]");
+            return RC_INVALID;
+        }
+        digits += p[i] >= '0' && p[i] <= '9';
+    }
+    if (digits == n) {
+        snprintf(err, errlen,
+                 "STORE_URL: redis-cluster:// takes no database (a cluster has only database 0); "
+                 "its path is a key prefix, which cannot be a number");
+        return RC_INVALID;
+    }
+    memcpy(u->prefix, p, n);
+    u->prefix[n] = '\0';
+    return RC_OK;
+}
+
 rc_t store_redis_url_parse_as(redis_url_kind kind, const char *t, size_t len, redis_url *u,
                               char *err, size_t errlen)
 {
@@ -273,11 +311,8 @@ rc_t store_redis_url_parse_as(redis_url_kind kind, const char *t, size_t len, re
     } else {
         if (host_list_parse(h, hend, scheme, u, err, errlen) != RC_OK)
             goto refused;
-        if (kind == REDIS_URL_CLUSTER && slash != NULL) {
-            snprintf(err, errlen,
-                     "STORE_URL: redis-cluster:// takes no database (a cluster has only database 0)");
+        if (kind == REDIS_URL_CLUSTER && prefix_parse(slash, end, u, err, errlen) != RC_OK)
             goto refused;
-        }
         if (kind == REDIS_URL_SENTINEL && slash == NULL) {
             snprintf(err, errlen, "STORE_URL: redis-sentinel:// needs /master-name after the hosts");
             goto refused;
@@ -307,7 +342,31 @@ static void conn_free(void *p)
     rconn *rc = p;
     if (rc->c)
         redisFree(rc->c);
+    redis_nodes_free(rc->nodes);
     free(rc);
+}
+
+/* The calling thread's state (its rconn), made on first use. */
+static rconn *thread_conn(redis_store *st)
+{
+    rconn *cn = pthread_getspecific(st->conn_key);
+    if (cn == NULL) {
+        cn = calloc(1, sizeof *cn);
+        if (cn == NULL || pthread_setspecific(st->conn_key, cn) != 0) {
+            free(cn);
+            return NULL;
+        }
+    }
+    return cn;
+}
+
+/* Cluster: the calling thread's map and connections. */
+static redis_nodes *nodes_of(redis_store *st)
+{
+    rconn *cn = thread_conn(st);
+    if (cn != NULL && cn->nodes == NULL)
+        cn->nodes = redis_nodes_new(st->cluster);
+    return cn != NULL ? cn->nodes : NULL;
 }
 
 /* Sentinel: the node of cn failed: this thread asks the Sentinels before
@@ -431,14 +490,9 @@ static redisContext *open_conn(redis_store *st, rconn *cn, uint64_t deadline)
  * unreachable. */
 static rconn *conn(redis_store *st)
 {
-    rconn *cn = pthread_getspecific(st->conn_key);
-    if (cn == NULL) {
-        cn = calloc(1, sizeof *cn);
-        if (cn == NULL || pthread_setspecific(st->conn_key, cn) != 0) {
-            free(cn);
-            return NULL;
-        }
-    }
+    rconn *cn = thread_conn(st);
+    if (cn == NULL)
+        return NULL;
     uint64_t now = clock_ms();
     if (cn->c != NULL && cn->doomed) { /* a replica now: ask the Sentinels, after the back-off */
         redisFree(cn->c);
@@ -476,9 +530,13 @@ static rc_t reply_error(const redisReply *r)
 {
     if (strncmp(r->str, "OOM", 3) == 0)
         return RC_FULL;
-    log_msg(LOG_WARN, "redis: %.200s", r->str);
+    if (strncmp(r->str, REDIS_NODES_ERR, strlen(REDIS_NODES_ERR)) != 0) /* logged there */
+        log_msg(LOG_WARN, "redis: %.200s", r->str);
     return RC_UNAVAILABLE;
 }
+
+static rc_t cluster_cmd(redis_store *st, redisReply **out, int argc, const char **argv,
+                        const size_t *lens);
 
 /* Runs one command. RC_OK with *out (free with freeReplyObject), or
  * RC_UNAVAILABLE (connection problem; the connection is dropped), or the
@@ -487,6 +545,8 @@ static rc_t cmd(redis_store *st, redisReply **out, int argc, const char **argv,
                 const size_t *lens)
 {
     *out = NULL;
+    if (st->cluster != NULL)
+        return cluster_cmd(st, out, argc, argv, lens);
     rconn *cn = conn(st);
     if (cn == NULL)
         return RC_UNAVAILABLE;
@@ -505,19 +565,81 @@ static rc_t cmd(redis_store *st, redisReply **out, int argc, const char **argv,
     return RC_OK;
 }
 
-/* The key of session id (KEY_MAX bytes at most: an index entry that is no
- * id may be longer, and its key is then cut, never overrun). */
-static size_t session_key(char *out, const char *id)
+/* Keys (docs/REDIS.md). redis:// and redis-sentinel://: ss:s:<id>,
+ * ss:u:<user>. redis-cluster://: <prefix>:{T}:s:<id>, <prefix>:{U}:u:<user>
+ * and <prefix>:{T}:a:<id>, where U is the user's placement tag
+ * (session_id_tag) and T the last SESSION_ID_TAG characters of the id: a
+ * new session's id ends with its user's tag, so its key shares the slot of
+ * its user's index. A session whose id is not tagged (older versions,
+ * imports) is kept in its user's slot all the same, and an alias key in
+ * its id's slot names that slot's tag (resolve_aliases). */
+
+static size_t cut(int n)
 {
-    int n = snprintf(out, KEY_MAX, "ss:s:%s", id);
     return n < 0 ? 0 : (size_t)n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
 }
 
-static size_t user_key(char *out, str_t user)
+/* The last SESSION_ID_TAG characters of id (all of it when shorter). */
+static const char *id_tag(const char *id)
 {
-    memcpy(out, "ss:u:", 5); // NOLINT(bugprone-not-null-terminated-result): a key with a length
-    memcpy(out + 5, user.p, user.len);
-    return 5 + user.len;
+    size_t len = strlen(id);
+    return len >= SESSION_ID_TAG ? id + len - SESSION_ID_TAG : id;
+}
+
+/* The key of session id, on a cluster in the slot of tag (NULL: the id's
+ * own). KEY_MAX bytes at most: an index entry that is no id may be longer,
+ * and its key is then cut, never overrun. */
+static size_t session_key_at(const redis_store *st, char *out, const char *tag, const char *id)
+{
+    if (st->cluster == NULL)
+        return cut(snprintf(out, KEY_MAX, "ss:s:%s", id));
+    return cut(snprintf(out, KEY_MAX, "%s:{%.*s}:s:%s", st->url.prefix, SESSION_ID_TAG,
+                        tag ? tag : id_tag(id), id));
+}
+
+static size_t session_key(const redis_store *st, char *out, const char *id)
+{
+    return session_key_at(st, out, NULL, id);
+}
+
+/* The key of a session of user (whatever its id): in the user's slot. */
+static size_t user_session_key(const redis_store *st, char *out, str_t user, const char *id)
+{
+    char tag[SESSION_ID_TAG];
+    session_id_tag(user, tag);
+    return session_key_at(st, out, tag, id);
+}
+
+/* The prefix of the keys of user's sessions (the create script's ARGV[8]). */
+static size_t session_prefix(const redis_store *st, char *out, str_t user)
+{
+    char tag[SESSION_ID_TAG];
+    if (st->cluster == NULL)
+        return cut(snprintf(out, KEY_MAX, "ss:s:"));
+    session_id_tag(user, tag);
+    return cut(snprintf(out, KEY_MAX, "%s:{%.*s}:s:", st->url.prefix, SESSION_ID_TAG, tag));
+}
+
+static size_t user_key(const redis_store *st, char *out, str_t user)
+{
+    size_t n;
+    if (st->cluster == NULL) {
+        memcpy(out, "ss:u:", 5); // NOLINT(bugprone-not-null-terminated-result): a key with a length
+        n = 5;
+    } else {
+        char tag[SESSION_ID_TAG];
+        session_id_tag(user, tag);
+        n = cut(snprintf(out, KEY_MAX, "%s:{%.*s}:u:", st->url.prefix, SESSION_ID_TAG, tag));
+    }
+    memcpy(out + n, user.p, user.len);
+    return n + user.len;
+}
+
+/* Cluster: the alias of an untagged id, in the id's own slot. */
+static size_t alias_key(const redis_store *st, char *out, const char *id)
+{
+    return cut(snprintf(out, KEY_MAX, "%s:{%.*s}:a:%s", st->url.prefix, SESSION_ID_TAG,
+                        id_tag(id), id));
 }
 
 static void i64_text(char *out, int64_t v)
@@ -528,11 +650,7 @@ static void i64_text(char *out, int64_t v)
 /* ---- operations ---- */
 
 /* One command of a pipeline. */
-typedef struct rcmd {
-    int argc;
-    const char **argv;
-    const size_t *lens;
-} rcmd;
+typedef redis_cmd rcmd;
 
 /* Sends n commands in one write and reads their n replies (one round trip;
  * Redis runs them in order, and with appendfsync always, fsyncs them
@@ -546,6 +664,14 @@ typedef struct rcmd {
 static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
                         uint64_t deadline_ms, int64_t wait_ms)
 {
+    if (st->cluster != NULL) {
+        redis_nodes *nd = nodes_of(st);
+        if (nd == NULL) {
+            memset(out, 0, n * sizeof(redisReply *));
+            return RC_NOMEM;
+        }
+        return redis_nodes_pipeline(nd, cmds, n, out, deadline_ms, wait_ms);
+    }
     rconn *cn = conn(st);
     memset(out, 0, n * sizeof(redisReply *));
     if (cn == NULL)
@@ -587,6 +713,24 @@ broken:
 static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
 {
     return pipeline_by(st, cmds, n, out, 0, 0);
+}
+
+/* cmd on a cluster: a pipeline of one. */
+static rc_t cluster_cmd(redis_store *st, redisReply **out, int argc, const char **argv,
+                        const size_t *lens)
+{
+    rcmd one = { argc, argv, lens };
+    redisReply *r;
+    rc_t rc = pipeline(st, &one, 1, &r);
+    if (rc != RC_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = reply_error(r);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return RC_OK;
 }
 
 /* WAIT's answer: RC_OK when at least REDIS_WAIT_REPLICAS replicas
@@ -674,7 +818,7 @@ static rc_t fetch(redis_store *st, const char *id, int64_t now, buf_t *rec, sess
     char skey[KEY_MAX];
     redisReply *r;
     const char *ga[] = { "GET", skey };
-    size_t gl[] = { 3, session_key(skey, id) };
+    size_t gl[] = { 3, session_key(st, skey, id) };
     rc_t rc = cmd(st, &r, 2, ga, gl);
     if (rc != RC_OK)
         return rc;
@@ -693,7 +837,7 @@ static int zrem_tell(redis_store *st, str_t user, redisReply *const *ids, size_t
     if (n == 0)
         return 1;
     char ukey[KEY_MAX];
-    size_t ulen = user_key(ukey, user);
+    size_t ulen = user_key(st, ukey, user);
     int ok = 0;
     rcmd *cmds = calloc(n, sizeof *cmds);
     redisReply **out = calloc(n, sizeof(redisReply *));
@@ -735,7 +879,7 @@ done:
 static void prune(redis_store *st, str_t user, int64_t now)
 {
     char ukey[KEY_MAX], when[24], most[8];
-    size_t ulen = user_key(ukey, user);
+    size_t ulen = user_key(st, ukey, user);
     i64_text(when, now);
     snprintf(most, sizeof most, "%d", PRUNE_MAX);
     for (;;) {
@@ -764,7 +908,7 @@ static rc_t unindex(redis_store *st, str_t user, const char *const *ids, size_t 
     argv[0] = "ZREM";
     lens[0] = 4;
     argv[1] = ukey;
-    lens[1] = user_key(ukey, user);
+    lens[1] = user_key(st, ukey, user);
     while (n > 0) {
         size_t k = n > 128 ? 128 : n;
         for (size_t i = 0; i < k; i++) {
@@ -787,7 +931,7 @@ static rc_t index_entries(redis_store *st, str_t user, redisReply **out)
 {
     char ukey[KEY_MAX];
     const char *za[] = { "ZRANGE", ukey, "0", "-1", "WITHSCORES" };
-    size_t zl[] = { 6, user_key(ukey, user), 1, 2, 10 };
+    size_t zl[] = { 6, user_key(st, ukey, user), 1, 2, 10 };
     rc_t rc = cmd(st, out, 5, za, zl);
     if (rc == RC_OK && ((*out)->type != REDIS_REPLY_ARRAY || (*out)->elements % 2 != 0)) {
         freeReplyObject(*out);
@@ -811,6 +955,14 @@ static int ended_idle(const redisReply *score, int64_t now)
     return strtod(score->str, NULL) > (double)now;
 }
 
+/* One command of list's and close-all's pipelines, on one session key. */
+typedef struct del_cmd {
+    const char *argv[2];
+    size_t lens[2];
+    char key[KEY_MAX];
+    redisReply *id, *score; /* its index entry */
+} del_cmd;
+
 typedef struct found {
     buf_t rec;
     session_t s;
@@ -827,37 +979,35 @@ static int newest_first(const void *a, const void *b)
 static rc_t redis_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
 {
     redis_store *st = (redis_store *)base;
-    redisReply *ents = NULL, **idle = NULL;
+    redisReply *ents = NULL, **idle = NULL, **got_r = NULL;
     found *f = NULL;
+    del_cmd *g = NULL;
+    rcmd *cmds = NULL;
     size_t n = 0, nf = 0, nidle = 0;
     rc_t rc = index_entries(st, user, &ents);
     if (rc != RC_OK || (n = ents->elements / 2) == 0)
         goto out;
-    rconn *cn = conn(st);
-    if (cn == NULL) {
-        rc = RC_UNAVAILABLE;
-        goto out;
-    }
     f = calloc(n, sizeof *f);
     idle = calloc(n, sizeof(redisReply *));
-    if (f == NULL || idle == NULL) {
+    g = calloc(n, sizeof *g);
+    cmds = calloc(n, sizeof *cmds);
+    got_r = calloc(n, sizeof(redisReply *));
+    if (f == NULL || idle == NULL || g == NULL || cmds == NULL || got_r == NULL) {
         rc = RC_NOMEM;
         goto out;
     }
     /* one round trip: pipeline a GET per id */
-    char skey[KEY_MAX];
     for (size_t i = 0; i < n; i++) {
-        const char *ga[] = { "GET", skey };
-        size_t gl[] = { 3, session_key(skey, ents->element[2 * i]->str) };
-        redisAppendCommandArgv(cn->c, 2, ga, gl);
+        g[i].argv[0] = "GET", g[i].lens[0] = 3;
+        g[i].argv[1] = g[i].key;
+        g[i].lens[1] = user_session_key(st, g[i].key, user, ents->element[2 * i]->str);
+        cmds[i] = (rcmd){ 2, g[i].argv, g[i].lens };
     }
+    if ((rc = pipeline(st, cmds, n, got_r)) != RC_OK)
+        goto out;
     for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(cn->c, (void **)&r) != REDIS_OK || r == NULL) {
-            drop(st, cn);
-            rc = RC_UNAVAILABLE;
-            goto out;
-        }
+        redisReply *r = got_r[i];
+        got_r[i] = NULL;
         found *x = &f[nf];
         /* nil: closed or expired since the ZRANGE, or ended idle (told
          * below); another user's session (an entry left by an older
@@ -883,6 +1033,11 @@ out:
     if (f != NULL)
         for (size_t i = 0; i < n; i++)
             buf_free(&f[i].rec);
+    if (got_r != NULL)
+        free_replies(got_r, n);
+    free(got_r);
+    free(g);
+    free(cmds);
     free(f);
     free(idle);
     if (ents)
@@ -890,13 +1045,6 @@ out:
     return rc;
 }
 
-/* One command of close-all's pipelines, on one session key. */
-typedef struct del_cmd {
-    const char *argv[2];
-    size_t lens[2];
-    char key[KEY_MAX];
-    redisReply *id, *score; /* its index entry */
-} del_cmd;
 
 /* Close-all works through the index DEL_USER_CHUNK ids at a time: each
  * chunk is two pipelined round trips, between which Redis serves everyone
@@ -939,7 +1087,7 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ents, size
         d->argv[0] = "GET";
         d->lens[0] = 3;
         d->argv[1] = d->key;
-        d->lens[1] = session_key(d->key, id);
+        d->lens[1] = user_session_key(st, d->key, user, id);
         d->id = ents[2 * i];
         d->score = ents[2 * i + 1];
         gone[nd] = id;
@@ -987,7 +1135,7 @@ static rc_t del_chunk(redis_store *st, str_t user, redisReply *const *ents, size
         goto out;
     }
     zv[0] = "ZREM", zl[0] = 4;
-    zv[1] = ukey, zl[1] = user_key(ukey, user);
+    zv[1] = ukey, zl[1] = user_key(st, ukey, user);
     for (size_t i = 0; i < keep; i++)
         zv[2 + i] = gone[i], zl[2 + i] = strlen(gone[i]);
     cmds[0] = (rcmd){ (int)(2 + keep), zv, zl };
@@ -1048,7 +1196,10 @@ static rc_t redis_del_user(store_t *base, str_t user, const char *except, int64_
 typedef struct wscratch {
     buf_t rec;      /* create, rotation: the encoded record; close: the fetched one */
     session_t s;    /* read, close, rotation: the fetched session (views into a record) */
-    char skey[KEY_MAX], ukey[KEY_MAX], exp[24], now[24], max[24], end[24];
+    char skey[KEY_MAX], ukey[KEY_MAX], sprefix[KEY_MAX], exp[24], now[24], max[24], end[24];
+    char tagbuf[SESSION_ID_TAG]; /* cluster: an untagged id's slot, from its alias */
+    const char *tag; /* cluster: the tag of the session's slot (NULL: the id's own) */
+    int settled;     /* its rc is final before round 1 (an alias that was not there) */
     unsigned char seen[8]; /* use: the new last_seen_at, as a record holds it */
     const char *argv[2][PUT_ARGC];
     size_t lens[2][PUT_ARGC];
@@ -1184,13 +1335,14 @@ static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
     i64_text(x->end, session_end(s));
     const char *const argv[PUT_ARGC] = {
         "EVAL", CREATE_SCRIPT, "2", x->skey, x->ukey,
-        x->rec.p, x->exp, s->id, x->now, x->max, o->refuse ? "1" : "0", s->user_id.p, "ss:s:",
+        x->rec.p, x->exp, s->id, x->now, x->max, o->refuse ? "1" : "0", s->user_id.p, x->sprefix,
         x->end,
     };
     const size_t lens[PUT_ARGC] = {
-        4, sizeof CREATE_SCRIPT - 1, 1, session_key(x->skey, s->id),
-        user_key(x->ukey, s->user_id), x->rec.len, strlen(x->exp), strlen(s->id),
-        strlen(x->now), strlen(x->max), 1, s->user_id.len, 5, strlen(x->end),
+        4, sizeof CREATE_SCRIPT - 1, 1, user_session_key(x->st, x->skey, s->user_id, s->id),
+        user_key(x->st, x->ukey, s->user_id), x->rec.len, strlen(x->exp), strlen(s->id),
+        strlen(x->now), strlen(x->max), 1, s->user_id.len,
+        session_prefix(x->st, x->sprefix, s->user_id), strlen(x->end),
     };
     memcpy(x->argv[0], argv, sizeof argv);
     memcpy(x->lens[0], lens, sizeof lens);
@@ -1233,7 +1385,8 @@ static rcmd touch_op_command(wscratch *x, const store_op *o)
     } else {
         memcpy(x->end, "0", 2);
     }
-    return touch_command(x->argv[0], x->lens[0], x->skey, session_key(x->skey, o->id), x->seen,
+    return touch_command(x->argv[0], x->lens[0], x->skey,
+                         session_key_at(x->st, x->skey, x->tag, o->id), x->seen,
                          x->end);
 }
 
@@ -1245,7 +1398,8 @@ static rcmd swap_command(wscratch *x, const store_op *o)
         "EVAL", SWAP_SCRIPT, "1", x->skey, o->rec->p ? o->rec->p : "", x->rec.p, x->end,
     };
     const size_t lens[SWAP_ARGC] = {
-        4, sizeof SWAP_SCRIPT - 1, 1, session_key(x->skey, o->id), o->rec->len, x->rec.len,
+        4, sizeof SWAP_SCRIPT - 1, 1, user_session_key(x->st, x->skey, o->s->user_id, o->id),
+        o->rec->len, x->rec.len,
         strlen(x->end),
     };
     memcpy(x->argv[0], argv, sizeof argv);
@@ -1393,6 +1547,130 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 
 static rc_t redis_ping(store_t *base);
 
+/* A tag as session_id_tag writes them. */
+static int tag_valid(const char *t, size_t len)
+{
+    if (len != SESSION_ID_TAG)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z') ||
+              (t[i] >= '0' && t[i] <= '9') || t[i] == '-' || t[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Cluster: the slot of each operation's session, when its id is not tagged
+ * (made by an older version, or imported). A create writes its id's alias
+ * first (<prefix>:{T}:a:<id> = its user's tag, expiring at the session's
+ * expires_at; a create refused after it leaves an alias to nothing, which
+ * is harmless); a read, use or close whose caller names no owner reads the
+ * alias: none, no session. A tagged id of a create must carry its user's
+ * tag (RC_INVALID: it could not be found from its id). One round trip for
+ * all of them, none when every id is tagged. */
+static void resolve_aliases(redis_store *st, store_op *const *ops, wscratch *w, size_t n,
+                            uint64_t deadline)
+{
+    rcmd *cmds = NULL;
+    redisReply **r = NULL;
+    size_t *of = NULL, k = 0;
+    if (st->cluster == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        store_op *o = ops[i];
+        wscratch *x = &w[i];
+        x->st = st;
+        const char *id = o->kind == STORE_OP_PUT ? (o->s ? o->s->id : NULL) : o->id;
+        if (id == NULL || o->kind == STORE_OP_DEL_USER || o->kind == STORE_OP_PING)
+            continue;
+        char utag[SESSION_ID_TAG];
+        if (o->kind == STORE_OP_PUT && session_id_tagged(id, strlen(id))) {
+            session_id_tag(o->s->user_id, utag);
+            if (memcmp(utag, id_tag(id), SESSION_ID_TAG) != 0) {
+                o->rc = RC_INVALID;
+                x->settled = 1;
+            }
+            continue;
+        }
+        if (session_id_tagged(id, strlen(id)) || o->kind == STORE_OP_SWAP)
+            continue; /* found from its id, or from its user (user_session_key) */
+        str_t owner = o->kind == STORE_OP_PUT ? o->s->user_id
+                    : o->kind == STORE_OP_TOUCH && o->s ? o->s->user_id
+                    : o->kind == STORE_OP_DEL ? o->user : STR_NULL;
+        if (owner.p != NULL && o->kind != STORE_OP_PUT) {
+            session_id_tag(owner, x->tagbuf);
+            x->tag = x->tagbuf;
+            continue;
+        }
+        x->first = k++;
+    }
+    if (k == 0)
+        return;
+    cmds = calloc(k, sizeof *cmds);
+    r = calloc(k, sizeof *r);
+    of = calloc(k, sizeof *of);
+    rc_t rc = cmds && r && of ? RC_OK : RC_NOMEM;
+    if (rc != RC_OK)
+        for (size_t i = 0; i < n; i++)
+            if (w[i].first != SIZE_MAX) {
+                ops[i]->rc = rc;
+                w[i].settled = 1;
+            }
+    k = 0;
+    for (size_t i = 0; i < n && rc == RC_OK; i++) {
+        store_op *o = ops[i];
+        wscratch *x = &w[i];
+        if (x->first == SIZE_MAX || x->settled || x->tag != NULL)
+            continue;
+        const char *id = o->kind == STORE_OP_PUT ? o->s->id : o->id;
+        if (o->kind != STORE_OP_PUT && o->kind != STORE_OP_GET && o->kind != STORE_OP_TOUCH &&
+            o->kind != STORE_OP_DEL)
+            continue;
+        x->argv[1][1] = x->ukey;
+        x->lens[1][1] = alias_key(st, x->ukey, id);
+        if (o->kind == STORE_OP_PUT) {
+            session_id_tag(o->s->user_id, x->tagbuf);
+            i64_text(x->exp, o->s->expires_at);
+            x->argv[1][0] = "SET", x->lens[1][0] = 3;
+            x->argv[1][2] = x->tagbuf, x->lens[1][2] = SESSION_ID_TAG;
+            x->argv[1][3] = "EXAT", x->lens[1][3] = 4;
+            x->argv[1][4] = x->exp, x->lens[1][4] = strlen(x->exp);
+            cmds[k] = (rcmd){ 5, x->argv[1], x->lens[1] };
+        } else {
+            x->argv[1][0] = "GET", x->lens[1][0] = 3;
+            cmds[k] = (rcmd){ 2, x->argv[1], x->lens[1] };
+        }
+        of[k++] = i;
+    }
+    if (rc == RC_OK && k > 0)
+        rc = pipeline_by(st, cmds, k, r, deadline, 0);
+    for (size_t j = 0; j < k; j++) {
+        store_op *o = ops[of[j]];
+        wscratch *x = &w[of[j]];
+        x->settled = 1;
+        if (rc != RC_OK)
+            o->rc = rc;
+        else if (r[j]->type == REDIS_REPLY_ERROR)
+            o->rc = reply_error(r[j]);
+        else if (o->kind == STORE_OP_PUT)
+            x->settled = 0; /* the alias is there: the create goes ahead */
+        else if (r[j]->type == REDIS_REPLY_NIL)
+            o->rc = RC_NOT_FOUND;
+        else if (r[j]->type == REDIS_REPLY_STRING && tag_valid(r[j]->str, r[j]->len)) {
+            memcpy(x->tagbuf, r[j]->str, SESSION_ID_TAG);
+            x->tag = x->tagbuf;
+            x->settled = 0;
+        } else
+            o->rc = RC_UNAVAILABLE;
+    }
+    if (rc == RC_OK)
+        free_replies(r, k);
+    for (size_t i = 0; i < n; i++)
+        w[i].first = SIZE_MAX;
+    free(cmds);
+    free(r);
+    free(of);
+}
+
 /* The request path's store work: its rounds (and a connect, a host name's
  * lookup included) end within REDIS_TIMEOUT_MS in all, plus
  * REDIS_WAIT_TIMEOUT_MS when a WAIT follows its writes. */
@@ -1418,12 +1696,18 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             ops[i]->rc = RC_NOMEM;
         goto out;
     }
+    for (size_t i = 0; i < n; i++) {
+        w[i].first = SIZE_MAX;
+        w[i].st = st;
+    }
+    resolve_aliases(st, ops, w, n, deadline);
     /* round 1: creates, uses, rotations, and the GETs of reads and closes */
     for (size_t i = 0; i < n; i++) {
         store_op *o = ops[i];
         wscratch *x = &w[i];
         x->first = SIZE_MAX;
-        x->st = st;
+        if (x->settled)
+            continue;
         if (o->kind == STORE_OP_PUT) {
             if ((o->rc = record_encode(o->s, &x->rec)) != RC_OK)
                 continue;
@@ -1449,7 +1733,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
             x->argv[0][0] = "GET";
             x->lens[0][0] = 3;
             x->argv[0][1] = x->skey;
-            x->lens[0][1] = session_key(x->skey, o->id);
+            x->lens[0][1] = session_key_at(st, x->skey, x->tag, o->id);
             cmds[nc++] = (rcmd){ 2, x->argv[0], x->lens[0] };
             closes += o->kind == STORE_OP_DEL;
         }
@@ -1477,7 +1761,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
         x->argv[0][0] = "ZREM";
         x->lens[0][0] = 4;
         x->argv[0][1] = x->ukey;
-        x->lens[0][1] = user_key(x->ukey, x->s.user_id);
+        x->lens[0][1] = user_key(st, x->ukey, x->s.user_id);
         x->argv[0][2] = o->id;
         x->lens[0][2] = strlen(o->id);
         x->argv[1][0] = "DEL";
@@ -1498,10 +1782,17 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
                 waited = wait_acks_by(st, deadline);
                 break;
             }
-    if (waited != RC_OK) /* too few replicas have them: not acknowledged */
-        for (size_t i = 0; i < n; i++)
-            if (acknowledges_write(ops[i]))
-                ops[i]->rc = waited;
+    /* too few replicas have them: not acknowledged. On a cluster each
+     * node's WAIT judges the writes that went to it */
+    for (size_t i = 0; waiting && i < n; i++) {
+        if (!acknowledges_write(ops[i]))
+            continue;
+        if (st->cluster != NULL && redis_nodes_acks(nodes_of(st), w[i].skey,
+                                                    strlen(w[i].skey)) >= st->wait_replicas)
+            continue;
+        if (st->cluster != NULL || waited != RC_OK)
+            ops[i]->rc = waited != RC_OK ? waited : RC_UNAVAILABLE;
+    }
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->kind == STORE_OP_DEL_USER)
             ops[i]->rc = redis_del_user(base, ops[i]->user, ops[i]->id, ops[i]->now,
@@ -1522,8 +1813,54 @@ out:
 typedef struct touch_cmd {
     const char *argv[TOUCH_ARGC];
     size_t lens[TOUCH_ARGC];
-    char key[5 + SESSION_ID_MAX + 1];
+    char key[KEY_MAX];
+    char tag[SESSION_ID_TAG];
+    int gone; /* cluster: an untagged id without its alias */
 } touch_cmd;
+
+/* Cluster: the tags of the untagged ids among ids, from their aliases (a
+ * missing alias: gone). One round trip; none when every id is tagged. */
+static rc_t touch_aliases(redis_store *st, const char (*ids)[SESSION_ID_MAX + 1], size_t n,
+                          touch_cmd *t)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += !session_id_tagged(ids[i], strlen(ids[i]));
+    if (st->cluster == NULL || k == 0)
+        return RC_OK;
+    rcmd *cmds = calloc(k, sizeof *cmds);
+    redisReply **r = calloc(k, sizeof *r);
+    size_t *of = calloc(k, sizeof *of);
+    rc_t rc = RC_NOMEM;
+    if (cmds == NULL || r == NULL || of == NULL)
+        goto out;
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (session_id_tagged(ids[i], strlen(ids[i])))
+            continue;
+        t[i].argv[0] = "GET", t[i].lens[0] = 3;
+        t[i].argv[1] = t[i].key, t[i].lens[1] = alias_key(st, t[i].key, ids[i]);
+        cmds[k] = (rcmd){ 2, t[i].argv, t[i].lens };
+        of[k++] = i;
+    }
+    if ((rc = pipeline(st, cmds, k, r)) != RC_OK)
+        goto out;
+    for (size_t j = 0; j < k; j++) {
+        touch_cmd *x = &t[of[j]];
+        if (r[j]->type == REDIS_REPLY_STRING && tag_valid(r[j]->str, r[j]->len))
+            memcpy(x->tag, r[j]->str, SESSION_ID_TAG);
+        else if (r[j]->type == REDIS_REPLY_ERROR && rc == RC_OK)
+            rc = reply_error(r[j]);
+        else
+            x->gone = 1;
+    }
+    free_replies(r, k);
+out:
+    free(cmds);
+    free(r);
+    free(of);
+    return rc;
+}
 
 /* The background touches: one TOUCH_SCRIPT each, all in one round trip.
  * Their sessions have no idle timeout (a use of one that has is a
@@ -1542,13 +1879,22 @@ static rc_t redis_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], si
     rcmd *cmds = calloc(n, sizeof *cmds);
     redisReply **r = calloc(n, sizeof(redisReply *));
     rc_t rc = RC_NOMEM;
+    size_t k = 0;
     if (t == NULL || cmds == NULL || r == NULL)
+        goto out;
+    if ((rc = touch_aliases(st, ids, n, t)) != RC_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         /* a valid id (touch.c checks them): its key fits */
-        cmds[i] = touch_command(t[i].argv, t[i].lens, t[i].key, session_key(t[i].key, ids[i]),
-                                seen, "0");
+        if (t[i].gone)
+            continue;
+        const char *tag = session_id_tagged(ids[i], strlen(ids[i])) ? NULL : t[i].tag;
+        cmds[k++] = touch_command(t[i].argv, t[i].lens, t[i].key,
+                                  session_key_at(st, t[i].key, tag, ids[i]), seen, "0");
     }
+    n = k;
+    if (n == 0)
+        goto out;
     if ((rc = pipeline(st, cmds, n, r)) != RC_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -1575,8 +1921,12 @@ static rc_t redis_purge(store_t *base, int64_t now, size_t *count)
 /* A write, not a PING: a Redis that answers but refuses writes (a replica
  * after a failover: READONLY; min-replicas-to-write: NOREPLICAS; OOM) is
  * not ready. */
+static rc_t ready_cluster(redis_store *st);
+
 static rc_t ready_write(redis_store *st)
 {
+    if (st->cluster != NULL)
+        return ready_cluster(st);
     redisReply *r;
     const char *pa[] = { "SET", "ss:ready", "1", "PX", "10000" };
     size_t pl[] = { 3, 8, 1, 2, 5 };
@@ -1595,12 +1945,164 @@ static rc_t redis_ping(store_t *base)
     return rc == RC_OK ? wait_acks(st) : rc;
 }
 
+/* A key in slot: "<prefix>:{t}:ready" with the first tag t (base64url,
+ * then decimal) that hashes there. 0 when none was found. */
+static size_t ready_key(const redis_store *st, char *out, uint16_t slot)
+{
+    static const char b64[] = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    char t[16];
+    for (unsigned i = 0; i < 64u * 64u * 64u; i++) {
+        t[0] = b64[i >> 12], t[1] = b64[(i >> 6) & 63], t[2] = b64[i & 63];
+        if (redis_cluster_slot(t, 3) == slot)
+            return cut(snprintf(out, KEY_MAX, "%s:{%.3s}:ready", st->url.prefix, t));
+    }
+    for (unsigned i = 0; i < 10000000u; i++) {
+        int n = snprintf(t, sizeof t, "%u", i);
+        if (redis_cluster_slot(t, (size_t)n) == slot)
+            return cut(snprintf(out, KEY_MAX, "%s:{%s}:ready", st->url.prefix, t));
+    }
+    return 0;
+}
+
+/* Cluster readiness: every slot has a primary, and each primary takes a
+ * write (SET of a key in one of its slots): a cluster that lost a primary
+ * until its failover, or that refuses writes, is not ready. */
+static rc_t ready_cluster(redis_store *st)
+{
+    redis_nodes *nd = nodes_of(st);
+    const redis_slot_map *m = nd ? redis_nodes_map(nd, 0) : NULL;
+    if (m == NULL || m->covered < REDIS_CLUSTER_SLOTS)
+        return RC_UNAVAILABLE;
+    size_t nn = m->nnodes, k = 0;
+    char (*keys)[KEY_MAX] = calloc(nn, KEY_MAX);
+    const char *(*argv)[5] = calloc(nn, sizeof *argv);
+    size_t (*lens)[5] = calloc(nn, sizeof *lens);
+    rcmd *cmds = calloc(nn, sizeof *cmds);
+    redisReply **r = calloc(nn, sizeof *r);
+    rc_t rc = RC_NOMEM;
+    if (keys == NULL || argv == NULL || lens == NULL || cmds == NULL || r == NULL)
+        goto out;
+    for (size_t j = 0; j < nn; j++) {
+        uint16_t slot = 0;
+        while (slot < REDIS_CLUSTER_SLOTS && m->slot_node[slot] != j)
+            slot++;
+        if (slot == REDIS_CLUSTER_SLOTS)
+            continue; /* a node left without slots (MOVED) */
+        size_t kl = ready_key(st, keys[k], slot);
+        if (kl == 0)
+            continue;
+        const char *a[5] = { "SET", keys[k], "1", "PX", "10000" };
+        const size_t l[5] = { 3, kl, 1, 2, 5 };
+        memcpy(argv[k], a, sizeof a);
+        memcpy(lens[k], l, sizeof l);
+        cmds[k] = (rcmd){ 5, argv[k], lens[k] };
+        k++;
+    }
+    if ((rc = pipeline(st, cmds, k, r)) != RC_OK)
+        goto out;
+    for (size_t j = 0; j < k; j++)
+        if (r[j]->type == REDIS_REPLY_ERROR && rc == RC_OK)
+            rc = reply_error(r[j]);
+    free_replies(r, k);
+out:
+    free(keys);
+    free(argv);
+    free(lens);
+    free(cmds);
+    free(r);
+    return rc;
+}
+
+/* Cluster: SCAN walks one node's keys, so each primary of the map is
+ * walked in turn; the records of each page are read in one round trip.
+ * During a slot migration a session may be met twice or not at all (as
+ * SCAN promises on one Redis for keys changed meanwhile). */
+static rc_t cluster_scan(redis_store *st, int64_t now, store_each_fn fn, void *arg)
+{
+    redis_nodes *nd = nodes_of(st);
+    const redis_slot_map *m = nd ? redis_nodes_map(nd, 0) : NULL;
+    if (m == NULL)
+        return RC_UNAVAILABLE;
+    size_t nn = m->nnodes;
+    redis_node *nodes = calloc(nn, sizeof *nodes); /* the map may change meanwhile */
+    char match[KEY_MAX];
+    buf_t rec = BUF_INIT;
+    rc_t rc = RC_NOMEM;
+    if (nodes == NULL)
+        return rc;
+    memcpy(nodes, m->nodes, nn * sizeof *nodes);
+    snprintf(match, sizeof match, "%s:{*}:s:*", st->url.prefix);
+    rc = RC_OK;
+    int stop = 0;
+    for (size_t j = 0; j < nn && rc == RC_OK && !stop; j++) {
+        char cursor[32] = "0";
+        do {
+            redisReply *r, **got = NULL;
+            const char *sa[] = { "SCAN", cursor, "MATCH", match, "COUNT", "1000" };
+            size_t sl[] = { 4, strlen(cursor), 5, strlen(match), 5, 4 };
+            rcmd scan = { 6, sa, sl };
+            if ((rc = redis_nodes_at(nd, nodes[j].host, nodes[j].port, &scan, &r, 0)) != RC_OK)
+                break;
+            if (r->type == REDIS_REPLY_ERROR) {
+                rc = reply_error(r);
+                freeReplyObject(r);
+                break;
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                r->element[0]->type != REDIS_REPLY_STRING ||
+                r->element[0]->len >= sizeof cursor || r->element[1]->type != REDIS_REPLY_ARRAY) {
+                freeReplyObject(r);
+                rc = RC_UNAVAILABLE;
+                break;
+            }
+            memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
+            redisReply *keys = r->element[1];
+            size_t nk = keys->elements;
+            rcmd *gets = calloc(nk ? nk : 1, sizeof *gets);
+            const char *(*ga)[2] = calloc(nk ? nk : 1, sizeof *ga);
+            size_t (*gl)[2] = calloc(nk ? nk : 1, sizeof *gl);
+            got = calloc(nk ? nk : 1, sizeof *got);
+            if (gets == NULL || ga == NULL || gl == NULL || got == NULL)
+                rc = RC_NOMEM;
+            for (size_t i = 0; rc == RC_OK && i < nk; i++) {
+                ga[i][0] = "GET", gl[i][0] = 3;
+                ga[i][1] = keys->element[i]->str, gl[i][1] = keys->element[i]->len;
+                gets[i] = (rcmd){ 2, ga[i], gl[i] };
+            }
+            if (rc == RC_OK && nk > 0 && (rc = pipeline(st, gets, nk, got)) == RC_OK) {
+                for (size_t i = 0; i < nk; i++) {
+                    session_t sess;
+                    const char *id = strstr(keys->element[i]->str, "}:s:");
+                    rc_t g = RC_NOT_FOUND;
+                    if (id != NULL && session_id_valid(id + 4, strlen(id + 4)))
+                        g = live_record(got[i], now, &rec, &sess);
+                    if (g == RC_OK && !stop)
+                        stop = fn(&sess, arg);
+                    else if (g != RC_OK && g != RC_NOT_FOUND && rc == RC_OK)
+                        rc = g;
+                }
+                free_replies(got, nk);
+            }
+            free(gets);
+            free(ga);
+            free(gl);
+            free(got);
+            freeReplyObject(r);
+        } while (rc == RC_OK && !stop && strcmp(cursor, "0") != 0);
+    }
+    buf_free(&rec);
+    free(nodes);
+    return rc;
+}
+
 static rc_t redis_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
 {
     redis_store *st = (redis_store *)base;
     char cursor[32] = "0";
     rc_t rc = RC_OK;
     buf_t rec = BUF_INIT;
+    if (st->cluster != NULL)
+        return cluster_scan(st, now, fn, arg);
     do {
         redisReply *r;
         const char *sa[] = { "SCAN", cursor, "MATCH", "ss:s:*", "COUNT", "1000" };
@@ -1644,6 +2146,7 @@ static void redis_close(store_t *base)
     pthread_key_delete(st->conn_key);
     resolve_free(st->host);
     redis_sentinel_free(st->sentinel);
+    redis_nodes_shared_free(st->cluster);
     explicit_bzero(&st->url, sizeof st->url); /* the password */
     free(st);
 }
@@ -1678,9 +2181,11 @@ static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *tar
     if (kind == REDIS_URL_SENTINEL)
         st->sentinel = redis_sentinel_new(st->url.hosts, st->url.nhosts, st->url.master,
                                           opt->sentinel_password, ms);
+    else if (kind == REDIS_URL_CLUSTER)
+        st->cluster = redis_nodes_shared_new(&st->url, ms);
     else
         st->host = resolve_new(st->url.host);
-    if (st->sentinel == NULL && st->host == NULL) {
+    if (st->sentinel == NULL && st->host == NULL && st->cluster == NULL) {
         snprintf(err, errlen, "STORE_URL: out of memory");
         explicit_bzero(&st->url, sizeof st->url);
         free(st);
@@ -1690,6 +2195,7 @@ static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *tar
         snprintf(err, errlen, "STORE_URL: out of thread keys");
         resolve_free(st->host);
         redis_sentinel_free(st->sentinel);
+        redis_nodes_shared_free(st->cluster);
         explicit_bzero(&st->url, sizeof st->url);
         free(st);
         return RC_ERR;
@@ -1700,6 +2206,9 @@ static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *tar
         if (kind == REDIS_URL_SENTINEL)
             log_msg(LOG_WARN, "redis-sentinel: no primary of \"%s\" answers yet (Sentinels "
                     "%s:%d...); will retry", st->url.master, st->url.host, st->url.port);
+        else if (kind == REDIS_URL_CLUSTER)
+            log_msg(LOG_WARN, "redis-cluster: not every slot's primary answers yet (seeds "
+                    "%s:%d...); will retry", st->url.host, st->url.port);
         else
             log_msg(LOG_WARN, "redis at %s:%d does not answer yet; will retry", st->url.host,
                     st->url.port);
@@ -1733,10 +2242,30 @@ const store_ops store_redis_ops = {
     .count = NULL, /* no cheap exact count: SCAN is O(n) */
 };
 
+static rc_t cluster_open(const char *target, const store_options *opt, store_t **out,
+                         char *err, size_t errlen)
+{
+    return open_kind(REDIS_URL_CLUSTER, &store_redis_cluster_ops, target, opt, out, err, errlen);
+}
+
 /* The same store, its primary found through Sentinels. */
 const store_ops store_redis_sentinel_ops = {
     .scheme = "redis-sentinel",
     .open = sentinel_open,
+    .close = redis_close,
+    .list = redis_list,
+    .batch = redis_batch,
+    .touch = redis_touch,
+    .purge = redis_purge,
+    .scan = redis_scan,
+    .count = NULL,
+};
+
+/* The same store on a Redis Cluster: keys placed by hash tags, commands
+ * routed by slot (redis_nodes.c). */
+const store_ops store_redis_cluster_ops = {
+    .scheme = "redis-cluster",
+    .open = cluster_open,
     .close = redis_close,
     .list = redis_list,
     .batch = redis_batch,

@@ -277,6 +277,23 @@ static void check_list(int line, redis_url_kind kind, const char *target, const 
 #define CHECK_CLUSTER(target, hosts, user, password) \
     check_list(__LINE__, REDIS_URL_CLUSTER, target, hosts, user, password, "", 0)
 
+/* A cluster URL's key prefix. */
+static void check_prefix(int line, const char *target, const char *prefix)
+{
+    redis_url *u = malloc(sizeof *u);
+    if (u == NULL)
+        return;
+    unit_checks++;
+    rc_t rc = parse_as(REDIS_URL_CLUSTER, target, u);
+    if (rc != RC_OK || strcmp(u->prefix, prefix) != 0 || u->db != 0)
+        UNIT_FAIL_AT(__FILE__, line, "redis-cluster://%s: rc %d prefix \"%s\" db %d (want \"%s\")",
+                     target, (int)rc, rc == RC_OK ? u->prefix : "", rc == RC_OK ? u->db : 0,
+                     prefix);
+    free(u);
+}
+
+#define CHECK_PREFIX(target, prefix) check_prefix(__LINE__, target, prefix)
+
 /* Refused with RC_INVALID, an error that names STORE_URL and (when want is
  * not NULL) says want, and nothing left in *u. */
 static void check_refused_as(int line, redis_url_kind kind, const char *target, const char *want)
@@ -479,9 +496,22 @@ static void test_cluster_refused(void)
     /* no database, not even 0 */
     CHECK_CLUSTER_REFUSED("n1:7000/0", "no database");
     CHECK_CLUSTER_REFUSED("n1:7000/1", "no database");
-    CHECK_CLUSTER_REFUSED("n1:7000/", "no database");
     CHECK_CLUSTER_REFUSED("n1:7000,n2:7000/3", "no database");
-    CHECK_CLUSTER_REFUSED("n1:7000/mymaster", "no database");
+    CHECK_CLUSTER_REFUSED("n1:7000/65536", "no database");
+    /* the path is a key prefix: 1..32 of [A-Za-z0-9._-], not all digits */
+    CHECK_PREFIX("n1:7000", "ss");
+    CHECK_PREFIX("n1:7000,n2:7001/mymaster", "mymaster");
+    CHECK_PREFIX("n1:7000/a", "a");
+    CHECK_PREFIX("n1:7000/0a", "0a");
+    CHECK_PREFIX("n1:7000/app-1.sessions_v2", "app-1.sessions_v2");
+    CHECK_PREFIX("n1:7000/abcdefghijklmnopqrstuvwxyz012345", "abcdefghijklmnopqrstuvwxyz012345");
+    CHECK_CLUSTER_REFUSED("n1:7000/abcdefghijklmnopqrstuvwxyz0123456", "key prefix is 1..32");
+    CHECK_CLUSTER_REFUSED("n1:7000/", "key prefix is 1..32");
+    CHECK_CLUSTER_REFUSED("n1:7000/a{b}", "[A-Za-z0-9._-]");
+    CHECK_CLUSTER_REFUSED("n1:7000/a}", "[A-Za-z0-9._-]");
+    CHECK_CLUSTER_REFUSED("n1:7000/a/b", "[A-Za-z0-9._-]");
+    CHECK_CLUSTER_REFUSED("n1:7000/a:b", "[A-Za-z0-9._-]");
+    CHECK_CLUSTER_REFUSED("n1:7000/a*", "[A-Za-z0-9._-]");
     /* ports */
     CHECK_CLUSTER_REFUSED("n:0", "port");
     CHECK_CLUSTER_REFUSED("n:65536", "port");

@@ -1012,10 +1012,64 @@ static void test_json_depth(void)
 #undef D
 }
 
+/* The placement tag: fixed values (it is part of the stored data's format,
+ * docs/REDIS.md: a change would lose every session on a cluster), ids that
+ * end with it, and tags that spread users over the cluster's slots. */
+static void test_id_tag(void)
+{
+    static const struct { const char *user, *tag; } fixed[] = {
+        { "alice", "CFU" }, { "bob", "xZZ" }, { "", "vx-" }, { "\xc3\xbc" "n" "\xc3\xaf" "code", "51d" },
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        char tag[SESSION_ID_TAG + 1] = "";
+        session_id_tag((str_t){ fixed[i].user, strlen(fixed[i].user) }, tag);
+        CHECK_STR_EQ(tag, fixed[i].tag);
+    }
+    char id[SESSION_ID_MAX + 1];
+    str_t alice = { "alice", 5 };
+    CHECK_EQ_INT(session_id_generate_for(alice, id), RC_OK);
+    CHECK_EQ_INT(strlen(id), SESSION_ID_TAGGED_LEN);
+    CHECK_EQ_INT(strspn(id, ID_ALPHABET), SESSION_ID_TAGGED_LEN);
+    CHECK_STR_EQ(id + SESSION_ID_LEN, "CFU");
+    CHECK(session_id_valid(id, strlen(id)));
+    CHECK(session_id_tagged(id, strlen(id)));
+    CHECK(!session_id_tagged(id, SESSION_ID_LEN));           /* an older id */
+    CHECK(!session_id_tagged("d1Xh0sN7bqV4m2p9Qk3yZg", 22)); /* older still */
+    id[5] = '{';
+    CHECK(!session_id_tagged(id, strlen(id)));
+    /* slots of "{tag}" (CRC16 mod 16384) for 200,000 users: nearly all
+     * 16384 slots are met, none more than a few times the mean */
+    enum { USERS = 200000 };
+    static unsigned short hits[16384];
+    memset(hits, 0, sizeof hits);
+    char user[32];
+    for (int i = 0; i < USERS; i++) {
+        int n = snprintf(user, sizeof user, "user-%d", i);
+        char tag[SESSION_ID_TAG];
+        session_id_tag((str_t){ user, (size_t)n }, tag);
+        unsigned crc = 0;
+        for (int k = 0; k < SESSION_ID_TAG; k++) {
+            crc ^= (unsigned)(unsigned char)tag[k] << 8;
+            for (int b = 0; b < 8; b++)
+                crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+            crc &= 0xffff;
+        }
+        hits[crc % 16384]++;
+    }
+    int met = 0, most = 0;
+    for (int i = 0; i < 16384; i++) {
+        met += hits[i] > 0;
+        most = hits[i] > most ? hits[i] : most;
+    }
+    CHECK(met > 16000);
+    CHECK(most < 5 * USERS / 16384);
+}
+
 int main(void)
 {
     RUN(test_id_make);
     RUN(test_id_generate);
+    RUN(test_id_tag);
     RUN(test_id_valid);
     RUN(test_text_valid);
     RUN(test_user_valid);

@@ -101,15 +101,28 @@ static void test_open_errors(void)
     CHECK_EQ_INT(store_open("lmdb:///dev/null/sub", &opt, &st, err, sizeof err), RC_INVALID);
     CHECK(err[0] != '\0');
     CHECK(st == NULL);
-    /* the Redis schemes: redis-sentinel:// needs its master name; the
-     * cluster is not served yet */
+    /* the Redis schemes: redis-sentinel:// needs its master name; a
+     * cluster's path is a key prefix, never a database; a cluster that
+     * does not answer yet is opened (503 until it does) */
     CHECK_EQ_INT(store_open("redis-sentinel://127.0.0.1:26379", &opt, &st, err, sizeof err),
                  RC_INVALID);
     CHECK(strstr(err, "master") != NULL);
     CHECK(st == NULL);
-    CHECK_EQ_INT(store_open("redis-cluster://127.0.0.1:7000", &opt, &st, err, sizeof err),
+    CHECK_EQ_INT(store_open("redis-cluster://127.0.0.1:7000/0", &opt, &st, err, sizeof err),
                  RC_INVALID);
-    CHECK(strstr(err, "unknown scheme") != NULL && strstr(err, "redis-sentinel") != NULL);
+    CHECK(strstr(err, "no database") != NULL);
+    CHECK(st == NULL);
+    CHECK_EQ_INT(store_open("redis-cluster://127.0.0.1:1/app", &opt, &st, err, sizeof err), RC_OK);
+    CHECK(st != NULL);
+    if (st != NULL) {
+        CHECK_STR_EQ(store_scheme(st), "redis-cluster");
+        CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+        store_close(st);
+        st = NULL;
+    }
+    CHECK_EQ_INT(store_open("memcached://127.0.0.1:11211", &opt, &st, err, sizeof err),
+                 RC_INVALID);
+    CHECK(strstr(err, "unknown scheme") != NULL && strstr(err, "redis-cluster") != NULL);
     CHECK(st == NULL);
 }
 
