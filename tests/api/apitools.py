@@ -654,15 +654,22 @@ _B64_SORTED = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 
 
 def user_tag(user):
-    """A user's placement tag: the top 18 bits of the 64-bit FNV-1a hash of
-    the user id's UTF-8 bytes, as 3 characters of base64url in ASCII order.
-    It mirrors src/session.c (session_id_tag), since the tag is part of the
+    """A user's placement tag: the 64-bit FNV-1a hash of the user id's UTF-8
+    bytes, through MurmurHash3's 64-bit finalizer, whose top 18 bits are 3
+    characters of base64url in ASCII order.  It mirrors src/session.c
+    (session_id_tag; docs/REDIS.md "Cluster"), since the tag is part of the
     stored data's format; test_cluster.py checks it against the ids the
     service makes, so a change there shows up in one place."""
+    m = 0xFFFFFFFFFFFFFFFF
     h = 0xcbf29ce484222325
     for b in user.encode("utf-8") if isinstance(user, str) else user:
         h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0x100000001b3) & m
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & m
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & m
+    h ^= h >> 33
     return "".join(_B64_SORTED[(h >> (58 - 6 * i)) & 63] for i in range(TAG_LEN))
 
 
@@ -710,13 +717,15 @@ class RedisKeySpace:
 
 
 class ClusterKeySpace(RedisKeySpace):
-    """The keys of one store on a Redis Cluster, under its prefix P:
+    """The keys of one store on a Redis Cluster, under its prefix P
+    (docs/REDIS.md "Cluster"):
       P:{T}:s:<id>    the record of a session whose id is TAGGED_ID_LEN long
                       (T: the id's last 3 characters, its user's tag);
       P:{U}:s:<id>    the record of a session with a foreign id (U: the
                       tag of its user, so it shares the index's slot);
       P:{T}:a:<id>    for a foreign id: U (T: the id's last 3 characters);
-      P:{U}:u:<user>  the user's index (ZSET of ids scored by expires_at).
+      P:{U}:u:<user>  the user's index (ZSET of ids scored by expires_at);
+      P:{t}:ready     the readiness probe's key, one per primary.
     client(key) is a Resp to the primary that serves the key's slot now."""
 
     cluster = True
