@@ -49,6 +49,7 @@ REFUSALS = [
     ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/a{b}"}),    # prefix: [A-Za-z0-9._-]
     ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/" + "p" * 33}),  # prefix > 32
     ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/a/b"}),     # one path segment
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/0"}),       # a database, not a prefix
     ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "17"}),
     ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "-1"}),
     ("REDIS_WAIT_TIMEOUT_MS", {"REDIS_WAIT_TIMEOUT_MS": "0"}),
