@@ -17,7 +17,7 @@
 #define NAMES_MAX 64          /* node host names looked up in the background */
 #define RECONNECT_MS 200      /* a node that failed is not tried again sooner */
 #define IDLE_CHECK_MS 100     /* a connection idle this long is checked before use */
-#define PASSES 5              /* rounds of redirections for one pipeline */
+#define PASSES 16             /* rounds of redirections and retries for one pipeline */
 #define TRYAGAIN_MS 20        /* the pause before a TRYAGAIN is sent again */
 #define WARN_EVERY_MS 5000
 
@@ -352,7 +352,9 @@ static void refresh(redis_nodes *nd, uint64_t deadline)
                 redis_slot_map *old = nd->map;
                 nd->map = nd->spare;
                 nd->spare = old;
-                nd->stale = 0;
+                /* a cluster still forming, or one that lost a primary:
+                 * read again (readiness asks nothing of the missing slots) */
+                nd->stale = nd->map->covered < REDIS_CLUSTER_SLOTS;
                 return;
             }
         }
@@ -527,7 +529,7 @@ static void round_once(redis_nodes *nd, const redis_cmd *cmds, const size_t *tod
 rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redisReply **out,
                           uint64_t deadline_ms, int64_t wait_ms)
 {
-    memset(out, 0, n * sizeof *out);
+    memset(out, 0, n * sizeof(redisReply *));
     int waiting = n > 0 && named(&cmds[n - 1], "WAIT");
     size_t m = waiting ? n - 1 : n;
     int64_t budget = nd->sh->timeout_ms + wait_ms;

@@ -55,7 +55,7 @@ void redis_nodes_free(redis_nodes *nd);
  * redirections: MOVED updates the map and sends the command there, ASK
  * sends ASKING and the command to the node named, once per redirection;
  * TRYAGAIN (a multi-key command during its slot's migration) is sent
- * again after a short pause; at most 5 rounds, all by deadline_ms
+ * again after a short pause; at most 16 rounds, all by deadline_ms
  * (clock_ms; 0: REDIS_TIMEOUT_MS plus wait_ms from now).
  *
  * Always fills out[0..n) with one reply per command (free each): the

@@ -722,12 +722,12 @@ static rc_t cluster_cmd(redis_store *st, redisReply **out, int argc, const char 
     rcmd one = { argc, argv, lens };
     redisReply *r;
     rc_t rc = pipeline(st, &one, 1, &r);
-    if (rc != RC_OK)
-        return rc;
+    if (rc != RC_OK || r == NULL)
+        return rc != RC_OK ? rc : RC_UNAVAILABLE;
     if (r->type == REDIS_REPLY_ERROR) {
         rc = reply_error(r);
         freeReplyObject(r);
-        return rc;
+        return rc != RC_OK ? rc : RC_UNAVAILABLE;
     }
     *out = r;
     return RC_OK;
@@ -1547,6 +1547,22 @@ static void judge_second(store_op *o, wscratch *x, redisReply *const *r)
 
 static rc_t redis_ping(store_t *base);
 
+/* Cluster: whether the node that took o's write acknowledged it with
+ * enough replicas -- and for a create of an untagged id, the node that
+ * took its alias too (without it the session cannot be found by id). */
+static int cluster_acked(redis_store *st, const store_op *o, const wscratch *x)
+{
+    redis_nodes *nd = nodes_of(st);
+    if (nd == NULL || redis_nodes_acks(nd, x->skey, strlen(x->skey)) < st->wait_replicas)
+        return 0;
+    if (o->kind == STORE_OP_PUT && !session_id_tagged(o->s->id, strlen(o->s->id))) {
+        char akey[KEY_MAX];
+        size_t alen = alias_key(st, akey, o->s->id);
+        return redis_nodes_acks(nd, akey, alen) >= st->wait_replicas;
+    }
+    return 1;
+}
+
 /* A tag as session_id_tag writes them. */
 static int tag_valid(const char *t, size_t len)
 {
@@ -1606,7 +1622,7 @@ static void resolve_aliases(redis_store *st, store_op *const *ops, wscratch *w, 
     if (k == 0)
         return;
     cmds = calloc(k, sizeof *cmds);
-    r = calloc(k, sizeof *r);
+    r = calloc(k, sizeof(redisReply *));
     of = calloc(k, sizeof *of);
     rc_t rc = cmds && r && of ? RC_OK : RC_NOMEM;
     if (rc != RC_OK)
@@ -1787,8 +1803,7 @@ static void redis_batch(store_t *base, store_op *const *ops, size_t n)
     for (size_t i = 0; waiting && i < n; i++) {
         if (!acknowledges_write(ops[i]))
             continue;
-        if (st->cluster != NULL && redis_nodes_acks(nodes_of(st), w[i].skey,
-                                                    strlen(w[i].skey)) >= st->wait_replicas)
+        if (st->cluster != NULL && cluster_acked(st, ops[i], &w[i]))
             continue;
         if (st->cluster != NULL || waited != RC_OK)
             ops[i]->rc = waited != RC_OK ? waited : RC_UNAVAILABLE;
@@ -1829,7 +1844,7 @@ static rc_t touch_aliases(redis_store *st, const char (*ids)[SESSION_ID_MAX + 1]
     if (st->cluster == NULL || k == 0)
         return RC_OK;
     rcmd *cmds = calloc(k, sizeof *cmds);
-    redisReply **r = calloc(k, sizeof *r);
+    redisReply **r = calloc(k, sizeof(redisReply *));
     size_t *of = calloc(k, sizeof *of);
     rc_t rc = RC_NOMEM;
     if (cmds == NULL || r == NULL || of == NULL)
@@ -1978,7 +1993,7 @@ static rc_t ready_cluster(redis_store *st)
     const char *(*argv)[5] = calloc(nn, sizeof *argv);
     size_t (*lens)[5] = calloc(nn, sizeof *lens);
     rcmd *cmds = calloc(nn, sizeof *cmds);
-    redisReply **r = calloc(nn, sizeof *r);
+    redisReply **r = calloc(nn, sizeof(redisReply *));
     rc_t rc = RC_NOMEM;
     if (keys == NULL || argv == NULL || lens == NULL || cmds == NULL || r == NULL)
         goto out;
@@ -2061,7 +2076,7 @@ static rc_t cluster_scan(redis_store *st, int64_t now, store_each_fn fn, void *a
             rcmd *gets = calloc(nk ? nk : 1, sizeof *gets);
             const char *(*ga)[2] = calloc(nk ? nk : 1, sizeof *ga);
             size_t (*gl)[2] = calloc(nk ? nk : 1, sizeof *gl);
-            got = calloc(nk ? nk : 1, sizeof *got);
+            got = calloc(nk ? nk : 1, sizeof(redisReply *));
             if (gets == NULL || ga == NULL || gl == NULL || got == NULL)
                 rc = RC_NOMEM;
             for (size_t i = 0; rc == RC_OK && i < nk; i++) {

@@ -18,10 +18,12 @@
 #include "store_redis.h"
 #include "unit.h"
 #include "record.h"
+#include "redis_cluster.h"
 
 #define NOW 1700000000LL
 #define SCRIPT_MAX 64
 #define LOG_MAX 64
+#define WORD_MAX 80 /* longer words are logged by their length */
 #define BACKOFF_US 300000 /* past the store's reconnect back-off (200 ms) */
 
 typedef enum { ACT_REPLY, ACT_CLOSE, ACT_STALL } act_kind;
@@ -38,9 +40,14 @@ typedef struct fake {
     pthread_mutex_t mu;
     act script[SCRIPT_MAX];
     size_t nscript, next;
-    char log[LOG_MAX][160]; /* each command received, its arguments joined by spaces */
+    char log[LOG_MAX][256]; /* each command received, its arguments joined by spaces */
     size_t nlog;
     int conns, unscripted, stop;
+    /* cluster nodes: CLUSTER SLOTS answered with this (when set) outside
+     * the script, whenever it is asked; and an answer for every command
+     * once the script is used up (when set), instead of an error */
+    char *slots, *dflt;
+    int ndflt;
 } fake;
 
 /* Length of the first complete RESP array command in b[0..n): 0 when more
@@ -69,16 +76,17 @@ static long take_command(const char *b, size_t n, char *line, size_t cap)
         at = (size_t)(eol - b) + 1;
         if (len < 0 || at + (size_t)len + 2 > n)
             return len < 0 ? -1 : 0;
-        /* words longer than 40 bytes (scripts, records) are logged by length,
-         * short binary ones (a TOUCH's last_seen_at) as x and their hex */
+        /* words longer than WORD_MAX bytes (scripts, records) are logged by
+         * length, short binary ones (a TOUCH's last_seen_at) as x and their
+         * hex; keys (a cluster's are up to 61 bytes here) in full */
         int bin = 0;
-        for (long k = 0; k < len && len <= 40; k++)
+        for (long k = 0; k < len && len <= WORD_MAX; k++)
             bin |= (unsigned char)b[at + k] < 0x20 || (unsigned char)b[at + k] > 0x7e;
         int w;
-        if (len > 40) {
+        if (len > WORD_MAX) {
             w = snprintf(line + used, cap - used, "%s<%ld>", i ? " " : "", len);
         } else if (bin) {
-            char hex[2 * 40 + 1];
+            char hex[2 * WORD_MAX + 1];
             for (long k = 0; k < len; k++)
                 snprintf(hex + 2 * k, 3, "%02x", (unsigned char)b[at + k]);
             hex[2 * len] = '\0';
@@ -130,7 +138,7 @@ static void *serve(void *arg)
             continue;
         }
         have += (size_t)got;
-        char line[160];
+        char line[sizeof f->log[0]];
         long used;
         while (cfd >= 0 && !stalled && (used = take_command(in, have, line, sizeof line)) > 0) {
             memmove(in, in + used, have - (size_t)used);
@@ -139,10 +147,19 @@ static void *serve(void *arg)
             if (f->nlog < LOG_MAX)
                 snprintf(f->log[f->nlog++], sizeof f->log[0], "%s", line);
             act a = { ACT_REPLY, "-ERR fake: unscripted\r\n", 23 };
-            if (f->next < f->nscript)
+            char own[4096];
+            if (f->slots != NULL && strcmp(line, "CLUSTER SLOTS") == 0) {
+                a.len = strlen(f->slots) < sizeof own ? strlen(f->slots) : 0;
+                a.p = memcpy(own, f->slots, a.len);
+            } else if (f->next < f->nscript) {
                 a = f->script[f->next++];
-            else
+            } else if (f->dflt != NULL) {
+                a.len = strlen(f->dflt) < sizeof own ? strlen(f->dflt) : 0;
+                a.p = memcpy(own, f->dflt, a.len);
+                f->ndflt++;
+            } else {
                 f->unscripted++;
+            }
             pthread_mutex_unlock(&f->mu);
             if (a.kind == ACT_CLOSE) {
                 close(cfd);
@@ -189,6 +206,8 @@ static void fake_stop(fake *f)
     CHECK_EQ_INT(f->next, f->nscript);
     for (size_t i = 0; i < f->nscript; i++)
         free(f->script[i].p);
+    free(f->slots);
+    free(f->dflt);
     pthread_mutex_destroy(&f->mu);
 }
 
@@ -1146,6 +1165,880 @@ static void test_sentinel_refusals(void)
     fake_stop(&d);
 }
 
+/* ---- redis-cluster:// against fake nodes ---- */
+
+/* A range of slots, its primary and (may be NULL) a replica, which is
+ * named in the map and must never be sent anything. */
+typedef struct srange {
+    int lo, hi;
+    const fake *primary, *replica;
+} srange;
+
+static size_t node_resp(char *out, size_t cap, int port)
+{
+    /* the id: 40 hex digits, one per address */
+    int n = snprintf(out, cap, "*3\r\n$9\r\n127.0.0.1\r\n:%d\r\n$40\r\n%040d\r\n", port, port);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* f answers CLUSTER SLOTS, whenever asked, with these ranges (empty ones
+ * left out): [start, end, [host, port, id], replica...] each, as Redis 7
+ * gives them (metadata omitted, as before 7). */
+static void set_slots(fake *f, const srange *r, size_t n)
+{
+    char buf[4096];
+    size_t used, k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += r[i].lo <= r[i].hi;
+    used = (size_t)snprintf(buf, sizeof buf, "*%zu\r\n", k);
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].lo > r[i].hi)
+            continue;
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "*%d\r\n:%d\r\n:%d\r\n",
+                                 r[i].replica ? 4 : 3, r[i].lo, r[i].hi);
+        used += node_resp(buf + used, sizeof buf - used, r[i].primary->port);
+        if (r[i].replica)
+            used += node_resp(buf + used, sizeof buf - used, r[i].replica->port);
+    }
+    pthread_mutex_lock(&f->mu);
+    free(f->slots);
+    f->slots = strdup(buf);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* f answers resp to every command past its script (NULL: an error, and
+ * the test fails). */
+static void set_default(fake *f, const char *resp)
+{
+    pthread_mutex_lock(&f->mu);
+    free(f->dflt);
+    f->dflt = resp ? strdup(resp) : NULL;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int count_logged(fake *f, const char *prefix)
+{
+    int n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->nlog; i++)
+        n += strncmp(f->log[i], prefix, strlen(prefix)) == 0;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static const char *last_logged(fake *f)
+{
+    int n = nlogged(f);
+    return n > 0 ? logged(f, (size_t)n - 1) : "(none)";
+}
+
+static int slot_of(const char *tag)
+{
+    return redis_cluster_slot(tag, strlen(tag));
+}
+
+/* The skip-th user "userN" whose placement tag's slot is in [lo, hi]. */
+static void user_in(int lo, int hi, int skip, char user[16], char tag[4])
+{
+    for (int i = 0; i < 1000000; i++) {
+        snprintf(user, 16, "user%d", i);
+        session_id_tag((str_t){ user, strlen(user) }, tag);
+        tag[SESSION_ID_TAG] = '\0';
+        int s = slot_of(tag);
+        if (s >= lo && s <= hi && skip-- == 0)
+            return;
+    }
+    fprintf(stderr, "no user in slots %d..%d\n", lo, hi);
+    exit(2);
+}
+
+/* The skip-th 3-character base64url tag whose slot is in [lo, hi]. */
+static void tag_in(int lo, int hi, int skip, char tag[4])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (unsigned i = 0; i < 64u * 64u * 64u; i++) {
+        tag[0] = b64[i >> 12], tag[1] = b64[(i >> 6) & 63], tag[2] = b64[i & 63], tag[3] = '\0';
+        int s = slot_of(tag);
+        if (s >= lo && s <= hi && skip-- == 0)
+            return;
+    }
+    fprintf(stderr, "no tag in slots %d..%d\n", lo, hi);
+    exit(2);
+}
+
+/* An id of len characters (34: tagged, 31: as older versions made them)
+ * made of c and ending with tag. */
+static void id_with(char id[SESSION_ID_MAX + 1], char c, size_t len, const char *tag)
+{
+    memset(id, c, len - SESSION_ID_TAG);
+    memcpy(id + len - SESSION_ID_TAG, tag, SESSION_ID_TAG + 1);
+}
+
+/* The slot of the key of "SET <key> 1 PX 10000" (the readiness write),
+ * by its hash tag; -1 when line is not that. */
+static int ready_slot(const char *line, const char *prefix)
+{
+    char want[48];
+    snprintf(want, sizeof want, "SET %s:{", prefix);
+    const char *close = strchr(line, '}');
+    if (strncmp(line, want, strlen(want)) != 0 || close == NULL ||
+        strcmp(close, "}:ready 1 PX 10000") != 0)
+        return -1;
+    const char *open = line + strlen(want);
+    return redis_cluster_slot(open, (size_t)(close - open));
+}
+
+/* Two primaries: A serves slots 0..8191, B 8192..16383. ua and ub are
+ * users whose tags (ta, tb) fall in A's and B's halves, ida and idb
+ * tagged ids of their sessions. */
+typedef struct two {
+    fake a, b;
+    store_t *st;
+    char ua[16], ub[16], ta[4], tb[4];
+    char ida[SESSION_ID_MAX + 1], idb[SESSION_ID_MAX + 1];
+    int sa, sb; /* the slots of ta and tb */
+} two;
+
+static const srange *halves(const two *c)
+{
+    static srange r[2];
+    r[0] = (srange){ 0, 8191, &c->a, NULL };
+    r[1] = (srange){ 8192, 16383, &c->b, NULL };
+    return r;
+}
+
+/* Opens the store on the fakes with A as the seed; both answer the
+ * readiness write of the open. */
+static void two_open(two *c, const char *userinfo, const char *tail, const store_options *opt)
+{
+    char url[256];
+    say(&c->a, "+OK\r\n");
+    say(&c->b, "+OK\r\n");
+    snprintf(url, sizeof url, "redis-cluster://%s127.0.0.1:%d%s", userinfo, c->a.port, tail);
+    c->st = open_url(url, opt);
+}
+
+static void two_start(two *c, const char *tail, const store_options *opt)
+{
+    memset(c, 0, sizeof *c);
+    fake_start(&c->a);
+    fake_start(&c->b);
+    set_slots(&c->a, halves(c), 2);
+    set_slots(&c->b, halves(c), 2);
+    user_in(0, 8191, 0, c->ua, c->ta);
+    user_in(8192, 16383, 0, c->ub, c->tb);
+    id_with(c->ida, 'C', SESSION_ID_TAGGED_LEN, c->ta);
+    id_with(c->idb, 'C', SESSION_ID_TAGGED_LEN, c->tb);
+    c->sa = slot_of(c->ta);
+    c->sb = slot_of(c->tb);
+    two_open(c, "", tail, opt);
+}
+
+static void two_stop(two *c)
+{
+    store_close(c->st);
+    fake_stop(&c->a);
+    fake_stop(&c->b);
+}
+
+static int slots_read(two *c)
+{
+    return count_logged(&c->a, "CLUSTER SLOTS") + count_logged(&c->b, "CLUSTER SLOTS");
+}
+
+#define TRYAGAIN "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+#define REFRESH_US 150000 /* past the map's refresh limit (100 ms) */
+
+/* The seeds are asked CLUSTER SLOTS in turn, after AUTH, until one gives
+ * a map (port 1 refuses the connection, x is no cluster node); the other
+ * primary gets AUTH and then its commands; a replica named in the map
+ * gets nothing. Each key goes to the primary of its slot, in one round
+ * for the whole batch. */
+static void test_cluster_discovery(void)
+{
+    fake a, b, r, x;
+    fake_start(&a);
+    fake_start(&b);
+    fake_start(&r);
+    fake_start(&x);
+    say(&x, "+OK\r\n");
+    say(&x, "-ERR This instance has cluster support disabled\r\n");
+    srange map[] = { { 0, 8191, &a, &r }, { 8192, 16383, &b, NULL } };
+    set_slots(&a, map, 2);
+    set_slots(&b, map, 2);
+    set_slots(&r, map, 2);
+    say(&a, "+OK\r\n"); /* AUTH */
+    say(&a, "+OK\r\n"); /* the readiness write of the open */
+    say(&b, "+OK\r\n");
+    say(&b, "+OK\r\n");
+    char url[160];
+    snprintf(url, sizeof url, "redis-cluster://app:s3cret@127.0.0.1:1,127.0.0.1:%d,127.0.0.1:%d",
+             x.port, a.port);
+    store_options opt = { .timeout_ms = 300 };
+    store_t *st = open_url(url, &opt);
+    CHECK_STR_EQ(store_scheme(st), "redis-cluster");
+    CHECK_STR_EQ(logged(&a, 0), "AUTH app s3cret");
+    CHECK_STR_EQ(logged(&a, 1), "CLUSTER SLOTS");
+    int s = ready_slot(logged(&a, 2), "ss");
+    CHECK(s >= 0 && s <= 8191);
+    CHECK_STR_EQ(logged(&b, 0), "AUTH app s3cret");
+    s = ready_slot(logged(&b, 1), "ss");
+    CHECK(s >= 8192 && s <= 16383);
+    CHECK_EQ_INT(nlogged(&a), 3);
+    CHECK_EQ_INT(nlogged(&b), 2);
+    CHECK_EQ_INT(nlogged(&x), 2);
+    CHECK_STR_EQ(logged(&x, 0), "AUTH app s3cret");
+    CHECK_STR_EQ(logged(&x, 1), "CLUSTER SLOTS");
+
+    char ua[16], ub[16], ta[4], tb[4], ida[SESSION_ID_MAX + 1], idb[SESSION_ID_MAX + 1];
+    user_in(0, 8191, 0, ua, ta);
+    user_in(8192, 16383, 0, ub, tb);
+    id_with(ida, 'C', SESSION_ID_TAGGED_LEN, ta);
+    id_with(idb, 'C', SESSION_ID_TAGGED_LEN, tb);
+    buf_t ra = BUF_INIT, rb = BUF_INIT;
+    session_t sb = mk(idb, ub, NOW + 60);
+    store_op ga = { .kind = STORE_OP_GET, .id = ida, .now = NOW, .rec = &ra };
+    store_op gb = { .kind = STORE_OP_GET, .id = idb, .now = NOW, .rec = &rb };
+    store_op pb = { .kind = STORE_OP_PUT, .s = &sb, .now = NOW };
+    store_op *ops[] = { &ga, &gb, &pb };
+    say_record(&a, ida, ua, NOW + 60);
+    say_record(&b, idb, ub, NOW + 60);
+    say(&b, CREATED);
+    store_batch(st, ops, 3);
+    CHECK_EQ_INT(ga.rc, RC_OK);
+    CHECK_EQ_INT(gb.rc, RC_OK);
+    CHECK_EQ_INT(pb.rc, RC_OK);
+    session_t got;
+    CHECK(record_decode(ra.p, ra.len, &got) == RC_OK && strcmp(got.id, ida) == 0);
+    CHECK(record_decode(rb.p, rb.len, &got) == RC_OK && strcmp(got.id, idb) == 0);
+    char want[160];
+    snprintf(want, sizeof want, "GET ss:{%s}:s:%s", ta, ida);
+    CHECK_STR_EQ(logged(&a, 3), want);
+    snprintf(want, sizeof want, "GET ss:{%s}:s:%s", tb, idb);
+    CHECK_STR_EQ(logged(&b, 2), want);
+    /* the create: both keys in the user's slot, and the prefix of its
+     * other sessions' keys */
+    snprintf(want, sizeof want, "> 2 ss:{%s}:s:%s ss:{%s}:u:%s <", tb, idb, tb, ub);
+    CHECK(strncmp(logged(&b, 3), "EVAL <", 6) == 0 && strstr(logged(&b, 3), want) != NULL);
+    snprintf(want, sizeof want, " %s ss:{%s}:s: ", ub, tb);
+    CHECK(strstr(logged(&b, 3), want) != NULL);
+    CHECK_EQ_INT(nlogged(&a), 4);
+    CHECK_EQ_INT(nlogged(&b), 4);
+    CHECK_EQ_INT(count_logged(&b, "CLUSTER SLOTS"), 0);
+    CHECK_EQ_INT(a.conns, 1);
+    CHECK_EQ_INT(b.conns, 1);
+    CHECK_EQ_INT(r.conns, 0); /* the replica: never connected to */
+    CHECK_EQ_INT(nlogged(&r), 0);
+    buf_free(&ra);
+    buf_free(&rb);
+    store_close(st);
+    fake_stop(&a);
+    fake_stop(&b);
+    fake_stop(&r);
+    fake_stop(&x);
+}
+
+/* MOVED: the command goes to the node named, whose answer is the op's;
+ * the map is corrected for that slot at once (the next command of the
+ * slot goes there directly), and the whole map is read again, at most
+ * every 100 ms. An empty host in MOVED is the host of the node that
+ * answered. */
+static void test_cluster_moved(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300 };
+    two_start(&c, "", &opt);
+    buf_t rec = BUF_INIT;
+    session_t got;
+    char key[128], want[160], err[96];
+    snprintf(key, sizeof key, "ss:{%s}:s:%s", c.ta, c.ida);
+    snprintf(want, sizeof want, "GET %s", key);
+    /* the slot of ida moves to B: both nodes name B for it from now on */
+    srange moved[] = { { 0, c.sa - 1, &c.a, NULL }, { c.sa, c.sa, &c.b, NULL },
+                       { c.sa + 1, 8191, &c.a, NULL }, { 8192, 16383, &c.b, NULL } };
+    set_slots(&c.a, moved, 4);
+    set_slots(&c.b, moved, 4);
+    snprintf(err, sizeof err, "-MOVED %d 127.0.0.1:%d\r\n", c.sa, c.b.port);
+    say(&c.a, err);
+    say_record(&c.b, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
+    CHECK(record_decode(rec.p, rec.len, &got) == RC_OK && strcmp(got.id, c.ida) == 0);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    CHECK_EQ_INT(count_logged(&c.a, "GET "), 1);
+    CHECK_EQ_INT(count_logged(&c.b, "GET "), 1);
+    /* B's answer is the op's, whatever it is */
+    int na = nlogged(&c.a);
+    say(&c.b, "$-1\r\n");
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_NOT_FOUND);
+    CHECK_EQ_INT(nlogged(&c.a), na); /* the map says B now: A is not asked */
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    /* the map is read again (not sooner than 100 ms after the last read) */
+    usleep(REFRESH_US);
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.idb, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(slots_read(&c), 2);
+    say_record(&c.b, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
+    CHECK_EQ_INT(count_logged(&c.a, "GET "), 1);
+    CHECK_EQ_INT(count_logged(&c.b, "GET "), 4);
+    /* MOVED with an empty host: the node that answered's host, B's port;
+     * a batch: the other op (on B) is answered in the first round */
+    char ua2[16], ta2[4], ida2[SESSION_ID_MAX + 1];
+    int skip = 1;
+    do
+        user_in(0, 8191, skip++, ua2, ta2);
+    while (slot_of(ta2) == c.sa);
+    id_with(ida2, 'D', SESSION_ID_TAGGED_LEN, ta2);
+    snprintf(err, sizeof err, "-MOVED %d :%d\r\n", slot_of(ta2), c.b.port);
+    say(&c.a, err);
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    say_record(&c.b, ida2, ua2, NOW + 60);
+    buf_t r2 = BUF_INIT;
+    store_op g1 = { .kind = STORE_OP_GET, .id = ida2, .now = NOW, .rec = &rec };
+    store_op g2 = { .kind = STORE_OP_GET, .id = c.idb, .now = NOW, .rec = &r2 };
+    store_op *ops[] = { &g1, &g2 };
+    store_batch(c.st, ops, 2);
+    CHECK_EQ_INT(g1.rc, RC_OK);
+    CHECK_EQ_INT(g2.rc, RC_OK);
+    CHECK(record_decode(rec.p, rec.len, &got) == RC_OK && strcmp(got.id, ida2) == 0);
+    snprintf(want, sizeof want, "GET ss:{%s}:s:%s", ta2, ida2);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    CHECK_EQ_INT(c.a.conns, 1);
+    CHECK_EQ_INT(c.b.conns, 1);
+    buf_free(&rec);
+    buf_free(&r2);
+    two_stop(&c);
+}
+
+/* ASK: ASKING and the command go to the node named, for this command
+ * only: the map is unchanged (the slot's next command goes to A again)
+ * and not read again. */
+static void test_cluster_ask(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300 };
+    two_start(&c, "", &opt);
+    buf_t rec = BUF_INIT;
+    char want[160], err[96];
+    snprintf(want, sizeof want, "GET ss:{%s}:s:%s", c.ta, c.ida);
+    snprintf(err, sizeof err, "-ASK %d 127.0.0.1:%d\r\n", c.sa, c.b.port);
+    say(&c.a, err);
+    say(&c.b, "+OK\r\n"); /* ASKING */
+    say_record(&c.b, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
+    int nb = nlogged(&c.b);
+    CHECK_STR_EQ(logged(&c.b, (size_t)nb - 2), "ASKING");
+    CHECK_STR_EQ(logged(&c.b, (size_t)nb - 1), want);
+    say(&c.a, "$-1\r\n");
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_NOT_FOUND); /* A's answer now */
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    /* a create migrating (ASK): ASKING, then the script, there */
+    session_t s = mk(c.ida, c.ua, NOW + 60);
+    say(&c.a, err);
+    say(&c.b, "+OK\r\n");
+    say(&c.b, CREATED);
+    CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
+    nb = nlogged(&c.b);
+    CHECK_STR_EQ(logged(&c.b, (size_t)nb - 2), "ASKING");
+    CHECK(strncmp(last_logged(&c.b), "EVAL <", 6) == 0);
+    usleep(REFRESH_US);
+    say_record(&c.a, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    CHECK_EQ_INT(slots_read(&c), 1); /* ASK leaves the map alone */
+    CHECK_EQ_INT(nlogged(&c.b), nb);
+    buf_free(&rec);
+    two_stop(&c);
+}
+
+/* TRYAGAIN (a script on two keys while their slot migrates): sent again
+ * after a pause; an answer that never settles is a 503 after at most 5
+ * rounds, within REDIS_TIMEOUT_MS, never a hang; the other ops of the
+ * batch are served. */
+static void test_cluster_tryagain(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 1000 };
+    two_start(&c, "", &opt);
+    session_t s = mk(c.ida, c.ua, NOW + 60);
+    struct timespec t0;
+    say(&c.a, TRYAGAIN);
+    say(&c.a, CREATED);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
+    double took = ms_since(&t0);
+    CHECK(took >= 15 && took < 500); /* the pause (20 ms) */
+    CHECK_EQ_INT(count_logged(&c.a, "EVAL "), 2);
+    CHECK_EQ_INT(nlogged(&c.b), 1);
+
+    /* forever: 16 rounds, then the TRYAGAIN stands (a 503) */
+    set_default(&c.a, TRYAGAIN);
+    buf_t rec = BUF_INIT;
+    store_op put = { .kind = STORE_OP_PUT, .s = &s, .now = NOW };
+    store_op get = { .kind = STORE_OP_GET, .id = c.idb, .now = NOW, .rec = &rec };
+    store_op *ops[] = { &put, &get };
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    store_batch(c.st, ops, 2);
+    took = ms_since(&t0);
+    CHECK_EQ_INT(put.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(get.rc, RC_OK);
+    CHECK_EQ_INT(count_logged(&c.a, "EVAL "), 2 + 16);
+    CHECK(took < 1000);
+    CHECK_EQ_INT(count_logged(&c.b, "GET "), 1);
+    store_close(c.st);
+
+    /* a small REDIS_TIMEOUT_MS ends it first */
+    set_default(&c.a, NULL);
+    opt.timeout_ms = 60;
+    two_open(&c, "", "", &opt);
+    set_default(&c.a, TRYAGAIN);
+    int before = count_logged(&c.a, "EVAL ");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(store_put(c.st, &s), RC_UNAVAILABLE);
+    took = ms_since(&t0);
+    int tries = count_logged(&c.a, "EVAL ") - before;
+    CHECK(tries >= 2 && tries < 5);
+    CHECK(took < 60 + 150); /* about REDIS_TIMEOUT_MS: with a scheduling margin */
+    CHECK_EQ_INT(c.a.conns, 2);
+    buf_free(&rec);
+    two_stop(&c);
+}
+
+/* A node that closes the connection, or stalls: the ops of its slots are
+ * 503s (the stall after REDIS_TIMEOUT_MS), those of the other node's
+ * slots in the same batch are served; the failed node is left alone for
+ * its back-off (its ops fail at once), then connected to again. */
+static void test_cluster_node_fails(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 200 };
+    two_start(&c, "", &opt);
+    buf_t ra = BUF_INIT, rb = BUF_INIT;
+    session_t sb = mk(c.idb, c.ub, NOW + 60);
+    store_op ga = { .kind = STORE_OP_GET, .id = c.ida, .now = NOW, .rec = &ra };
+    store_op gb = { .kind = STORE_OP_GET, .id = c.idb, .now = NOW, .rec = &rb };
+    store_op pb = { .kind = STORE_OP_PUT, .s = &sb, .now = NOW };
+    store_op *ops[] = { &ga, &gb, &pb };
+    say_close(&c.a);
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    say(&c.b, CREATED);
+    store_batch(c.st, ops, 3);
+    CHECK_EQ_INT(ga.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(gb.rc, RC_OK);
+    CHECK_EQ_INT(pb.rc, RC_OK);
+    /* within the back-off: A is not tried, its ops fail at once */
+    int na = nlogged(&c.a);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &ra), RC_UNAVAILABLE);
+    CHECK(ms_since(&t0) < 100);
+    CHECK_EQ_INT(nlogged(&c.a), na);
+    CHECK_EQ_INT(c.a.conns, 1);
+    usleep(BACKOFF_US);
+    say_record(&c.a, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &ra), RC_OK);
+    CHECK_EQ_INT(c.a.conns, 2);
+    /* the failure made the map due for a read: from the node still up */
+    CHECK_EQ_INT(count_logged(&c.b, "CLUSTER SLOTS"), 1);
+
+    /* A stalls: its op waits out the timeout, B's are served */
+    say_stall(&c.a);
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    say(&c.b, CREATED);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    store_batch(c.st, ops, 3);
+    double took = ms_since(&t0);
+    CHECK_EQ_INT(ga.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(gb.rc, RC_OK);
+    CHECK_EQ_INT(pb.rc, RC_OK);
+    CHECK(took >= 150 && took < 1000);
+    usleep(BACKOFF_US);
+    say_record(&c.a, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &ra), RC_OK);
+    CHECK_EQ_INT(c.a.conns, 3);
+    CHECK_EQ_INT(c.b.conns, 1);
+    buf_free(&ra);
+    buf_free(&rb);
+    two_stop(&c);
+}
+
+/* REDIS_WAIT_REPLICAS on a cluster: one WAIT to each node written to, and
+ * each node's answer judges the writes that went to it; a node that only
+ * read, or whose write was refused, gets no WAIT. */
+static void test_cluster_wait_per_node(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300, .wait_replicas = 1, .wait_timeout_ms = 50 };
+    two_start(&c, "", &opt);
+    /* the open's readiness writes are owed a WAIT: a readiness check
+     * (the writes and their WAIT) settles them */
+    say(&c.a, "+OK\r\n");
+    say(&c.a, ":1\r\n");
+    say(&c.b, "+OK\r\n");
+    say(&c.b, ":1\r\n");
+    CHECK_EQ_INT(store_ping(c.st), RC_OK);
+    CHECK_STR_EQ(last_logged(&c.a), "WAIT 1 50");
+    CHECK_STR_EQ(last_logged(&c.b), "WAIT 1 50");
+
+    session_t sa = mk(c.ida, c.ua, NOW + 60), sb = mk(c.idb, c.ub, NOW + 60);
+    buf_t rec = BUF_INIT;
+    store_op pa = { .kind = STORE_OP_PUT, .s = &sa, .now = NOW };
+    store_op pb = { .kind = STORE_OP_PUT, .s = &sb, .now = NOW };
+    store_op gb = { .kind = STORE_OP_GET, .id = c.idb, .now = NOW, .rec = &rec };
+    store_op *both[] = { &pa, &pb };
+    say(&c.a, CREATED);
+    say(&c.a, ":1\r\n");
+    say(&c.b, CREATED);
+    say(&c.b, ":0\r\n"); /* B's shard has no replica left */
+    store_batch(c.st, both, 2);
+    CHECK_EQ_INT(pa.rc, RC_OK);
+    CHECK_EQ_INT(pb.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(count_logged(&c.a, "WAIT "), 2);
+    CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 2);
+    CHECK_STR_EQ(last_logged(&c.a), "WAIT 1 50");
+    CHECK_STR_EQ(last_logged(&c.b), "WAIT 1 50");
+    CHECK(strncmp(logged(&c.b, (size_t)nlogged(&c.b) - 2), "EVAL <", 6) == 0);
+
+    /* a write to A and a read on B: B gets no WAIT (a WAIT came short
+     * before: this one follows the writes in a round of its own) */
+    store_op *mixed[] = { &pa, &gb };
+    say(&c.a, CREATED);
+    say(&c.a, ":1\r\n");
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    store_batch(c.st, mixed, 2);
+    CHECK_EQ_INT(pa.rc, RC_OK);
+    CHECK_EQ_INT(gb.rc, RC_OK);
+    CHECK_EQ_INT(count_logged(&c.a, "WAIT "), 3);
+    CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 2);
+    CHECK(strncmp(last_logged(&c.b), "GET ", 4) == 0);
+    /* the same, the WAIT back in the pipeline (the last one was met) */
+    say(&c.a, CREATED);
+    say(&c.a, ":1\r\n");
+    say_record(&c.b, c.idb, c.ub, NOW + 60);
+    store_batch(c.st, mixed, 2);
+    CHECK_EQ_INT(pa.rc, RC_OK);
+    CHECK_EQ_INT(gb.rc, RC_OK);
+    CHECK_EQ_INT(count_logged(&c.a, "WAIT "), 4);
+    CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 2);
+
+    /* A refuses its write: nothing written there, no WAIT owed */
+    say(&c.a, "-NOREPLICAS Not enough good replicas to write.\r\n");
+    say(&c.b, CREATED);
+    say(&c.b, ":1\r\n");
+    store_batch(c.st, both, 2);
+    CHECK_EQ_INT(pa.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(pb.rc, RC_OK);
+    CHECK_EQ_INT(count_logged(&c.a, "WAIT "), 4);
+    CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 3);
+    CHECK(strncmp(last_logged(&c.a), "EVAL <", 6) == 0);
+    /* both short: both writes 503 */
+    say(&c.a, CREATED);
+    say(&c.a, ":0\r\n");
+    say(&c.b, CREATED);
+    say(&c.b, ":0\r\n");
+    store_batch(c.st, both, 2);
+    CHECK_EQ_INT(pa.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(pb.rc, RC_UNAVAILABLE);
+    CHECK_EQ_INT(c.a.conns, 1);
+    CHECK_EQ_INT(c.b.conns, 1);
+    buf_free(&rec);
+    two_stop(&c);
+}
+
+/* Ids without their user's tag (31 characters: older versions, imports):
+ * a read goes through the alias in the id's own slot; a create writes the
+ * alias first; a 34-character id with another user's tag is refused
+ * before anything is sent. */
+static void test_cluster_untagged_ids(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300 };
+    two_start(&c, "", &opt);
+    char t[4], id[SESSION_ID_MAX + 1], want[160];
+    tag_in(0, 8191, 0, t);
+    id_with(id, 'E', SESSION_ID_LEN, t);
+    buf_t rec = BUF_INIT;
+    int na = nlogged(&c.a), nb = nlogged(&c.b);
+    /* no alias: no session, and no GET of a session key */
+    say(&c.a, "$-1\r\n");
+    CHECK_EQ_INT(store_get(c.st, id, NOW, &rec), RC_NOT_FOUND);
+    snprintf(want, sizeof want, "GET ss:{%s}:a:%s", t, id);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    CHECK_EQ_INT(nlogged(&c.a), na + 1);
+    CHECK_EQ_INT(nlogged(&c.b), nb);
+    /* the alias names the slot: the session's key there */
+    fake *xyz = slot_of("XYZ") <= 8191 ? &c.a : &c.b;
+    say(&c.a, "$3\r\nXYZ\r\n");
+    say_record(xyz, id, "someone", NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, id, NOW, &rec), RC_OK);
+    snprintf(want, sizeof want, "GET ss:{XYZ}:s:%s", id);
+    CHECK_STR_EQ(last_logged(xyz), want);
+    /* an alias that is no tag, or an error: 503 */
+    say(&c.a, "$2\r\nxy\r\n");
+    CHECK_EQ_INT(store_get(c.st, id, NOW, &rec), RC_UNAVAILABLE);
+    say(&c.a, "-LOADING Redis is loading the dataset in memory\r\n");
+    CHECK_EQ_INT(store_get(c.st, id, NOW, &rec), RC_UNAVAILABLE);
+    /* a close that names the owner needs no alias: the owner's slot */
+    say(&c.a, "$-1\r\n");
+    CHECK_EQ_INT(store_del(c.st, id, (str_t){ c.ua, strlen(c.ua) }, NOW), RC_NOT_FOUND);
+    snprintf(want, sizeof want, "GET ss:{%s}:s:%s", c.ta, id);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+
+    /* a create: the alias (the user's tag, expiring with the session),
+     * then the script in the user's slot */
+    session_t s = mk(id, c.ua, NOW + 60);
+    na = nlogged(&c.a);
+    say(&c.a, "+OK\r\n");
+    say(&c.a, CREATED);
+    CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
+    CHECK_EQ_INT(nlogged(&c.a), na + 2);
+    snprintf(want, sizeof want, "SET ss:{%s}:a:%s %s EXAT 1700000060", t, id, c.ta);
+    CHECK_STR_EQ(logged(&c.a, (size_t)na), want);
+    snprintf(want, sizeof want, "> 2 ss:{%s}:s:%s ss:{%s}:u:%s <", c.ta, id, c.ta, c.ua);
+    CHECK(strncmp(logged(&c.a, (size_t)na + 1), "EVAL <", 6) == 0 &&
+          strstr(logged(&c.a, (size_t)na + 1), want) != NULL);
+    /* the alias refused: no create */
+    say(&c.a, "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    CHECK_EQ_INT(store_put(c.st, &s), RC_FULL);
+    CHECK_EQ_INT(nlogged(&c.a), na + 3);
+    /* the alias in B's slot, the user in A's: each to its node */
+    char tb2[4], id2[SESSION_ID_MAX + 1];
+    tag_in(8192, 16383, 0, tb2);
+    id_with(id2, 'F', SESSION_ID_LEN, tb2);
+    session_t s2 = mk(id2, c.ua, NOW + 90);
+    say(&c.b, "+OK\r\n");
+    say(&c.a, CREATED);
+    CHECK_EQ_INT(store_put(c.st, &s2), RC_OK);
+    snprintf(want, sizeof want, "SET ss:{%s}:a:%s %s EXAT 1700000090", tb2, id2, c.ta);
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    snprintf(want, sizeof want, "> 2 ss:{%s}:s:%s ss:{%s}:u:%s <", c.ta, id2, c.ta, c.ua);
+    CHECK(strstr(last_logged(&c.a), want) != NULL);
+
+    /* 34 characters ending with another user's tag: refused, nothing sent */
+    na = nlogged(&c.a), nb = nlogged(&c.b);
+    session_t bad = mk(c.idb, c.ua, NOW + 60); /* idb ends with ub's tag */
+    CHECK_EQ_INT(store_put(c.st, &bad), RC_INVALID);
+    CHECK_EQ_INT(nlogged(&c.a), na);
+    CHECK_EQ_INT(nlogged(&c.b), nb);
+    buf_free(&rec);
+    two_stop(&c);
+}
+
+/* Readiness: every slot has a primary in the map, and each primary takes
+ * one write of a key in one of its slots. */
+static void test_cluster_ping(void)
+{
+    fake n[3];
+    for (int i = 0; i < 3; i++)
+        fake_start(&n[i]);
+    srange full[] = { { 0, 5460, &n[0], NULL }, { 5461, 10922, &n[1], NULL },
+                      { 10923, 16383, &n[2], NULL } };
+    for (int i = 0; i < 3; i++) {
+        set_slots(&n[i], full, 3);
+        say(&n[i], "+OK\r\n");
+    }
+    char url[96];
+    snprintf(url, sizeof url, "redis-cluster://127.0.0.1:%d", n[1].port);
+    store_options opt = { .timeout_ms = 300 };
+    store_t *st = open_url(url, &opt);
+    CHECK_STR_EQ(logged(&n[1], 0), "CLUSTER SLOTS");
+    for (int i = 0; i < 3; i++)
+        say(&n[i], "+OK\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(count_logged(&n[i], "SET "), 2); /* the open's, the ping's */
+        int s = ready_slot(last_logged(&n[i]), "ss");
+        CHECK(s >= full[i].lo && s <= full[i].hi);
+    }
+    CHECK_EQ_INT(count_logged(&n[0], "CLUSTER SLOTS") + count_logged(&n[2], "CLUSTER SLOTS"), 0);
+    /* a primary that refuses writes: not ready */
+    say(&n[0], "+OK\r\n");
+    say(&n[1], "+OK\r\n");
+    say(&n[2], "-MISCONF Errors writing to the AOF file\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    store_close(st);
+
+    /* a map without a primary for slots 10923..16383: not ready, and no
+     * write is sent */
+    srange part[] = { { 0, 5460, &n[0], NULL }, { 5461, 10922, &n[1], NULL } };
+    for (int i = 0; i < 3; i++)
+        set_slots(&n[i], part, 2);
+    int before[3];
+    for (int i = 0; i < 3; i++)
+        before[i] = nlogged(&n[i]);
+    st = open_url(url, &opt);
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&n[1]), before[1] + 1); /* CLUSTER SLOTS */
+    CHECK_EQ_INT(nlogged(&n[0]), before[0]);
+    CHECK_EQ_INT(nlogged(&n[2]), before[2]);
+    /* a command for such a slot: a 503 at once, and the map is read again
+     * (100 ms on), which now covers every slot: ready */
+    char u[16], t[4], id[SESSION_ID_MAX + 1];
+    user_in(10923, 16383, 0, u, t);
+    id_with(id, 'G', SESSION_ID_TAGGED_LEN, t);
+    buf_t rec = BUF_INIT;
+    CHECK_EQ_INT(store_get(st, id, NOW, &rec), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&n[2]), before[2]);
+    for (int i = 0; i < 3; i++) {
+        set_slots(&n[i], full, 3);
+        say(&n[i], "+OK\r\n");
+    }
+    usleep(REFRESH_US);
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    for (int i = 0; i < 3; i++) {
+        int s = ready_slot(last_logged(&n[i]), "ss");
+        CHECK(s >= full[i].lo && s <= full[i].hi);
+    }
+    buf_free(&rec);
+    store_close(st);
+    for (int i = 0; i < 3; i++)
+        fake_stop(&n[i]);
+}
+
+/* The URL's path is the prefix of every key; "/0" (a database, on a
+ * cluster that has none) is refused at open, before anything is sent. */
+static void test_cluster_prefix(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300 };
+    two_start(&c, "/app", &opt);
+    CHECK(ready_slot(logged(&c.a, 1), "app") >= 0);
+    CHECK(ready_slot(logged(&c.b, 0), "app") >= 0);
+    buf_t rec = BUF_INIT;
+    char want[160], t[4], id[SESSION_ID_MAX + 1];
+    say_record(&c.a, c.ida, c.ua, NOW + 60);
+    CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
+    snprintf(want, sizeof want, "GET app:{%s}:s:%s", c.ta, c.ida);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    /* a close: its GET, the index's ZREM and the DEL */
+    say_record(&c.a, c.ida, c.ua, NOW + 60);
+    say(&c.a, ":1\r\n");
+    say(&c.a, ":1\r\n");
+    CHECK_EQ_INT(store_del(c.st, c.ida, (str_t){ c.ua, strlen(c.ua) }, NOW), RC_OK);
+    snprintf(want, sizeof want, "ZREM app:{%s}:u:%s %s", c.ta, c.ua, c.ida);
+    CHECK_STR_EQ(logged(&c.a, (size_t)nlogged(&c.a) - 2), want);
+    snprintf(want, sizeof want, "DEL app:{%s}:s:%s", c.ta, c.ida);
+    CHECK_STR_EQ(last_logged(&c.a), want);
+    /* a create of an untagged id: its alias, its keys and its script's
+     * prefix of the user's other sessions */
+    tag_in(8192, 16383, 0, t);
+    id_with(id, 'H', SESSION_ID_LEN, t);
+    session_t s = mk(id, c.ua, NOW + 60);
+    say(&c.b, "+OK\r\n");
+    say(&c.a, CREATED);
+    CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
+    snprintf(want, sizeof want, "SET app:{%s}:a:%s %s EXAT 1700000060", t, id, c.ta);
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    snprintf(want, sizeof want, "> 2 app:{%s}:s:%s app:{%s}:u:%s <", c.ta, id, c.ta, c.ua);
+    CHECK(strstr(last_logged(&c.a), want) != NULL);
+    snprintf(want, sizeof want, " %s app:{%s}:s: ", c.ua, c.ta);
+    CHECK(strstr(last_logged(&c.a), want) != NULL);
+    say(&c.b, "$-1\r\n");
+    CHECK_EQ_INT(store_get(c.st, id, NOW, &rec), RC_NOT_FOUND);
+    snprintf(want, sizeof want, "GET app:{%s}:a:%s", t, id);
+    CHECK_STR_EQ(last_logged(&c.b), want);
+    /* no key without the prefix, anywhere */
+    fake *both[] = { &c.a, &c.b };
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < nlogged(both[k]); i++)
+            CHECK(strstr(logged(both[k], (size_t)i), "ss:") == NULL);
+    buf_free(&rec);
+    two_stop(&c);
+
+    fake f;
+    fake_start(&f);
+    char url[96], err[256] = "";
+    store_t *st = NULL;
+    const char *refused[] = { "/0", "/15", "/" };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(url, sizeof url, "redis-cluster://127.0.0.1:%d%s", f.port, refused[i]);
+        CHECK_EQ_INT(store_open(url, &opt, &st, err, sizeof err), RC_INVALID);
+        CHECK(st == NULL);
+        CHECK(strstr(err, "prefix") != NULL);
+    }
+    usleep(50000);
+    CHECK_EQ_INT(f.conns, 0);
+    CHECK_EQ_INT(nlogged(&f), 0);
+    fake_stop(&f);
+}
+
+/* ---- redis-cluster://: known bugs in src/ (these fail until fixed) ---- */
+
+/* BUG: a readiness check that finds the map without a primary for some
+ * slots (read while the cluster was still forming, or lost slots) does
+ * not make the map due for a read (store_redis.c, ready_cluster: it
+ * returns RC_UNAVAILABLE without marking the map stale), so the thread
+ * keeps that map, and /readyz answers 503, until a command happens to
+ * meet an uncovered slot; a service kept out of rotation because it is
+ * not ready gets no such command. Expected: the next check, 100 ms on,
+ * reads the map again and finds the cluster whole. */
+static void test_cluster_ping_rereads_partial_map(void)
+{
+    fake a, b;
+    fake_start(&a);
+    fake_start(&b);
+    srange part[] = { { 0, 8191, &a, NULL } };
+    srange full[] = { { 0, 8191, &a, NULL }, { 8192, 16383, &b, NULL } };
+    set_slots(&a, part, 1);
+    set_slots(&b, part, 1);
+    char url[96];
+    snprintf(url, sizeof url, "redis-cluster://127.0.0.1:%d", a.port);
+    store_options opt = { .timeout_ms = 300 };
+    store_t *st = open_url(url, &opt);
+    CHECK_EQ_INT(store_ping(st), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&a), 1); /* CLUSTER SLOTS, and no write */
+    CHECK_EQ_INT(nlogged(&b), 0);
+    /* the cluster is whole now */
+    set_slots(&a, full, 2);
+    set_slots(&b, full, 2);
+    usleep(REFRESH_US);
+    say(&a, "+OK\r\n");
+    say(&b, "+OK\r\n");
+    CHECK_EQ_INT(store_ping(st), RC_OK);
+    CHECK_EQ_INT(count_logged(&a, "CLUSTER SLOTS") + count_logged(&b, "CLUSTER SLOTS"), 2);
+    store_close(st);
+    fake_stop(&a);
+    fake_stop(&b);
+}
+
+/* BUG: with REDIS_WAIT_REPLICAS, the create of an untagged id (sessionctl
+ * import and copy make them) writes two keys on two nodes: the alias in
+ * the id's own slot (B here) and the record in its user's slot (A). B's
+ * WAIT is sent and answers 0, yet the create is acknowledged (RC_OK):
+ * store_redis.c's redis_batch judges each op by redis_nodes_acks of its
+ * record's key (w[i].skey) alone. A failover of B then loses the alias,
+ * and the session, whose record survived, is not found by its id (404).
+ * Expected: RC_UNAVAILABLE, as for any write whose node's WAIT came
+ * short. */
+static void test_cluster_wait_covers_alias(void)
+{
+    two c;
+    store_options opt = { .timeout_ms = 300, .wait_replicas = 1, .wait_timeout_ms = 50 };
+    two_start(&c, "", &opt);
+    say(&c.a, "+OK\r\n"); /* a readiness check: the open's writes get their WAIT */
+    say(&c.a, ":1\r\n");
+    say(&c.b, "+OK\r\n");
+    say(&c.b, ":1\r\n");
+    CHECK_EQ_INT(store_ping(c.st), RC_OK);
+    char t[4], id[SESSION_ID_MAX + 1], want[160];
+    tag_in(8192, 16383, 0, t);
+    id_with(id, 'J', SESSION_ID_LEN, t);
+    session_t s = mk(id, c.ua, NOW + 60);
+    say(&c.b, "+OK\r\n"); /* the alias */
+    say(&c.a, CREATED);
+    say(&c.a, ":1\r\n");
+    say(&c.b, ":0\r\n"); /* B's shard: no replica has the alias */
+    CHECK_EQ_INT(store_put(c.st, &s), RC_UNAVAILABLE);
+    snprintf(want, sizeof want, "SET ss:{%s}:a:%s %s EXAT 1700000060", t, id, c.ta);
+    CHECK_STR_EQ(logged(&c.b, (size_t)nlogged(&c.b) - 2), want);
+    CHECK_STR_EQ(last_logged(&c.b), "WAIT 1 50");
+    CHECK_STR_EQ(last_logged(&c.a), "WAIT 1 50");
+    two_stop(&c);
+}
+
 int main(void)
 {
     RUN(test_error_replies);
@@ -1168,5 +2061,16 @@ int main(void)
     RUN(test_sentinel_names_a_replica);
     RUN(test_sentinel_failover);
     RUN(test_sentinel_refusals);
+    RUN(test_cluster_discovery);
+    RUN(test_cluster_moved);
+    RUN(test_cluster_ask);
+    RUN(test_cluster_tryagain);
+    RUN(test_cluster_node_fails);
+    RUN(test_cluster_wait_per_node);
+    RUN(test_cluster_untagged_ids);
+    RUN(test_cluster_ping);
+    RUN(test_cluster_prefix);
+    RUN(test_cluster_ping_rereads_partial_map); /* fails: a bug in src/ */
+    RUN(test_cluster_wait_covers_alias);        /* fails: a bug in src/ */
     return UNIT_SUMMARY();
 }
