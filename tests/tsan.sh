@@ -7,8 +7,9 @@
 # 1. Builds the service with clang -fsanitize=thread into build/tsan (the
 #    Makefile's BUILD/CC/CFLAGS/SAN variables; nothing else changes).
 # 2. Runs the black-box tests marked "concurrency" (tests/api/conftest.py),
-#    on every store ([lmdb], [redis], [sentinel]), and the Sentinel
-#    failover under load (test_failover.py): racing closes (2, 100, across
+#    on every store ([lmdb], [redis], [sentinel], [cluster]), the Sentinel
+#    failover under load (test_failover.py), and the cluster's failover and
+#    reshard under load (test_cluster.py): racing closes (2, 100, across
 #    processes), 1,000 concurrent creates, close-alls and lists racing with creates, pipelined
 #    writes (the writer-thread hand-off), the Redis instance races, kill -9
 #    under concurrent load, hostile clients (the deadline watcher thread) and

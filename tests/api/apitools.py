@@ -556,13 +556,20 @@ class RedisStores:
             self.by_key[key] = self.redis.new_db()
         return self.redis.url(self.by_key[key])
 
+    def keyspace(self, srv):
+        """The keys of the store a process uses (a Server, or its STORE_URL)."""
+        url = getattr(srv, "store_url", srv)
+        return RedisKeySpace(self.redis, int(url.rsplit("/", 1)[1]))
+
     def describe(self):
         return "redis (127.0.0.1:%d, a database per store)" % self.redis.port
 
 
-# The store kinds that keep sessions in Redis (the same keys and commands;
-# "sentinel" finds the primary through Sentinels).
-REDIS_KINDS = ("redis", "sentinel")
+# The store kinds that keep sessions in Redis (the same records, commands and
+# native expiry; "sentinel" finds the primary through Sentinels, "cluster"
+# spreads the keys over the slots of a Redis Cluster, so its key names
+# differ: tests that look at keys ask stores.keyspace(srv) for them).
+REDIS_KINDS = ("redis", "sentinel", "cluster")
 
 
 class SentinelStores(RedisStores):
@@ -579,6 +586,190 @@ class SentinelStores(RedisStores):
     def describe(self):
         return "redis-sentinel (Sentinels on ports %s, a database per store)" % ", ".join(
             str(s.port) for s in self.redis.sentinels)
+
+
+class ClusterStores:
+    """Redis Cluster: a cluster has database 0 only, so each store is a key
+    prefix (the path of redis-cluster://seeds.../PREFIX, [A-Za-z0-9._-],
+    1..32 characters) on one shared cluster.  store=None is a prefix no
+    other process got; store=KEY is one prefix per distinct KEY, so
+    processes given the same KEY share one store, as with RedisStores'
+    databases.  self.redis is the RedisCluster (client_for_key, slot_of)."""
+
+    kind = "cluster"
+
+    def __init__(self, cluster):
+        self.redis = cluster
+        self.cluster = cluster
+        self.by_key = {}
+
+    def new_prefix(self):
+        return new_cluster_prefix()
+
+    def url(self, store, workdir):
+        if store is None:
+            return self.cluster.url(prefix=self.new_prefix())
+        key = str(store)
+        if key not in self.by_key:
+            self.by_key[key] = self.new_prefix()
+        return self.cluster.url(prefix=self.by_key[key])
+
+    def keyspace(self, srv):
+        url = getattr(srv, "store_url", srv)
+        return ClusterKeySpace(self.cluster, cluster_url_prefix(url))
+
+    def describe(self):
+        return "redis-cluster (seeds on ports %s, a key prefix per store)" % ", ".join(
+            str(n.port) for n in self.cluster.data_nodes[:3])
+
+
+_PREFIXES_GIVEN = [0]
+
+
+def new_cluster_prefix():
+    """A key prefix no other store of this test session got."""
+    _PREFIXES_GIVEN[0] += 1
+    return "t%d-%s" % (_PREFIXES_GIVEN[0], secrets.token_hex(3))
+
+
+def cluster_url_prefix(url):
+    """The key prefix of a redis-cluster:// URL ("ss" when it names none)."""
+    rest = url.split("://", 1)[1]
+    rest = rest.rsplit("@", 1)[-1]
+    _, slash, prefix = rest.partition("/")
+    return prefix if slash and prefix else "ss"
+
+
+# --------------------------------------------------------------------------
+# the keys of a store on Redis (docs/REDIS.md "Keys")
+# --------------------------------------------------------------------------
+
+# A session id as the service makes them since the cluster support: 9
+# characters of time stamp, 22 of randomness, then its user's 3-character
+# placement tag.  Ids of any other length (older versions: 31 or 22
+# characters; imports) are "foreign".
+TAGGED_ID_LEN = 34
+TAG_LEN = 3
+_B64_SORTED = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+
+def user_tag(user):
+    """A user's placement tag: the 64-bit FNV-1a hash of the user id's UTF-8
+    bytes, through MurmurHash3's 64-bit finalizer, whose top 18 bits are 3
+    characters of base64url in ASCII order.  It mirrors src/session.c
+    (session_id_tag; docs/REDIS.md "Cluster"), since the tag is part of the
+    stored data's format; test_cluster.py checks it against the ids the
+    service makes, so a change there shows up in one place."""
+    m = 0xFFFFFFFFFFFFFFFF
+    h = 0xcbf29ce484222325
+    for b in user.encode("utf-8") if isinstance(user, str) else user:
+        h ^= b
+        h = (h * 0x100000001b3) & m
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & m
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & m
+    h ^= h >> 33
+    return "".join(_B64_SORTED[(h >> (58 - 6 * i)) & 63] for i in range(TAG_LEN))
+
+
+class RedisKeySpace:
+    """The keys of one store on one Redis (redis://, redis-sentinel://):
+    ss:s:<id> (the record), ss:u:<user> (the user's index), in database db.
+    client(key) is a Resp to the primary (use it in a `with`)."""
+
+    cluster = False
+
+    def __init__(self, redis, db):
+        self.redis = redis
+        self.db = db
+
+    def session_key(self, sid, user=None):
+        return "ss:s:" + sid
+
+    def index_key(self, user):
+        return "ss:u:" + user
+
+    def alias_key(self, sid):
+        return None
+
+    def client(self, key):
+        return self.redis.client(db=self.db)
+
+    def call(self, key, *args):
+        with self.client(key) as c:
+            return c.call(*args)
+
+    def raw(self, key, *args):
+        """A bulk reply (GET of a record) as bytes."""
+        with self.client(key) as c:
+            return c.raw(*args)
+
+    def scan(self, pattern="ss:*"):
+        out = []
+        with self.client(None) as c:
+            cursor = "0"
+            while True:
+                cursor, keys = c.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+                out.extend(keys)
+                if cursor == "0":
+                    return out
+
+
+class ClusterKeySpace(RedisKeySpace):
+    """The keys of one store on a Redis Cluster, under its prefix P
+    (docs/REDIS.md "Cluster"):
+      P:{T}:s:<id>    the record of a session whose id is TAGGED_ID_LEN long
+                      (T: the id's last 3 characters, its user's tag);
+      P:{U}:s:<id>    the record of a session with a foreign id (U: the
+                      tag of its user, so it shares the index's slot);
+      P:{T}:a:<id>    for a foreign id: U (T: the id's last 3 characters);
+      P:{U}:u:<user>  the user's index (ZSET of ids scored by expires_at);
+      P:{t}:ready     the readiness probe's key, one per primary.
+    client(key) is a Resp to the primary that serves the key's slot now."""
+
+    cluster = True
+
+    def __init__(self, cluster, prefix):
+        super().__init__(cluster, 0)
+        self.prefix = prefix
+
+    @staticmethod
+    def tagged(sid):
+        return len(sid) == TAGGED_ID_LEN
+
+    def session_key(self, sid, user=None):
+        if self.tagged(sid):
+            return "%s:{%s}:s:%s" % (self.prefix, sid[-TAG_LEN:], sid)
+        assert user is not None, "a foreign id's record lives in its user's slot: give user"
+        return self.user_slot_session_key(sid, user)
+
+    def user_slot_session_key(self, sid, user):
+        """Where the record of id sid would be as a foreign id of user."""
+        return "%s:{%s}:s:%s" % (self.prefix, user_tag(user), sid)
+
+    def index_key(self, user):
+        return "%s:{%s}:u:%s" % (self.prefix, user_tag(user), user)
+
+    def alias_key(self, sid):
+        return "%s:{%s}:a:%s" % (self.prefix, sid[-TAG_LEN:], sid)
+
+    def client(self, key):
+        return self.redis.client_for_key(key)
+
+    def scan(self, pattern=None):
+        """Every key of this store (or matching pattern) on every primary."""
+        pattern = pattern or "%s:*" % self.prefix
+        out = []
+        for node in self.redis.primaries():
+            with node.client() as c:
+                cursor = "0"
+                while True:
+                    cursor, keys = c.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+                    out.extend(keys)
+                    if cursor == "0":
+                        break
+        return out
 
 
 class Pool:

@@ -13,33 +13,40 @@ parametrized over the store: it runs once on LMDB ([lmdb]: a temporary
 directory per store, as before), once on Redis ([redis]: one real
 redis-server for the whole session, started on a free loopback port in a
 temporary directory with `--save '' --appendonly yes --appendfsync always`,
-and a database number of its own per store), and once on Redis through
+and a database number of its own per store), once on Redis through
 Sentinel ([sentinel]: one Sentinel set for the whole session, 1 primary, 2
 replicas, 3 Sentinels, reached as redis-sentinel://..., a database number
-of its own per store).  The parameter is module-scoped, so module-shared
-servers are started once per store.  Tests that look at Redis keys
-themselves take `stores.redis` (the redis-server, or the Sentinel set,
-whose client() reaches the primary) and check `store_kind in REDIS_KINDS`.
+of its own per store), and once on Redis Cluster ([cluster]: one cluster
+for the whole session, 3 primaries and 3 replicas, reached as
+redis-cluster://seed,seed,seed/PREFIX, a key prefix of its own per store,
+since a cluster has database 0 only).  The parameter is module-scoped, so
+module-shared servers are started once per store.  Tests that look at Redis
+keys themselves check `store_kind in REDIS_KINDS` and take the store's keys
+from `stores.keyspace(srv)` (apitools.RedisKeySpace / ClusterKeySpace: the
+key names of that store, and client(key), a connection to the primary that
+holds the key: the redis-server, the Sentinel set's primary, or the cluster
+node serving the key's slot).
+
 Markers:
 
   lmdb_only    the test is about LMDB itself (map size, purge of a full map);
                it runs only as [lmdb].
   own_store    the test chooses its STORE_URL(s) itself (test_redis.py,
-               test_failover.py, test_sessionctl.py's migrations); it is not
-               parametrized.
+               test_failover.py, test_cluster.py, test_sessionctl.py's
+               migrations); it is not parametrized.
 
-A missing redis-server fails every [redis] and [sentinel] test with a
-message saying so; it never skips them.
+A missing redis-server (or redis-cli, for the cluster) fails every [redis],
+[sentinel] and [cluster] test with a message saying so; it never skips them.
 """
 
 import pytest
 
 import apitools
-from apitools import LmdbStores, Pool, RedisStores, SentinelStores
+from apitools import ClusterStores, LmdbStores, Pool, RedisStores, SentinelStores
 from redistools import Redis, RedisCluster, RedisSentinelSet, require_redis_cli, \
     require_redis_server
 
-STORE_KINDS = ("lmdb", "redis", "sentinel")
+STORE_KINDS = ("lmdb", "redis", "sentinel", "cluster")
 # Database numbers the suite's redis-server offers; every spawned process
 # that needs a store of its own gets a fresh one.
 SUITE_REDIS_DATABASES = 512
@@ -66,7 +73,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="module")
 def store_kind(request):
-    """"lmdb" or "redis" (own_store tests get "lmdb", the harness default)."""
+    """One of STORE_KINDS (own_store tests get "lmdb", the harness default)."""
     return getattr(request, "param", "lmdb")
 
 
@@ -89,23 +96,20 @@ def suite_redis(tmp_path_factory):
 #
 # suite_sentinel (1 primary, 2 replicas, 3 Sentinels) and suite_cluster (3
 # primaries, 3 replicas), each started on first use and stopped at the end of
-# the session.  suite_sentinel is the [sentinel] store parameter
-# (SentinelStores, apitools.py: a database number per store, exactly as
-# RedisStores).  suite_cluster is not a store parameter yet: the service does
-# not speak redis-cluster:// so far.  When it does, it plugs in the same way:
+# the session, are the [sentinel] and [cluster] store parameters.
 #
-#   STORE_KINDS = ("lmdb", "redis", "sentinel", "cluster")
-#   stores(): "cluster" -> ClusterStores(request.getfixturevalue("suite_cluster"))
+#   SentinelStores (apitools.py): a database number per store, exactly as
+#       RedisStores.
+#   ClusterStores: a cluster has database 0 only, so a store is a key
+#       prefix, the path of the URL (redis-cluster://seeds.../PREFIX, the
+#       service's own extension: [A-Za-z0-9._-], 1..32 characters, default
+#       "ss"); store=None is a fresh prefix, store=KEY the same prefix for
+#       the same KEY.  Every module's servers share the one cluster at once,
+#       each in its own prefix, so nothing is ever flushed.
 #
-#   ClusterStores.url(store, workdir): a cluster has database 0 only, so a
-#       store cannot be a database number: either the service learns a key
-#       prefix (e.g. a REDIS_KEY_PREFIX setting, or a URL parameter), and each
-#       store gets its own prefix, or the cluster is flushed (FLUSHALL on every
-#       primary) between stores that may not share sessions -- which only
-#       works while no two modules' servers are alive at once.
-#
-# Tests that kill nodes (failover under load) must start topologies of their
-# own (RedisSentinelSet / RedisCluster in a tmp dir, about 2 s each), never
+# Tests that kill nodes or move slots (failover and reshard under load:
+# test_failover.py, test_cluster.py) start topologies of their own
+# (RedisSentinelSet / RedisCluster in a tmp dir, about 2 s each), never
 # these shared ones.
 
 
@@ -140,11 +144,14 @@ def suite_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stores(request, store_kind):
-    """Where spawned processes keep their sessions (see LmdbStores, RedisStores)."""
+    """Where spawned processes keep their sessions (see LmdbStores, RedisStores,
+    SentinelStores, ClusterStores in apitools.py)."""
     if store_kind == "redis":
         return RedisStores(request.getfixturevalue("suite_redis"))
     if store_kind == "sentinel":
         return SentinelStores(request.getfixturevalue("suite_sentinel"))
+    if store_kind == "cluster":
+        return ClusterStores(request.getfixturevalue("suite_cluster"))
     return LmdbStores()
 
 

@@ -1001,17 +1001,24 @@ class RedisCluster(_Topology):
         return out
 
     def cluster_slots(self, via=None):
-        """CLUSTER SLOTS as [(first, last, primary port, [replica ports])]."""
+        """CLUSTER SLOTS as [(first, last, primary port, [replica ports])].
+        Replica ports are sorted: each node lists a primary's replicas in
+        the order it learned them, so two nodes' lists may differ in order
+        for good.  Which replicas are listed lags too: a node lists a
+        replica once gossip told it the replica's offset (measured: some 8 s
+        after a failover re-attached a sibling replica to the promoted one),
+        so healthy() compares only which primary serves which slots."""
         via = via or self.live_nodes()[0]
         out = []
         for r in self._call(via, "CLUSTER", "SLOTS"):
-            out.append((int(r[0]), int(r[1]), int(r[2][1]), [int(x[1]) for x in r[3:]]))
+            out.append((int(r[0]), int(r[1]), int(r[2][1]), sorted(int(x[1]) for x in r[3:])))
         return sorted(out)
 
     def healthy(self):
         """Every live node: cluster_state:ok, every live node known and
-        connected, the same slot map, all 16384 slots served by live
-        primaries that answer ROLE master, replicas synced."""
+        connected, the same primary for every slot, all 16384 slots served
+        by live primaries that answer ROLE master; every other live node a
+        synced replica of one of them."""
         try:
             live = self.live_nodes()
             ports = {n.port for n in live}
@@ -1030,15 +1037,15 @@ class RedisCluster(_Topology):
                                                or v["flags"] & {"fail", "fail?", "handshake"}):
                         self._why = "%r sees %d as %s %s" % (n, v["port"], v["flags"], v["link"])
                         return False
-                maps.append(self.cluster_slots(n))
+                maps.append([(a, b, p) for a, b, p, _ in self.cluster_slots(n)])
             if any(m != maps[0] for m in maps):
                 self._why = "the nodes disagree about the slot map"
                 return False
-            covered = sum(b - a + 1 for a, b, _, _ in maps[0])
+            covered = sum(b - a + 1 for a, b, _ in maps[0])
             if covered != CLUSTER_SLOTS:
                 self._why = "only %d slots are served" % covered
                 return False
-            primaries = {p for _, _, p, _ in maps[0]}
+            primaries = {p for _, _, p in maps[0]}
             for p in primaries:
                 if p not in ports or self.node_by_port(p).role() != "master":
                     self._why = "slots are served by %d, which is not a live primary" % p
@@ -1048,7 +1055,8 @@ class RedisCluster(_Topology):
                     continue
                 info = n.info()
                 if info.get("role") != "slave" or info.get("master_link_status") != "up" \
-                        or info.get("master_sync_in_progress") != "0":
+                        or info.get("master_sync_in_progress") != "0" \
+                        or int(info.get("master_port", 0)) not in primaries:
                     self._why = "replica %r is not synced: %s" % (
                         n, {k: info.get(k) for k in ("role", "master_port", "master_link_status")})
                     return False
@@ -1059,11 +1067,13 @@ class RedisCluster(_Topology):
             return False
 
     # -- addressing -----------------------------------------------------------
-    def url(self, seeds=3, user=None, password=None):
-        """redis-cluster://[[user]:password@]127.0.0.1:p1,127.0.0.1:p2,..."""
+    def url(self, seeds=3, user=None, password=None, prefix=None):
+        """redis-cluster://[[user]:password@]127.0.0.1:p1,127.0.0.1:p2,...[/prefix]
+        (prefix: the service's key prefix, [A-Za-z0-9._-], 1..32
+        characters; none: the service's default, "ss")."""
         auth = url_auth(self.password if password is None else password, user)
         hosts = ",".join("127.0.0.1:%d" % n.port for n in self.data_nodes[:seeds])
-        return "redis-cluster://%s%s" % (auth, hosts)
+        return "redis-cluster://%s%s%s" % (auth, hosts, "/" + prefix if prefix else "")
 
     def node_by_port(self, port):
         for n in self.data_nodes:

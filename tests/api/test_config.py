@@ -44,7 +44,12 @@ REFUSALS = [
     ("HOST", {"HOST": "999.999.999.999"}),
     ("STORE_URL", {"STORE_URL": "redis-sentinel://127.0.0.1:26379"}),       # no master name
     ("STORE_URL", {"STORE_URL": "redis-sentinel://127.0.0.1/mymaster"}),    # no port
-    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000"}),         # not served yet
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1"}),              # no port
+    ("STORE_URL", {"STORE_URL": "redis-cluster:///ss"}),                    # no seed
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/a{b}"}),    # prefix: [A-Za-z0-9._-]
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/" + "p" * 33}),  # prefix > 32
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/a/b"}),     # one path segment
+    ("STORE_URL", {"STORE_URL": "redis-cluster://127.0.0.1:7000/0"}),       # a database, not a prefix
     ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "17"}),
     ("REDIS_WAIT_REPLICAS", {"REDIS_WAIT_REPLICAS": "-1"}),
     ("REDIS_WAIT_TIMEOUT_MS", {"REDIS_WAIT_TIMEOUT_MS": "0"}),

@@ -23,8 +23,9 @@ import time
 
 import pytest
 
-from apitools import (PASSTHROUGH_ENV, RawConn, assert_problem, binary_path, free_port,
-                      http_request_bytes, make_token, uid, wait_until)
+from apitools import (PASSTHROUGH_ENV, assert_problem, binary_path, free_port, make_token, uid,
+                      wait_until)
+from loadtools import LoadClient, load, longest_outage, read_all
 from redistools import RedisSentinelSet, require_redis_server
 
 pytestmark = pytest.mark.own_store
@@ -44,96 +45,13 @@ def sentinel_set(tmp_path):
         topo.stop()
 
 
-class Client:
-    """One load thread's user, its acknowledged writes, and every answer."""
-
-    def __init__(self):
-        self.user = uid("fo")
-        self.token = make_token(self.user, exp_in=3600)
-        self.live = set()      # acknowledged creates, not closed since
-        self.closed = set()    # acknowledged closes
-        self.unknown = set()   # a 503 (or no answer) to a close: either way
-        self.answers = []      # (monotonic time, kind, status)
-        self.bad = []          # answers the contract does not allow here
-
-
-def load(port, cl, stop):
-    auth = {"Authorization": "Bearer %s" % cl.token}
-    conn = None
-    n = 0
-    while not stop.is_set():
-        n += 1
-        if conn is None:
-            try:
-                conn = RawConn(port, timeout=10)
-            except OSError as exc:
-                cl.bad.append("connect: %r" % exc)
-                return
-        if cl.live and n % 3 == 0:
-            sid = sorted(cl.live)[0]
-            kind = "close"
-            req = http_request_bytes("DELETE", "/session/%s" % sid, auth)
-        else:
-            sid = None
-            kind = "create"
-            req = http_request_bytes("POST", "/session", dict(
-                auth, **{"Content-Type": "application/json"}), b'{"ttl": 3600}')
-        try:
-            conn.sent = b""
-            conn.send(req)
-            resp = conn.read_response()
-        except Exception as exc:  # noqa: BLE001 - the service must not drop us
-            cl.bad.append("%s: no answer: %r" % (kind, exc))
-            conn.close()
-            conn = None
-            if kind == "close":
-                cl.live.discard(sid)
-                cl.unknown.add(sid)
-            continue
-        cl.answers.append((time.monotonic(), kind, resp.status))
-        if resp.status == 503:
-            if not resp.header("Retry-After"):
-                cl.bad.append("%s: 503 without Retry-After" % kind)
-            if kind == "close":  # it may or may not have closed it
-                cl.live.discard(sid)
-                cl.unknown.add(sid)
-            time.sleep(0.02)
-        elif kind == "create" and resp.status == 201:
-            cl.live.add(resp.json()["id"])
-        elif kind == "close" and resp.status == 204:
-            cl.live.discard(sid)
-            cl.closed.add(sid)
-        else:
-            cl.bad.append("%s answered %d: %r" % (kind, resp.status, resp.body[:200]))
-            if kind == "close":
-                cl.live.discard(sid)
-                cl.unknown.add(sid)
-    if conn is not None:
-        conn.close()
-
-
-def read_all(port, token, ids):
-    """GET /session/{id} for every id, pipelined on one connection."""
-    out = {}
-    ids = list(ids)
-    h = {"Authorization": "Bearer %s" % token}
-    with RawConn(port, timeout=20) as conn:
-        for i in range(0, len(ids), 200):
-            part = ids[i:i + 200]
-            conn.sent = b""
-            conn.send(b"".join(http_request_bytes("GET", "/session/%s" % s, h) for s in part))
-            for s in part:
-                out[s] = conn.read_response().status
-    return out
-
-
 @pytest.mark.concurrency
 def test_failover_under_load_loses_no_acknowledged_write(spawn, sentinel_set):
     topo = sentinel_set
     srv = spawn("sessiond", env={"STORE_URL": topo.url(1), "REDIS_WAIT_REPLICAS": "1",
                                  "SESSION_MAX_PER_USER": "0"})
     assert srv.get("/readyz").status_code == 200
-    clients = [Client() for _ in range(CLIENTS)]
+    clients = [LoadClient() for _ in range(CLIENTS)]
     stop = threading.Event()
     threads = [threading.Thread(target=load, args=(srv.port, cl, stop)) for cl in clients]
     for t in threads:
@@ -159,14 +77,10 @@ def test_failover_under_load_loses_no_acknowledged_write(spawn, sentinel_set):
     assert not bad, "answers the contract does not allow during a failover: %s" % bad[:10]
 
     answers = sorted((t, k, s) for cl in clients for t, k, s in cl.answers)
-    ok_times = [t for t, _, s in answers if s in (201, 204)]
-    assert any(t > t_kill for t in ok_times), "no success after the kill"
+    assert any(cl.successes_after(t_kill) for cl in clients), "no success after the kill"
     # the longest stretch without a success that ends after the kill: the
     # outage the failover caused, from its last success to its first
-    gap, gap_from, gap_to = 0.0, t_kill, t_kill
-    for a, b in zip(ok_times, ok_times[1:]):
-        if b > t_kill and b - a > gap:
-            gap, gap_from, gap_to = b - a, a, b
+    gap, gap_from, gap_to = longest_outage(clients, t_kill)
     resumed_after = gap_to - t_kill
     n503 = sum(1 for _, _, s in answers if s == 503)
     print("failover under load: Sentinel named %r %.2f s after the kill -9 of %r; no success "

@@ -160,6 +160,7 @@ def test_cluster_starts_and_routes_keys(suite_cluster):
     u = urlsplit(cl.url())
     assert u.scheme == "redis-cluster" and u.path == ""
     assert u.netloc == ",".join("127.0.0.1:%d" % n.port for n in cl.data_nodes[:3])
+    assert urlsplit(cl.url(prefix="t1-a.b")).path == "/t1-a.b"  # the service's key prefix
     nodes = cl.nodes()
     assert len(nodes) == 6
     assert sorted(n.role_now for n in nodes) == ["master"] * 3 + ["slave"] * 3

@@ -1,8 +1,8 @@
 """Contract v2, "Tightened rules": regressions of issue 10, one test (or a
 few) per defect, each of which failed on the code before its fix.
 
-Both stores where the rule concerns the store (the spawn/mspawn fixtures are
-parametrized over LMDB and Redis by conftest.py).
+Every store where the rule concerns the store (the spawn/mspawn fixtures are
+parametrized over LMDB, Redis, Sentinel and Cluster by conftest.py).
 """
 
 import json
@@ -571,9 +571,10 @@ def test_a_record_that_cannot_be_read_fails_the_list(spawn, store_kind, stores, 
     a, b = srv.create(tok), srv.create(tok)
     path = "/users/%s/sessions" % q(user)
     if store_kind in REDIS_KINDS:
-        red = stores.redis  # the suite's redis-server, or its Sentinel set's primary
-        with red.client(int(srv.store_url.rsplit("/", 1)[1])) as cli:
-            cli.call("SET", "ss:s:" + b["id"], "not a record")
+        keys = stores.keyspace(srv)  # the record's key, on the node that holds it
+        key = keys.session_key(b["id"], user)
+        assert keys.call(key, "EXISTS", key) == 1, key
+        keys.call(key, "SET", key, "not a record", "KEEPTTL")
     else:
         # the record's version byte, rewritten in place in the data file
         data = (tmp_path / "corrupt" / "data.mdb")
