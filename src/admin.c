@@ -82,26 +82,35 @@ static int count_one(const session_t *s, void *arg)
 
 typedef struct copy_state {
     store_t *to;
-    size_t copied, existing;
+    size_t copied, existing, refused;
     rc_t rc;
 } copy_state;
 
+/* Writes one session to c->to. A session the store cannot place (on a
+ * Redis Cluster, an id of the new length with another user's tag) is
+ * named, counted and skipped; any other failure stops the copy. */
 static int put_one(const session_t *s, void *arg)
 {
     copy_state *c = arg;
     rc_t rc = store_put(c->to, s);
-    if (rc == RC_OK)
+    if (rc == RC_OK) {
         c->copied++;
-    else if (rc == RC_EXISTS)
+    } else if (rc == RC_EXISTS) {
         c->existing++;
-    else
+    } else if (rc == RC_INVALID) {
+        fprintf(stderr, "sessionctl: session %s cannot be placed in this store (its id "
+                "does not end with its user's tag: docs/REDIS.md, \"Cluster\"): refused\n",
+                s->id);
+        c->refused++;
+    } else {
         c->rc = rc;
+    }
     return c->rc != RC_OK;
 }
 
 static int import_lines(store_t *st, int64_t now)
 {
-    copy_state c = { st, 0, 0, RC_OK };
+    copy_state c = { st, 0, 0, 0, RC_OK };
     buf_t space = BUF_INIT;
     char *line = NULL;
     size_t cap = 0, lineno = 0, expired = 0, bad = 0;
@@ -127,6 +136,7 @@ static int import_lines(store_t *st, int64_t now)
     }
     free(line);
     buf_free(&space);
+    bad += c.refused;
     fprintf(stderr, "sessionctl: imported %zu, already present %zu, expired %zu, refused %zu\n",
             c.copied, c.existing, expired, bad);
     if (c.rc != RC_OK)
@@ -181,14 +191,15 @@ static int run(const config *cfg, const char *url, char **argv, int argc)
             store_close(from);
             return 1;
         }
-        copy_state c = { to, 0, 0, RC_OK };
+        copy_state c = { to, 0, 0, 0, RC_OK };
         rc_t rc = store_scan(from, now, put_one, &c);
         if (rc == RC_OK)
             rc = c.rc;
-        fprintf(stderr, "sessionctl: copied %zu, already present %zu\n", c.copied, c.existing);
+        fprintf(stderr, "sessionctl: copied %zu, already present %zu, refused %zu\n", c.copied,
+                c.existing, c.refused);
         store_close(from);
         store_close(to);
-        return rc == RC_OK ? 0 : fail("copy", rc);
+        return rc != RC_OK ? fail("copy", rc) : c.refused ? 1 : 0;
     }
 
     int want = -1;
