@@ -79,7 +79,7 @@ test: deps-test
 	@echo "== sanitizer build (ASan + UBSan)"
 	@$(MAKE) --no-print-directory asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    SESSIOND_TEST_STORES=lmdb,sentinel,cluster $(MAKE) --no-print-directory BUILD=build/asan \
+	    SESSIOND_TEST_STORES=lmdb,cluster $(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" unit api
 	@echo "== fuzzing every parser for $(TEST_FUZZ_SECONDS)s each"
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
