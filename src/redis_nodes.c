@@ -573,6 +573,8 @@ rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redi
             size_t i = todo[t];
             redisReply *r = out[i];
             redis_redirect to;
+            if (r == NULL)
+                continue; /* out of memory for our own error: RC_NOMEM below */
             int moved = r->type == REDIS_REPLY_ERROR &&
                         redis_cluster_redirect(r->str, r->len, &to) == RC_OK;
             int k = target[i];
@@ -584,9 +586,8 @@ rc_t redis_nodes_pipeline(redis_nodes *nd, const redis_cmd *cmds, size_t n, redi
                 moved = 0; /* "?": nowhere to go; the error stands */
             if (moved && pass + 1 < PASSES) {
                 if (to.type == REDIS_REDIRECT_MOVED) {
-                    if (nd->map == NULL ||
-                        redis_cluster_map_move(nd->map, to.slot, to.kind, to.host, to.port) != RC_OK)
-                        nd->stale = 1;
+                    if (nd->map != NULL) /* RC_FULL: the re-read settles it */
+                        (void)redis_cluster_map_move(nd->map, to.slot, to.kind, to.host, to.port);
                     nd->stale = 1; /* other slots may have moved with it */
                     target[i] = conn_of(nd, to.host, to.port);
                     ask[i] = 0;
