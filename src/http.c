@@ -485,6 +485,9 @@ static void route_request(http_request *r, const char *url)
     unsigned metric = svc->metric_other;
 
     int foreign = 0;
+    /* HEAD is GET without the body (RFC 9110, 9.3.2): same route, status
+     * and headers; libmicrohttpd leaves the body out itself */
+    const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     for (size_t i = 0; i < svc->nroutes; i++) {
         const http_route *rt = &svc->routes[i];
         int m = http_path_match(rt->pattern, url, len, r->param_space,
@@ -497,7 +500,7 @@ static void route_request(http_request *r, const char *url)
         if (m == 0)
             continue;
         int mine = rt->served;
-        if (strcmp(rt->method, r->method) == 0) {
+        if (strcmp(rt->method, method) == 0) {
             if (!mine) {
                 foreign = 1; /* served by another process: 404 here */
                 continue;

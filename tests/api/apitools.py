@@ -105,6 +105,9 @@ def inspect_response(what, req_headers, status, resp_headers, body):
         if media != "application/problem+json":
             problems.append("%d answer has Content-Type %r, not application/problem+json"
                             % (status, ctype))
+        elif what.startswith("HEAD "):
+            if body:  # HEAD: GET's headers, never a body (RFC 9110, 9.3.2)
+                problems.append("%d answer to HEAD has a body: %r" % (status, body[:80]))
         else:
             try:
                 doc = json.loads(body.decode("utf-8"))
