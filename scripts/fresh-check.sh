@@ -147,7 +147,7 @@ mnt "$root/dev" --bind /dev
 mnt "$root/dev/pts" --bind /dev/pts
 mnt "$root/dev/shm" -t tmpfs -o mode=1777,nosuid,nodev tmpfs
 say "minbase root with a clone of $commit ready in $(( $(date +%s) - t0 )) s"
-for t in make curl perl gcc; do
+for t in make curl gcc; do
     if [ -e "$root/usr/bin/$t" ]; then die "the fresh root already has $t: not a bare system"; fi
 done
 
