@@ -204,8 +204,11 @@ say "ok: run command serves /healthz after $(( $(date +%s) - t0 )) s (installs a
 block=$(printf '%s\n' "$CURL_BLOCK" | sed "s|127\.0\.0\.1:8080|127.0.0.1:$port|g")
 prelude='curl() { command curl -w "%{stderr}STATUS %{http_code} %{method} %{url_effective}\n" "$@"; }'
 inside sh -euc "cd $APP && $prelude
-$block" >"$LOGS/curl.out" 2>"$LOGS/curl.err" ||
-    { cat "$LOGS/curl.err" >&2; die "the curl block failed (exit $?)"; }
+$block" >"$LOGS/curl.out" 2>"$LOGS/curl.err" || {
+    rc=$?
+    tail -20 "$LOGS/curl.err" >&2
+    die "the curl block stopped with exit status $rc (a command failed; statuses so far above)"
+}
 got=$(sed -n 's/^STATUS //p' "$LOGS/curl.err" |
       awk '{ u = $3; sub(/^[a-z]+:\/\/[^\/]*/, "", u); sub(/\?.*/, "", u); print $1, $2, u }')
 n_got=$(printf '%s\n' "$got" | grep -c . || true)
