@@ -7,7 +7,7 @@
 #include "metrics.h"
 
 static const unsigned statuses[] = {
-    200, 201, 204, 400, 401, 403, 404, 405, 408, 413, 415, 431, 500, 503
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 431, 500, 503
 };
 #define NSTATUS (sizeof statuses / sizeof statuses[0])
 #define STATUS_OTHER NSTATUS /* last slot: anything else */

@@ -124,3 +124,15 @@ def test_metrics_parse_cleanly(server):
     text = server.get("/metrics").text
     assert text.endswith("\n")
     parse_metrics(text)  # raises on an unparsable line
+
+
+def test_every_status_the_service_answers_is_counted_by_number(spawn, user):
+    """A 409 (the per-user cap, SESSION_LIMIT_POLICY=refuse) is counted as
+    status="409", not as "other", so a status class can be read from it."""
+    srv = spawn("sessiond", env={"SESSION_MAX_PER_USER": "1", "SESSION_LIMIT_POLICY": "refuse"})
+    tok = make_token(user)
+    srv.create(tok)
+    assert srv.post("/session", token=tok).status_code == 409
+    key = dict(route="/session", method="POST")
+    assert metric_reaches(srv, REQ, 1, status="409", **key) == 1
+    assert srv.metrics().value(REQ, status="other") == 0
