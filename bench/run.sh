@@ -5,9 +5,11 @@
 # and each rate as a ratio to the faster of nginx with 1 worker and with 2
 # (both measured in every round) and as a share of sessiond's own
 # GET /healthz, the cluster's as a ratio to the single Redis's, then the
-# in-process store and token micro-benchmarks and the scale figures. Every
-# sessiond also verifies caller tokens signed RS256 and ES256 with the keys
-# of a JWKS minted for the run (build/token_bench).
+# in-process store and token micro-benchmarks and the scale figures. Writes
+# the medians to $BUILD/bench/bench.dat and charts them (bench/chart.sh) in
+# $BUILD/bench/bench.svg. Every sessiond also verifies caller tokens signed
+# RS256 and ES256 with the keys of a JWKS minted for the run
+# (build/token_bench).
 #
 # Environment: BENCH_SECONDS (default 5) per measurement, BENCH_WARMUP (1),
 # BENCH_ROUNDS (3), BENCH_SCALE (default 1000000) sessions for the scale
@@ -418,9 +420,10 @@ measure_anchors
 
 # Every figure is the median of its runs; ratios are to the faster of the
 # two nginx medians (the anchor), shares to the median of sessiond's
-# /healthz.
+# /healthz. report FILE [DAT [INFO]]: DAT, when given, gets the table's
+# medians for bench/chart.sh (tab-separated), under a header line INFO.
 report() {
-    awk '
+    awk -v dat="${2:-}" -v info="${3:-}" '
         function median(list, n,    i, j, t, a) {
             split(list, a, " ")
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
@@ -451,11 +454,19 @@ report() {
             printf "ratio: to the anchor; healthz: to the median of sessiond GET /healthz (%.0f requests/s)\n", hv
             printf "%-27s %5s %12s %9s %9s %7s %7s %8s\n", "scenario", "runs", "requests/s", "p50 ms", "p99 ms",
                 "failed", "ratio", "healthz"
+            if (dat != "") {
+                printf "# %s\n# anchor\t%s\t%.0f\n# other\t%s\t%.0f\n# healthz\t%.0f\n", info, anchor, ng,
+                    other, ngo, (hv) > dat
+                printf "# scenario\truns\trequests/s\tp50 ms\tp99 ms\tfailed\tratio\thealthz\n" > dat
+            }
             for (i = 1; i <= k; i++) {
                 key = order[i]; c = n[key]; v = median(rps[key], c)
                 m50 = median(p50[key], c) / 1000; m99 = median(p99[key], c) / 1000
                 printf "%-27s %5d %12.0f %9.2f %9.2f %7d %6.2fx %7.2fx\n", key, c, v, m50, m99, bad[key],
                     v / ng, (hv ? v / hv : 0)
+                if (dat != "")
+                    printf "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%.6f\t%.6f\n", key, c, v, m50, m99, bad[key],
+                        v / ng, (hv ? v / hv : 0) > dat
             }
             printf "(nginx runs, requests/s: 1 worker:%s; 2 workers:%s)\n", rps[n1], rps[n2]
             printf "(sessiond /healthz runs, requests/s:%s)\n", rps[hz]
@@ -494,7 +505,16 @@ report() {
             }
         }' "$1"
 }
-report "$RESULTS"
+mkdir -p "$ROOT/$BUILD/bench"
+cp "$RESULTS" "$ROOT/$BUILD/bench/results"
+report "$RESULTS" "$ROOT/$BUILD/bench/bench.dat" \
+    "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds, $NPROC CPUs, $(git describe --always --dirty 2>/dev/null || echo 'no git'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+if command -v gnuplot > /dev/null 2>&1; then
+    bench/chart.sh "$BUILD/bench/bench.dat" "$BUILD/bench/bench.svg"
+    echo "bench: chart of the table above: $BUILD/bench/bench.svg"
+else
+    echo "bench: no gnuplot (scripts/deps.sh bench installs it): no chart"
+fi
 
 # ---- store micro-benchmark (in process, one thread) ----
 echo

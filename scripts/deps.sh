@@ -17,7 +17,7 @@ build_pkgs="gcc make pkg-config libc6-dev openssl curl libmicrohttpd-dev libjans
 # system has neither)
 test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server redis-tools nginx-light lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
 
-bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools"
+bench_pkgs="python3 curl wrk nginx-light redis-server redis-tools gnuplot-nox"
 
 case "$mode" in
 run) want=$build_pkgs ;;
