@@ -9,7 +9,12 @@
 # holds only the five executables and the shared libraries they link; its
 # package list is checked against `ldd` of the built binaries by
 # scripts/image-check.sh (CI runs it), so keep the runtime apt-get line on
-# one logical line, one package per word.
+# one logical line, one package per word. Every apt-get RUN of a shipped
+# stage ends with `apt-get clean` and removes the lists, in the same RUN:
+# debian:12-slim's apt hook (docker-clean) would do part of it, a base without
+# the hook would not, and a later RUN cannot take bytes out of a layer.
+# scripts/image-test.sh builds these images with podman, runs the Compose
+# stack, and checks the runtime image holds no compiler, lists or caches.
 
 # ---------------------------------------------------------------------------
 FROM debian:12-slim AS build
@@ -31,7 +36,7 @@ FROM debian:12-slim AS gateway
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nginx-light busybox \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && rm -f /etc/nginx/sites-enabled/default
 COPY deploy/nginx.conf deploy/render-nginx.sh /etc/sessiond-gateway/
 USER www-data
@@ -52,7 +57,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # libgnutls30); busybox: `wget` for HEALTHCHECK (one 800 KiB binary that needs
 # only libc, where curl would bring libcurl and a dozen libraries).
 RUN apt-get update && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libjwt0 libssl3 liblmdb0 libhiredis0.14 busybox \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 sessiond \
  && useradd --uid 10001 --gid sessiond --home-dir /var/lib/sessiond --no-create-home \
         --no-log-init --shell /usr/sbin/nologin sessiond \
