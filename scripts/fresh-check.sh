@@ -23,8 +23,8 @@
 #                     it installs the build packages first)
 #   MINBASE_*         see scripts/minbase.sh (the cached bootstrap)
 #
-# It commits nothing and needs a clean checkout only in this sense: the copy
-# is `git clone` of HEAD, so uncommitted changes are not in it. Logs go to
+# It commits nothing. The copy is `git clone` of HEAD, so uncommitted changes
+# are not in it (without git: the files, less build/, data/ and .env). Logs go to
 # build/fresh-check/. On any exit it kills every process left inside the root,
 # unmounts what it mounted and deletes the root.
 set -eu
@@ -40,7 +40,7 @@ die() { echo "fresh-check: FAIL: $*" >&2; exit 1; }
 
 case "$SCOPE" in smoke|full|none) ;; *) die "FRESH_TEST_SCOPE is smoke, full or none" ;; esac
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mount)"
-for t in git chroot mount umount setsid; do
+for t in chroot mount umount setsid tar; do
     command -v "$t" >/dev/null 2>&1 || die "needs $t"
 done
 if ! command -v debootstrap >/dev/null 2>&1; then
@@ -103,17 +103,25 @@ mnt() {   # mnt TARGET mount-arguments...: mounts and records for cleanup
 
 t0=$(date +%s)
 scripts/minbase.sh "$root" || die "no minbase root (scripts/minbase.sh)"
-# what a user gets: the repository, as committed
-git clone -q --no-local "$REPO" "$root$APP" || die "git clone of $REPO"
-commit=$(git -C "$root$APP" rev-parse --short HEAD)
-rm -rf "$root$APP/.git"
+# what a user gets: the repository as committed (a checkout without git or
+# .git, e.g. an exported tree: its files, less what the build and a run make)
+if command -v git >/dev/null 2>&1 && git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+    git clone -q --no-local "$REPO" "$root$APP" || die "git clone of $REPO"
+    copy="a clone of $(git -C "$root$APP" rev-parse --short HEAD)"
+    rm -rf "$root$APP/.git"
+else
+    mkdir -p "$root$APP"
+    tar -C "$REPO" --exclude=./.git --exclude=./build --exclude=./data --exclude=./.env -cf - . |
+        tar -C "$root$APP" -xf - || die "copy of $REPO"
+    copy="a copy of the files of $REPO (no git)"
+fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"   # apt-get inside needs the host's resolver
 mnt "$root/proc" -t proc proc
 mnt "$root/sys" -t sysfs sysfs
 mnt "$root/dev" --bind /dev
 mnt "$root/dev/pts" --bind /dev/pts
 mnt "$root/dev/shm" -t tmpfs -o mode=1777,nosuid,nodev tmpfs
-say "minbase root with a clone of $commit ready in $(( $(date +%s) - t0 )) s"
+say "minbase root with $copy ready in $(( $(date +%s) - t0 )) s"
 
 # --- the README's commands, read from the copy ------------------------------
 # The first ```sh block after a heading, as text.
