@@ -17,7 +17,7 @@
 # Needs root and debootstrap (`apt-get install debootstrap`).
 set -eu
 
-cache=${MINBASE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sessionservice}
+cache=${MINBASE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/sessionservice}
 mirror=${MINBASE_MIRROR:-http://deb.debian.org/debian}
 max_age=${MINBASE_MAX_AGE_DAYS:-7}
 arch=$(dpkg --print-architecture)
