@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "admin.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "session.h"
@@ -179,7 +180,7 @@ static int run(const config *cfg, const char *url, char **argv, int argc)
     int i = 1;
     const char *cmd = argv[0];
     int nargs = argc - i;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = clock_wall();
 
     if (strcmp(cmd, "copy") == 0) {
         if (nargs != 2) {

@@ -1,4 +1,4 @@
-/* clock.c -- the monotonic clock (see clock.h). */
+/* clock.c -- the monotonic and the wall clock (see clock.h). */
 #include <time.h>
 #include "clock.h"
 
@@ -12,4 +12,11 @@ uint64_t clock_us(void)
 uint64_t clock_ms(void)
 {
     return clock_us() / 1000u;
+}
+
+int64_t clock_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
 }

@@ -622,7 +622,7 @@ static enum MHD_Result respond(http_request *r)
         problem(r, r->early_status, r->detail);
         return send_answer(r);
     }
-    r->now = (int64_t)time(NULL);
+    r->now = clock_wall();
     r->status = 200;
     r->detail = NULL;
     rc_t rc = r->svc->serve(r);

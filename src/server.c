@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "config.h"
+#include "clock.h"
 #include "api.h"
 #include "exec.h"
 #include "http.h"
@@ -29,7 +30,7 @@ typedef struct housekeeper {
 
 static void flush_touches(housekeeper *h)
 {
-    rc_t rc = touch_queue_flush(h->touches, h->store, (int64_t)time(NULL));
+    rc_t rc = touch_queue_flush(h->touches, h->store, clock_wall());
     if (rc != RC_OK)
         log_msg(LOG_WARN, "last_seen_at not recorded: %s", rc_str(rc));
 }
@@ -37,7 +38,7 @@ static void flush_touches(housekeeper *h)
 static void *housekeeping(void *arg)
 {
     housekeeper *h = arg;
-    int64_t next_purge = (int64_t)time(NULL) + h->purge_interval;
+    int64_t next_purge = clock_wall() + h->purge_interval;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         struct timespec until;
@@ -50,7 +51,7 @@ static void *housekeeping(void *arg)
         flush_touches(h);
         store_tend(h->store);
         log_flush();
-        int64_t now = (int64_t)time(NULL);
+        int64_t now = clock_wall();
         if (now >= next_purge) {
             size_t n = 0;
             rc_t rc = store_purge(h->store, now, &n);

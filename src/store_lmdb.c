@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "clock.h"
 #include "log.h"
 #include "store_lmdb.h"
 #include "record.h"
@@ -293,7 +294,7 @@ static void note_batch(lmdb_store *st, const wop *batch)
         ok |= w->rc == RC_OK;
     }
     if (failed)
-        atomic_store(&st->failed_at, (int64_t)time(NULL));
+        atomic_store(&st->failed_at, clock_wall());
     else if (ok)
         atomic_store(&st->failed_at, 0);
 }
@@ -1042,7 +1043,7 @@ static rc_t lmdb_ping(store_t *base)
         return rc;
     mdb_txn_reset(txn);
     int64_t failed = atomic_load(&st->failed_at);
-    return failed && (int64_t)time(NULL) - failed < PING_FAILED_FOR ? RC_UNAVAILABLE : RC_OK;
+    return failed && clock_wall() - failed < PING_FAILED_FOR ? RC_UNAVAILABLE : RC_OK;
 }
 
 static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)

@@ -303,6 +303,20 @@ def free_port():
         s.close()
 
 
+_DEAD_SOCKETS = []
+
+
+def dead_port():
+    """A port on 127.0.0.1 where nothing listens, for the whole run: a socket
+    is bound there and kept, never listening, so a connection is refused and
+    no server this suite starts can be given the port meanwhile (a port from
+    free_port() is free only until someone binds it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    _DEAD_SOCKETS.append(s)
+    return s.getsockname()[1]
+
+
 def binary_path(name):
     path = BIN_DIR / name
     if not (path.is_file() and os.access(path, os.X_OK)):

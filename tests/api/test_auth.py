@@ -463,6 +463,21 @@ def test_leeway_zero(spawn, user):
     accepted(srv, user, make_token(user, exp_in=60))
 
 
+def test_leeway_zero_token_minted_at_a_second_boundary(spawn, user):
+    """A token minted by a caller whose clock agrees with ours, just after a
+    second begins, with JWT_LEEWAY=0: its iat is the current second, so it is
+    accepted.  (The server once read the coarse clock time(2), which lags the
+    real one by up to a scheduler tick at each second boundary, and saw such
+    an iat as one second in the future.)"""
+    srv = spawn("sessiond", env={"JWT_LEEWAY": "0"})
+    for _ in range(4):
+        t = time.time()
+        time.sleep(1.0 - (t - int(t)))  # wait for the next second ...
+        while time.time() - int(time.time()) > 0.5:
+            pass
+        accepted(srv, user, make_token(user, exp_in=60))  # ... and mint at once
+
+
 def test_custom_admin_scope(spawn, user):
     srv = spawn("sessiond", env={"ADMIN_SCOPE": "ops:root"})
     target = uid()

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from apitools import (PASSTHROUGH_ENV, assert_problem, binary_path, free_port, make_token, uid,
+from apitools import (PASSTHROUGH_ENV, assert_problem, binary_path, dead_port, make_token, uid,
                       wait_until)
 from loadtools import LoadClient, load, longest_outage, read_all
 from redistools import RedisSentinelSet, require_redis_server
@@ -172,7 +172,7 @@ def test_sentinels_down_at_start_then_back(spawn, sentinel_set):
     for sen in topo.sentinels:
         sen.stop()
     url = "redis-sentinel://127.0.0.1:%d,%s/mymaster/4" % (
-        free_port(), ",".join("127.0.0.1:%d" % x.port for x in topo.sentinels))
+        dead_port(), ",".join("127.0.0.1:%d" % x.port for x in topo.sentinels))
     srv = spawn("sessiond", env={"STORE_URL": url})
     tok = make_token(uid("down"))
     assert srv.get("/healthz").status_code == 200

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from apitools import (REPO, Client, SECRET, admin_token, assert_json, assert_problem,
-                      assert_unauthorized, free_port, make_token, q, uid, wait_until)
+                      assert_unauthorized, dead_port, free_port, make_token, q, uid, wait_until)
 
 RENDER = REPO / "deploy" / "render-nginx.sh"
 TEMPLATE = REPO / "deploy" / "nginx.conf"
@@ -450,9 +450,9 @@ def test_unavailable_upstreams_are_503_problem_json(tmp_path, spawn):
     """Nothing listens behind the gateway: 503 problem+json with Retry-After,
     never nginx's HTML 502; a session token at the protected location
     whose /validate finds the store unreachable: 503 too."""
-    dead = "127.0.0.1:%d" % free_port()
+    dead = "127.0.0.1:%d" % dead_port()
     # readSession whose Redis does not answer: /validate is 503, not 401
-    reader = spawn("readSession", env={"STORE_URL": "redis://127.0.0.1:%d/0" % free_port(),
+    reader = spawn("readSession", env={"STORE_URL": "redis://127.0.0.1:%d/0" % dead_port(),
                                        "REDIS_TIMEOUT_MS": "100"})
     gw = start_gateway(tmp_path / "nginx", create=dead, read="127.0.0.1:%d" % reader.port,
                        close=dead, app=dead,

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from apitools import (START_TIMEOUT, assert_json, assert_problem, free_port, make_token,
+from apitools import (START_TIMEOUT, assert_json, assert_problem, dead_port, make_token,
                       uid)
 
 
@@ -38,7 +38,7 @@ def test_metrics_content_type(server):
 def test_unreachable_store_gives_503(spawn, tmp_path):
     """STORE_URL pointing at a Redis that is not there: the process serves,
     /readyz and store-backed routes answer 503 with Retry-After."""
-    port = free_port()  # nothing listens here
+    port = dead_port()  # nothing listens here
     srv = spawn("sessiond", env={"STORE_URL": "redis://127.0.0.1:%d/0" % port}, wait=False)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and srv.alive():

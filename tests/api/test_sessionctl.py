@@ -19,7 +19,7 @@ import pytest
 
 from apitools import (PASSTHROUGH_ENV, REDIS_KINDS, SANITIZER_PATTERNS, SECRET, SESSION_FIELDS,
                       admin_token, assert_json, assert_problem, assert_unauthorized,
-                      binary_path, free_port, http_request_bytes, make_token, raw_request,
+                      binary_path, dead_port, http_request_bytes, make_token, raw_request,
                       uid)
 
 VIEW = ("id", "user_id", "created_at", "expires_at", "last_seen_at", "idle_timeout",
@@ -393,7 +393,7 @@ def test_copy_lmdb_to_redis_and_back(spawn, ctl, suite_redis, tmp_path):
 
 @pytest.mark.own_store
 def test_copy_from_an_unreachable_store_fails(ctl, tmp_path):
-    dead = "redis://127.0.0.1:%d/0" % free_port()
+    dead = "redis://127.0.0.1:%d/0" % dead_port()
     t0 = time.monotonic()
     res = ctl("copy", dead, "lmdb://%s" % (tmp_path / "to"), env={"REDIS_TIMEOUT_MS": "300"})
     assert res.rc != 0, res
@@ -439,7 +439,7 @@ def test_bad_store_url(ctl, url):
 
 @pytest.mark.own_store
 def test_unreachable_redis(ctl):
-    dead = "redis://127.0.0.1:%d/0" % free_port()
+    dead = "redis://127.0.0.1:%d/0" % dead_port()
     for args in (("stats",), ("list", "bob"), ("show", "A" * 22), ("close", "A" * 22),
                  ("close-user", "bob"), ("export",)):
         t0 = time.monotonic()
