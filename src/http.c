@@ -385,8 +385,8 @@ static void set_deadline(http_request *r, uint64_t when)
         atomic_store_explicit(&r->hc->deadline_us, when, memory_order_relaxed);
 }
 
-/* Whether the client has closed its side. libmicrohttpd's epoll loop can
- * miss a close that arrives together with the last bytes of a partial
+/* Whether the client has closed its side. libmicrohttpd's event loop (seen
+ * with its epoll loop, kept for its poll loop) can miss a close that arrives together with the last bytes of a partial
  * request, and would then hold the connection (and a place under
  * CONNECTION_LIMIT) until the timeout; shutting the socket down here wakes
  * it. Only asked of connections waiting for a request, never of one being
@@ -769,7 +769,12 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
 {
     const config *cfg = svc->cfg;
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll(2), not epoll: libmicrohttpd 0.9.75's epoll loop takes a
+     * suspended connection out of its set and puts it back on resume (two
+     * epoll_ctl and a read that finds nothing, per request on a Redis
+     * store), and with 512 connections it served 60-3,800 requests/s where
+     * its poll loop serves 50,000 (docs/BENCHMARKS.md, "The event loop"). */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
