@@ -12,16 +12,17 @@
 # (build/token_bench).
 #
 # Environment: BENCH_SECONDS (default 5) per measurement, BENCH_WARMUP (1),
-# BENCH_ROUNDS (3), BENCH_SCALE (default 1000000) sessions for the scale
-# test (0 skips it), BENCH_CLUSTER_PRIMARIES (3) and BENCH_CLUSTER_REPLICAS
-# (0, replicas per primary) for the cluster.
+# BENCH_ROUNDS (3), BENCH_SCALE (default 10000000) sessions for the scale
+# test (0 skips it; validate over one of them and over 100,000 of them), BENCH_CLUSTER_PRIMARIES (3) and BENCH_CLUSTER_REPLICAS
+# (0, replicas per primary) for the cluster, BENCH_WIDE (512) connections
+# for the many-connections runs (0 skips them).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD=${BUILD:-build}
 SECS=${BENCH_SECONDS:-5}
 WARM=${BENCH_WARMUP:-1}
-SCALE=${BENCH_SCALE:-1000000}
+SCALE=${BENCH_SCALE:-10000000}
 CONNS=32
 
 TMP=$(mktemp -d /tmp/sessiond-bench.XXXXXX)
@@ -365,6 +366,26 @@ measure_writes() { # label port: close and mixed (create was measured in rounds)
     record "$label mixed" "$@"
 }
 
+# Many connections (WIDE, 512): read and validate on LMDB and Redis and
+# the 1-worker nginx, each round, for their p99 (issue 17: < 10 ms). Their
+# ratio column is to the anchor measured at $CONNS connections.
+WIDE=${BENCH_WIDE:-512}
+measure_wide() {
+    [ "$WIDE" -gt 0 ] || return 0
+    saved=$CONNS; CONNS=$WIDE
+    set -- $(wrk_run "http://127.0.0.1:$NGINX1_PORT/" get.lua)
+    record "nginx-1w @$WIDE" "$@"
+    for label in lmdb redis; do
+        if [ "$label" = lmdb ]; then port=$LMDB_PORT; else port=$REDISD_PORT; fi
+        eval "sid=\$SID_$label stok=\$STOK_$label"
+        set -- $(wrk_run "http://127.0.0.1:$port/session/$sid" get.lua -H "Authorization: Bearer $CALLER")
+        record "$label read@$WIDE" "$@"
+        set -- $(wrk_run "http://127.0.0.1:$port/validate" get.lua -H "Authorization: Bearer $stok")
+        record "$label validate@$WIDE" "$@"
+    done
+    CONNS=$saved
+}
+
 ROUNDS=${BENCH_ROUNDS:-3}
 echo "bench: wrk -t1 -c$CONNS -d${SECS}s (after ${WARM}s warm-up) on $NPROC CPUs;" \
     "nginx with 1 worker and with 2 (the faster median is the anchor), and sessiond's GET /healthz"
@@ -388,6 +409,7 @@ while [ $r -lt "$ROUNDS" ]; do
         label=cluster; measure_reads cluster "$CLUSTERD_PORT"
         label=redis; measure_reads redis "$REDISD_PORT"
     fi
+    measure_wide
     r=$((r + 1))
 done
 # create in rounds too, the three stores in turns (each round starts one
@@ -533,7 +555,9 @@ if [ "$SCALE" -gt 0 ]; then
     echo
     echo "scale: $SCALE live sessions (100-byte user agent, empty data) in LMDB"
     SPORT=$(free_port)
-    "$ROOT/$BUILD/store_bench" --seed "lmdb://$TMP/scale" "$SCALE"
+    # and the session tokens of CYCLE of them, spread over the store
+    CYCLE=$((SCALE < 100000 ? SCALE : 100000))
+    "$ROOT/$BUILD/store_bench" --seed "lmdb://$TMP/scale" "$SCALE" "$TMP/cycle-tokens" "$CYCLE"
     PORT=$SPORT STORE_URL="lmdb://$TMP/scale" LOG_LEVEL=warn ENV_FILE=/dev/null \
         "$ROOT/$BUILD/sessiond" > "$TMP/scale.log" 2>&1 &
     SPID=$!
@@ -543,11 +567,19 @@ if [ "$SCALE" -gt 0 ]; then
     SCALED="$TMP/scaled"
     : > "$SCALED"
     r=0
-    while [ $r -lt "$ROUNDS" ]; do # one session vs a million, side by side
+    echo "$STOK_scale" > "$TMP/one-token"
+    while [ $r -lt "$ROUNDS" ]; do # one session vs SCALE, side by side
         set -- $(wrk_run "http://127.0.0.1:$LMDB_PORT/validate" get.lua -H "Authorization: Bearer $STOK_lmdb")
         echo "validate one-session $*" >> "$SCALED"
         set -- $(wrk_run "http://127.0.0.1:$SPORT/validate" get.lua -H "Authorization: Bearer $STOK_scale")
         echo "validate $SCALE-sessions $*" >> "$SCALED"
+        # over CYCLE sessions of the SCALE, each request another token and
+        # session, against the same Lua path with one token (cycle.lua:
+        # wrk's per-request script costs wrk time, so both pay it)
+        set -- $(BENCH_TOKENS="$TMP/one-token" wrk_run "http://127.0.0.1:$SPORT/validate" cycle.lua)
+        echo "validate(cycle) 1-of-$SCALE $*" >> "$SCALED"
+        set -- $(BENCH_TOKENS="$TMP/cycle-tokens" wrk_run "http://127.0.0.1:$SPORT/validate" cycle.lua)
+        echo "validate(cycle) $CYCLE-of-$SCALE $*" >> "$SCALED"
         r=$((r + 1))
     done
     rss=$(awk '/RssAnon/ { print $2 }' "/proc/$SPID/status")
@@ -555,6 +587,17 @@ if [ "$SCALE" -gt 0 ]; then
     echo "validate, one session vs $SCALE (ratio and healthz columns: to the anchor's and /healthz's medians above):"
     grep '^nginx \|^sessiond healthz ' "$RESULTS" >> "$SCALED"
     report "$SCALED" | grep -v '^(\|^anchor:\|^ratio:\|^nginx \|^sessiond healthz '
+    awk -v one="validate(cycle) 1-of-$SCALE" -v many="validate(cycle) $CYCLE-of-$SCALE" '
+        { key = $1 " " $2; v[key] = v[key] " " $3; c[key]++ }
+        function median(list, n,    i, j, t, a) {
+            split(list, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        END { if (c[one] && c[many])
+            printf "validate over %s distinct sessions / over one (both cycle.lua): %.3f (medians)\n",
+                substr(many, 17, index(many, "-of-") - 17), median(v[many], c[many]) / median(v[one], c[one]) }' "$SCALED"
     bytes=$(du -b "$TMP/scale/data.mdb" | awk '{ print $1 }')
     echo "LMDB file: $bytes bytes, $(awk -v a="$bytes" -v n="$SCALE" 'BEGIN { printf "%.0f", a / n }') bytes per session"
     echo "sessiond RssAnon after serving them: $rss kB ($(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB)"

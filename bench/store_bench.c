@@ -2,13 +2,16 @@
  * per second, one thread, through the store interface (store.h).
  *
  *   build/store_bench STORE_URL [N]
- *   build/store_bench --seed STORE_URL N
+ *   build/store_bench --seed STORE_URL N [TOKENS K]
  *   build/store_bench --fsync DIR
  *
  * Prints one line per operation: "<scheme> <op> <ops/s>". Puts are durable
  * one by one (each is a committed write), as the service does them.
  * --seed fills the store with N live sessions (4 per user, a 100-byte user
- * agent, empty data) for the scale figures, syncing once at the end.
+ * agent, empty data) for the scale figures, syncing once at the end; with
+ * TOKENS and K, it also writes the session tokens of K of them, spread
+ * evenly, one per line to the file TOKENS (signed with $JWT_SECRET, as the
+ * sessiond that serves the store will verify them).
  * --fsync times a 4 KiB write + fdatasync in DIR (the disk's floor under
  * every durable commit) and prints the median and p90 in milliseconds. */
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 #include "session.h"
 #include "store.h"
+#include "token.h"
 
 static double now_s(void)
 {
@@ -53,7 +57,46 @@ static void sample_session(session_t *s, const char *user, int64_t now, int64_t 
     s->data = STR_LIT("{}");
 }
 
-static int seed(const char *url, size_t n)
+/* --seed's session tokens: signed as sessiond signs them (JWT_SECRET of
+ * the environment, no issuer, no audience) for k of the n sessions, spread
+ * evenly, one per line in path. */
+typedef struct token_out {
+    FILE *f;
+    token_policy pol;
+    size_t every;
+} token_out;
+
+static int token_out_open(token_out *t, const char *path, size_t n, size_t k)
+{
+    const char *secret = getenv("JWT_SECRET");
+    memset(t, 0, sizeof *t);
+    if (secret == NULL || strlen(secret) < 32 || k == 0 || k > n) {
+        fprintf(stderr, "seed: tokens need JWT_SECRET (32+ bytes) and 0 < K <= N\n");
+        return 1;
+    }
+    t->pol.key = (const unsigned char *)secret;
+    t->pol.key_len = strlen(secret);
+    t->every = n / k;
+    t->f = fopen(path, "w");
+    if (t->f == NULL) {
+        perror(path);
+        return 1;
+    }
+    return 0;
+}
+
+static int token_write(token_out *t, const session_t *s, int64_t now)
+{
+    char user[SESSION_USER_MAX + 1], *tok = NULL;
+    snprintf(user, sizeof user, "%.*s", (int)s->user_id.len, s->user_id.p);
+    if (token_sign_session(&t->pol, user, s->id, now, s->expires_at, &tok) != RC_OK)
+        return 1;
+    fprintf(t->f, "%s\n", tok);
+    free(tok);
+    return 0;
+}
+
+static int seed(const char *url, size_t n, const char *tokens, size_t k)
 {
     store_options opt = { .map_size = 1LL << 33, .timeout_ms = 1000, .sync = STORE_SYNC_NONE };
     char err[256], user[32];
@@ -62,6 +105,9 @@ static int seed(const char *url, size_t n)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    token_out t = { 0 };
+    if (tokens != NULL && token_out_open(&t, tokens, n, k) != 0)
+        return 1;
     int64_t now = (int64_t)time(NULL);
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
@@ -72,6 +118,14 @@ static int seed(const char *url, size_t n)
             fprintf(stderr, "seed: put %zu failed\n", i);
             return 1;
         }
+        if (t.f != NULL && i % t.every == 0 && i / t.every < k && token_write(&t, &s, now) != 0) {
+            fprintf(stderr, "seed: token %zu failed\n", i);
+            return 1;
+        }
+    }
+    if (t.f != NULL && fclose(t.f) != 0) {
+        perror(tokens);
+        return 1;
     }
     store_close(st); /* syncs */
     fprintf(stderr, "seeded %zu sessions in %.1f s\n", n, now_s() - t0);
@@ -116,8 +170,9 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--fsync") == 0)
         return fsync_probe(argv[2]);
-    if (argc == 4 && strcmp(argv[1], "--seed") == 0)
-        return seed(argv[2], (size_t)strtoul(argv[3], NULL, 10));
+    if ((argc == 4 || argc == 6) && strcmp(argv[1], "--seed") == 0)
+        return seed(argv[2], (size_t)strtoul(argv[3], NULL, 10), argc == 6 ? argv[4] : NULL,
+                    argc == 6 ? (size_t)strtoul(argv[5], NULL, 10) : 0);
     if (argc < 2) {
         fprintf(stderr, "usage: %s STORE_URL [N]\n", argv[0]);
         return 2;

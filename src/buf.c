@@ -74,11 +74,21 @@ rc_t buf_append_cstr(buf_t *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+/* Decimal, by hand: snprintf's "%lld" costs about 860 instructions a
+ * number, and a session's JSON holds four (docs/BENCHMARKS.md). */
 rc_t buf_append_i64(buf_t *b, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    return buf_append(b, tmp, (size_t)n);
+    char *e = tmp + sizeof tmp, *p = e;
+    /* the magnitude as unsigned: -INT64_MIN does not fit an int64_t */
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return buf_append(b, p, (size_t)(e - p));
 }
 
 rc_t buf_append_json_str(buf_t *b, const char *s, size_t len)

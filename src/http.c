@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +65,9 @@ rc_t http_bearer(const char *value, size_t len, str_t *token)
         end--;
     if (end == i)
         return RC_INVALID;
-    for (size_t k = i; k < end; k++)
-        if (value[k] == ' ' || value[k] == '\t' || value[k] == ',')
-            return RC_INVALID;
+    if (memchr(value + i, ' ', end - i) || memchr(value + i, '\t', end - i) ||
+        memchr(value + i, ',', end - i))
+        return RC_INVALID;
     *token = (str_t){ value + i, end - i };
     return RC_OK;
 }
@@ -384,8 +385,8 @@ static void set_deadline(http_request *r, uint64_t when)
         atomic_store_explicit(&r->hc->deadline_us, when, memory_order_relaxed);
 }
 
-/* Whether the client has closed its side. libmicrohttpd's epoll loop can
- * miss a close that arrives together with the last bytes of a partial
+/* Whether the client has closed its side. libmicrohttpd's event loop (seen
+ * with its epoll loop, kept for its poll loop) can miss a close that arrives together with the last bytes of a partial
  * request, and would then hold the connection (and a place under
  * CONNECTION_LIMIT) until the timeout; shutting the socket down here wakes
  * it. Only asked of connections waiting for a request, never of one being
@@ -426,6 +427,9 @@ static void *watch_loop(void *arg)
 
 /* ---- the request cycle ---- */
 
+/* What a new request zeroes: its fields, not its buffers (http.h). */
+#define HTTP_REQUEST_ZEROED offsetof(http_request, param_space)
+
 typedef struct header_tally {
     size_t bytes;
     unsigned content_length, transfer_encoding, host, bad_name, folded;
@@ -438,42 +442,71 @@ typedef struct header_tally {
  * " def" arrives as "User-Agentdef": "abc"), so a value that does not follow
  * its name marks a fold. (Addresses compared as integers: after a fold the
  * two are in different places of the pool.) */
-static int folded_line(const char *key, const char *value)
+static int folded_line(const char *key, size_t klen, const char *value)
 {
-    uintptr_t k = (uintptr_t)key + strlen(key) + 1, v = (uintptr_t)value;
+    uintptr_t k = (uintptr_t)key + klen + 1, v = (uintptr_t)value;
     if (value == NULL)
         return 0;
     if (v < k || v - k > HTTP_HEADERS_MAX)
         return 1;
-    for (const char *p = key + (k - (uintptr_t)key); (uintptr_t)p < v; p++)
+    for (const char *p = key + klen + 1; (uintptr_t)p < v; p++)
         if (*p != ' ' && *p != '\t')
             return 1;
     return 0;
 }
 
+/* Bytes a field name (a token) cannot hold: RFC 9112 5.1 makes "Name : v"
+ * a 400, and the delimiters of RFC 9110 5.6.2 have no place in one. */
+static const unsigned char not_in_name[256] = {
+    [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['"'] = 1, ['('] = 1, [')'] = 1,
+    [','] = 1, ['/'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1,
+    ['?'] = 1, ['@'] = 1, ['['] = 1, ['\\'] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+};
+
+/* The names that frame or authenticate a request. libmicrohttpd 0.9.75
+ * appends a folded line (obs-fold) to the header's name: "Content-Length: 5"
+ * + " x" arrives as "Content-Lengthx". A name that begins with one of these
+ * and goes on hides the header, so the request is refused rather than read
+ * with that header missing. */
+enum { G_CONTENT_LENGTH, G_TRANSFER_ENCODING, G_HOST, G_OTHER };
+static const struct {
+    const char *name;
+    size_t len;
+    int which;
+} guarded[] = {
+    { "Content-Length", 14, G_CONTENT_LENGTH }, { "Transfer-Encoding", 17, G_TRANSFER_ENCODING },
+    { "Host", 4, G_HOST }, { "Authorization", 13, G_OTHER }, { "Cookie", 6, G_OTHER },
+    { "Connection", 10, G_OTHER },
+};
+
+/* One pass over a request header: its size, its name's bytes, a fold, and
+ * the guarded names (each compared only when the first letters agree). */
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
     header_tally *t = cls;
     (void)kind;
-    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
-    t->content_length += strcasecmp(key, "Content-Length") == 0;
-    t->transfer_encoding += strcasecmp(key, "Transfer-Encoding") == 0;
-    t->host += strcasecmp(key, "Host") == 0;
-    /* a field name is a token: no whitespace (RFC 9112 5.1: "Name : v" is 400) */
-    t->bad_name += key[0] == '\0' || strpbrk(key, " \t\r\n\"(),/:;<=>?@[\\]{}") != NULL;
-    t->folded += folded_line(key, value);
-    /* libmicrohttpd 0.9.75 appends a folded line (obs-fold) to the header's
-     * name: "Content-Length: 5" + " x" arrives as "Content-Lengthx". Such a
-     * name hides the header that frames or authenticates the request, so the
-     * request is refused rather than read with that header missing. */
-    static const char *const guarded[] = { "Content-Length", "Transfer-Encoding", "Host",
-                                           "Authorization", "Cookie", "Connection" };
+    size_t klen = 0;
+    unsigned bad = key[0] == '\0';
+    for (; key[klen] != '\0'; klen++)
+        bad |= not_in_name[(unsigned char)key[klen]];
+    t->bytes += klen + (value ? strlen(value) : 0) + 4;
+    t->folded += folded_line(key, klen, value);
+    int first = key[0] | 0x20; /* ASCII lower case */
     for (size_t i = 0; i < sizeof guarded / sizeof guarded[0]; i++) {
-        size_t n = strlen(guarded[i]);
-        if (strncasecmp(key, guarded[i], n) == 0 && key[n] != '\0')
-            t->bad_name++;
+        size_t n = guarded[i].len;
+        if ((guarded[i].name[0] | 0x20) != first || klen < n ||
+            strncasecmp(key, guarded[i].name, n) != 0)
+            continue;
+        if (klen > n) {
+            bad = 1;
+            continue;
+        }
+        t->content_length += guarded[i].which == G_CONTENT_LENGTH;
+        t->transfer_encoding += guarded[i].which == G_TRANSFER_ENCODING;
+        t->host += guarded[i].which == G_HOST;
     }
+    t->bad_name += bad;
     return MHD_YES;
 }
 
@@ -639,9 +672,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     http_request *r = *con_cls;
     if (r == NULL) {
-        r = calloc(1, sizeof *r);
+        r = malloc(sizeof *r);
         if (r == NULL)
             return MHD_NO;
+        memset(r, 0, HTTP_REQUEST_ZEROED);
+        r->log_sid[0] = '\0';
         *con_cls = r;
         r->svc = cls;
         r->conn = c;
@@ -734,7 +769,12 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
 {
     const config *cfg = svc->cfg;
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll(2), not epoll: libmicrohttpd 0.9.75's epoll loop takes a
+     * suspended connection out of its set and puts it back on resume (two
+     * epoll_ctl and a read that finds nothing, per request on a Redis
+     * store), and with 512 connections it served 60-3,800 requests/s where
+     * its poll loop serves 50,000 (docs/BENCHMARKS.md, "The event loop"). */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;

@@ -25,7 +25,7 @@
 #define HTTP_OUT_HEADER_MAX 264
 #define HTTP_LOG_ID_MAX 64
 #define HTTP_PARAM_SPACE 1024
-#define HTTP_POOL_SIZE 32768 /* libmicrohttpd's per-connection memory */
+#define HTTP_POOL_SIZE 20480 /* libmicrohttpd's per-connection memory */
 
 typedef struct http_request http_request;
 
@@ -66,38 +66,42 @@ struct http_request {
     const char *method;
     const http_route *route;
     str_t params[HTTP_MAX_PARAMS];
-    char param_space[HTTP_PARAM_SPACE];
     buf_t body;
     int64_t now;
     uint64_t t0_us;
     /* early decision by http.c (framing, limits, routing) */
     unsigned early_status;
     const char *allow;
-    char allow_buf[32];
     int close_after;
     /* the answer */
     unsigned status;
     buf_t out;
     const char *content_type;
     const char *detail;            /* for problem+json */
-    char detail_buf[160];
     int token_presented;           /* 401: add error="invalid_token" */
     int retry_after;               /* 503: seconds */
-    struct {
-        const char *name;
-        char value[HTTP_OUT_HEADER_MAX];
-    } headers[HTTP_MAX_OUT_HEADERS];
     unsigned nheaders;
     unsigned final_status;         /* what was sent, for metrics */
     unsigned metric;               /* metrics route id */
     int responded;
     size_t discarded;              /* body bytes read and dropped */
     struct http_conn *hc;          /* the connection's deadline (http.c) */
-    char log_sid[HTTP_LOG_ID_MAX + 1]; /* the session this request was about */
     int suspended;                 /* waiting for the application's work */
     _Atomic int woken;             /* that work is done (http_wake) */
     void *state;                   /* the application's, freed with the */
     void (*state_free)(void *);    /* request by state_free */
+    /* Buffers, from here on: a new request zeroes only the fields above
+     * (http.c, HTTP_REQUEST_ZEROED), so each is read only as far as it was
+     * written: params' bytes, allow when set, headers up to nheaders,
+     * detail when it points here, log_sid (set to "" at the start). */
+    char param_space[HTTP_PARAM_SPACE];
+    char allow_buf[32];
+    char detail_buf[160];
+    char log_sid[HTTP_LOG_ID_MAX + 1]; /* the session this request was about */
+    struct {
+        const char *name;
+        char value[HTTP_OUT_HEADER_MAX];
+    } headers[HTTP_MAX_OUT_HEADERS];
 };
 
 /* Starts the daemon on cfg->host:cfg->port with cfg's limits.

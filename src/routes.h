@@ -91,18 +91,21 @@ typedef struct route_call {
     rc_t early;                     /* a refusal decided before the job (api.c) */
     /* scratch that outlives build, for the executor and render */
     session_t s;
-    char user[SESSION_USER_MAX + 1];
-    char ip[SESSION_IP_MAX + 1];
-    char ua[SESSION_UA_MAX];
-    char id[SESSION_ID_MAX + 2];
     buf_t rec;                      /* a GET's record */
     buf_t evicted;                  /* a create's evicted ids */
     list_state list;
     /* out */
     buf_t *out;                     /* the answer's body (api.c's) */
     const char *content_type;
-    char about[SESSION_ID_MAX + 1]; /* the session the request is about, for its log line */
     const char *detail;             /* why, on failure */
+    /* Buffers, from here on: a new call zeroes only the fields above
+     * (api.c), so each is read only as far as it was written; about is ""
+     * at the start. */
+    char user[SESSION_USER_MAX + 1];
+    char ip[SESSION_IP_MAX + 1];
+    char ua[SESSION_UA_MAX];
+    char id[SESSION_ID_MAX + 2];
+    char about[SESSION_ID_MAX + 1]; /* the session the request is about, for its log line */
     char detail_buf[160];
 } route_call;
 

@@ -2,6 +2,7 @@
  * the POST /session body decoder. */
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "session.h"
@@ -1065,8 +1066,37 @@ static void test_id_tag(void)
     CHECK(most < 5 * USERS / 16384);
 }
 
+/* buf_append_i64 (the numbers of every JSON answer) writes what "%lld"
+ * does, at the edges of int64_t and around every power of ten. */
+static void test_append_i64(void)
+{
+    int64_t vals[80];
+    size_t n = 0;
+    vals[n++] = 0;
+    vals[n++] = INT64_MAX;
+    vals[n++] = INT64_MIN;
+    vals[n++] = INT64_MIN + 1;
+    for (int64_t p = 1; n + 4 <= sizeof vals / sizeof vals[0] && p <= INT64_MAX / 10; p *= 10) {
+        vals[n++] = p;
+        vals[n++] = p - 1;
+        vals[n++] = -p;
+        vals[n++] = -(p + 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf_t b = BUF_INIT;
+        char want[32];
+        snprintf(want, sizeof want, "x%lld", (long long)vals[i]);
+        CHECK(buf_append(&b, "x", 1) == RC_OK);
+        CHECK(buf_append_i64(&b, vals[i]) == RC_OK);
+        CHECK(buf_append(&b, "", 1) == RC_OK);
+        CHECK_STR_EQ(b.p, want);
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
+    RUN(test_append_i64);
     RUN(test_id_make);
     RUN(test_id_generate);
     RUN(test_id_tag);
