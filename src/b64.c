@@ -28,8 +28,8 @@ void b64url_encode(const unsigned char *in, size_t len, char *out)
     *out = '\0';
 }
 
-/* A byte's value plus one; 0: not in the alphabet. */
-static const unsigned char value1[256] = {
+/* (b64.h) */
+const unsigned char b64url_value1[256] = {
     ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
     ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
     ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
@@ -50,8 +50,8 @@ rc_t b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outle
     if (rem == 1)
         return RC_INVALID;
     for (size_t i = 0; i < full; i += 4) {
-        unsigned a = value1[p[i]], b = value1[p[i + 1]], c = value1[p[i + 2]],
-                 d = value1[p[i + 3]];
+        unsigned a = b64url_value1[p[i]], b = b64url_value1[p[i + 1]];
+        unsigned c = b64url_value1[p[i + 2]], d = b64url_value1[p[i + 3]];
         if (a == 0 || b == 0 || c == 0 || d == 0)
             return RC_INVALID;
         unsigned v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
@@ -60,8 +60,8 @@ rc_t b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outle
         out[o++] = (unsigned char)v;
     }
     if (rem > 0) {
-        unsigned a = value1[p[full]], b = value1[p[full + 1]];
-        unsigned c = rem == 3 ? value1[p[full + 2]] : 1;
+        unsigned a = b64url_value1[p[full]], b = b64url_value1[p[full + 1]];
+        unsigned c = rem == 3 ? b64url_value1[p[full + 2]] : 1;
         if (a == 0 || b == 0 || c == 0)
             return RC_INVALID;
         unsigned v = (a - 1) << 12 | (b - 1) << 6 | (c - 1); /* 18 bits, 12 or 18 used */

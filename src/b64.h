@@ -17,6 +17,9 @@
 /* Writes B64_ENCODED_LEN(len) characters to out, then a NUL. */
 void b64url_encode(const unsigned char *in, size_t len, char *out);
 
+/* A byte's value in base64url's alphabet plus one; 0: not in it. */
+extern const unsigned char b64url_value1[256];
+
 /* Decodes in[0..len) into out (room for B64_DECODED_MAX(len) bytes).
  * RC_OK with *outlen set, or RC_INVALID. */
 rc_t b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);

@@ -386,10 +386,10 @@ static void set_deadline(http_request *r, uint64_t when)
 }
 
 /* Whether the client has closed its side. libmicrohttpd's event loop (seen
- * with its epoll loop, kept for its poll loop) can miss a close that arrives together with the last bytes of a partial
- * request, and would then hold the connection (and a place under
- * CONNECTION_LIMIT) until the timeout; shutting the socket down here wakes
- * it. Only asked of connections waiting for a request, never of one being
+ * with its epoll loop; kept with its poll loop) can miss a close that
+ * arrives together with the last bytes of a partial request, and would then
+ * hold the connection (and a place under CONNECTION_LIMIT) until the
+ * timeout; shutting the socket down here wakes it. Only asked of connections waiting for a request, never of one being
  * answered. */
 static int peer_gone(int fd)
 {
@@ -773,7 +773,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
      * suspended connection out of its set and puts it back on resume (two
      * epoll_ctl and a read that finds nothing, per request on a Redis
      * store), and with 512 connections it served 60-3,800 requests/s where
-     * its poll loop serves 50,000 (docs/BENCHMARKS.md, "The event loop"). */
+     * its poll loop serves 50,000 (docs/BENCHMARKS.md, "Issue 17"). */
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;

@@ -9,26 +9,13 @@
 #include "b64.h"
 #include "session.h"
 
-/* The bytes of an id: base64url's alphabet (a table: a read and a path's
- * id are checked on every request). */
-static const unsigned char id_byte[256] = {
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
-    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
-    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1,
-};
-
 int session_id_valid(const char *id, size_t len)
 {
     if (len < SESSION_ID_MIN || len > SESSION_ID_MAX)
         return 0;
     unsigned ok = 1;
     for (size_t i = 0; i < len; i++)
-        ok &= id_byte[(unsigned char)id[i]];
+        ok &= b64url_value1[(unsigned char)id[i]] != 0; /* base64url's alphabet */
     return (int)ok;
 }
 

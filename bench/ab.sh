@@ -1,0 +1,124 @@
+#!/bin/sh
+# ab.sh -- two builds of sessiond side by side, in paired rounds: is a change
+# to the hot path worth keeping? (issue 17: a change is kept only when the
+# measurements show it.)
+#
+#   bench/ab.sh OLD_DIR NEW_DIR [ROUNDS [SECONDS]]
+#
+# OLD_DIR and NEW_DIR each hold a built sessiond (e.g. a copy of build/ before
+# and after the change). Starts both on LMDB (LOG_LEVEL=warn, no cap) and
+# nginx with 1 worker (`return 200`), then per round: nginx, and for healthz,
+# read and validate the two builds one right after the other (which goes
+# first alternates), wrk -t1 -c$AB_CONNS (32) for SECONDS (3) after a 1 s
+# warm-up. Prints each scenario's median and its ratio to nginx, and per
+# scenario the median over the rounds of new/old: runs next to each other
+# in time, which a shared machine whose speed drifts moves the least.
+# AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only.
+set -eu
+[ $# -ge 2 ] || { echo "usage: bench/ab.sh OLD_DIR NEW_DIR [ROUNDS [SECONDS]]" >&2; exit 2; }
+cd "$(dirname "$0")/.."
+OLD=$(cd "$1" && pwd); NEW=$(cd "$2" && pwd)
+ROUNDS=${3:-5}; SECS=${4:-3}; CONNS=${AB_CONNS:-32}
+BENCH_DIR="$(pwd)/bench"
+export BENCH_DIR
+TMP=$(mktemp -d /tmp/sessiond-ab.XXXXXX)
+trap 'kill $(cat "$TMP"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 0.5; rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    i=0
+    until curl -s -o /dev/null "http://127.0.0.1:$1/"; do
+        i=$((i + 1)); [ $i -gt 100 ] && { echo "ab: nothing on port $1" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
+export JWT_SECRET
+
+NGINX=$(free_port)
+mkdir -p "$TMP/nginx"
+cat > "$TMP/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$NGINX;
+        location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
+}
+CONF
+nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -e "$TMP/nginx/error.log"
+
+start() { # name dir [VAR=value] -> port
+    port=$(free_port)
+    # shellcheck disable=SC2086 # ${3:-}: zero or more VAR=value words
+    env ${3:-} PORT="$port" STORE_URL="lmdb://$TMP/$1" LOG_LEVEL=warn ENV_FILE=/dev/null \
+        SESSION_MAX_PER_USER=0 "$2/sessiond" > "$TMP/$1.log" 2>&1 &
+    echo $! > "$TMP/$1.pid"
+    echo "$port"
+}
+PORT_old=$(start old "$OLD")
+PORT_new=$(start new "$NEW" "${AB_NEW_ENV:-}")
+wait_port "$NGINX"; wait_port "$PORT_old"; wait_port "$PORT_new"
+
+CALLER=$(scripts/token.sh bench-user)
+for b in old new; do
+    eval "port=\$PORT_$b"
+    made=$(curl -s -X POST "http://127.0.0.1:$port/session" -H "Authorization: Bearer $CALLER")
+    eval "SID_$b=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
+    eval "TOK_$b=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+done
+
+run() { # label url [wrk args...]: one measured run, "label rps p99_us"
+    label=$1; url=$2; shift 2
+    wrk -t1 -c"$CONNS" -d1s "$@" "$url" > /dev/null 2>&1 || true
+    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s bench/get.lua "$@" "$url" 2>&1 |
+        awk -v l="$label" -v r="$r" '/^RESULT/ { print r, l, $2, $4 }'
+}
+
+RES="$TMP/results"
+: > "$RES"
+r=1; port=""; sid=""; tok=""
+while [ $r -le "$ROUNDS" ]; do
+    run nginx "http://127.0.0.1:$NGINX/" >> "$RES"
+    for what in healthz read validate; do
+        if [ $((r % 2)) = 0 ]; then order="old new"; else order="new old"; fi
+        for b in $order; do
+            eval "port=\$PORT_$b sid=\$SID_$b tok=\$TOK_$b"
+            case $what in
+                healthz) run "$b-healthz" "http://127.0.0.1:$port/healthz" >> "$RES" ;;
+                read) run "$b-read" "http://127.0.0.1:$port/session/$sid" \
+                          -H "Authorization: Bearer $CALLER" >> "$RES" ;;
+                *) run "$b-validate" "http://127.0.0.1:$port/validate" \
+                       -H "Authorization: Bearer $tok" >> "$RES" ;;
+            esac
+        done
+    done
+    r=$((r + 1))
+done
+
+echo "ab: wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; old: $OLD; new: $NEW ${AB_NEW_ENV:-}"
+/usr/bin/python3 - "$RES" <<'PY'
+import collections, statistics as st, sys
+rps = collections.defaultdict(dict); p99 = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    r, label, v, q = line.split()
+    rps[label][r] = float(v); p99[label][r] = float(q)
+ng = st.median(rps["nginx"].values())
+print("%-14s %10s %7s %8s" % ("scenario", "req/s", "ratio", "p99 ms"))
+for label in ["nginx"] + ["%s-%s" % (b, w) for w in ("healthz", "read", "validate") for b in ("old", "new")]:
+    if label in rps:
+        v = st.median(rps[label].values())
+        print("%-14s %10.0f %6.3fx %8.2f" % (label, v, v / ng, st.median(p99[label].values()) / 1000))
+for w in ("healthz", "read", "validate"):
+    old, new = rps["old-" + w], rps["new-" + w]
+    pairs = [new[r] / old[r] for r in old if r in new]
+    print("new/old %-9s median of the rounds %.3f  (%s)" % (w, st.median(pairs),
+          " ".join("%.2f" % x for x in pairs)))
+PY
