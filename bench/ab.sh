@@ -13,7 +13,9 @@
 # warm-up. Prints each scenario's median and its ratio to nginx, and per
 # scenario the median over the rounds of new/old: runs next to each other
 # in time, which a shared machine whose speed drifts moves the least.
-# AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only.
+# AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only. AB_REDIS=1:
+# both on one redis-server (as in run.sh: AOF, fsync always), databases 1
+# and 2, instead of LMDB.
 set -eu
 [ $# -ge 2 ] || { echo "usage: bench/ab.sh OLD_DIR NEW_DIR [ROUNDS [SECONDS]]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
@@ -55,10 +57,29 @@ http {
 CONF
 nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -e "$TMP/nginx/error.log"
 
+if [ "${AB_REDIS:-0}" = 1 ]; then
+    REDIS=$(free_port)
+    redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes \
+        --appendfsync always --daemonize no > "$TMP/redis.log" 2>&1 &
+    echo $! > "$TMP/redis.pid"
+    i=0
+    until redis-cli -p "$REDIS" ping > /dev/null 2>&1; do
+        i=$((i + 1)); [ $i -gt 100 ] && { echo "ab: redis-server did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+fi
+store_url() { # name -> the STORE_URL of build name (old: db 1, new: db 2)
+    if [ -n "${REDIS:-}" ]; then
+        if [ "$1" = old ]; then echo "redis://127.0.0.1:$REDIS/1"; else echo "redis://127.0.0.1:$REDIS/2"; fi
+    else
+        echo "lmdb://$TMP/$1"
+    fi
+}
+
 start() { # name dir [VAR=value] -> port
     port=$(free_port)
     # shellcheck disable=SC2086 # ${3:-}: zero or more VAR=value words
-    env ${3:-} PORT="$port" STORE_URL="lmdb://$TMP/$1" LOG_LEVEL=warn ENV_FILE=/dev/null \
+    env ${3:-} PORT="$port" STORE_URL="$(store_url "$1")" LOG_LEVEL=warn ENV_FILE=/dev/null \
         SESSION_MAX_PER_USER=0 "$2/sessiond" > "$TMP/$1.log" 2>&1 &
     echo $! > "$TMP/$1.pid"
     echo "$port"
@@ -103,7 +124,7 @@ while [ $r -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 
-echo "ab: wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; old: $OLD; new: $NEW ${AB_NEW_ENV:-}"
+echo "ab: wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds, store $(store_url old | cut -d: -f1); old: $OLD; new: $NEW ${AB_NEW_ENV:-}"
 /usr/bin/python3 - "$RES" <<'PY'
 import collections, statistics as st, sys
 rps = collections.defaultdict(dict); p99 = collections.defaultdict(dict)
