@@ -12,7 +12,9 @@
  * r || s, RFC 7518 3.4). The private keys are never written.
  *
  * Without arguments it times token_verify, one thread, for HS256, RS256,
- * PS256, ES256 and EdDSA caller tokens: uncached (TOKENS distinct tokens,
+ * PS256, ES256 and EdDSA caller tokens and for the service's own session
+ * tokens (HS256, token_sign_session: their claims are read without the
+ * JSON library; row "session"): uncached (TOKENS distinct tokens,
  * differing in "exp", each verified once, so the verified-token cache
  * never answers) and cached (one token again and again), in microseconds
  * per verification, the median of REPS runs. Each run is a thread of its
@@ -31,6 +33,7 @@
 #include <time.h>
 #include "b64.h"
 #include "jwks.h"
+#include "session.h"
 #include "token.h"
 
 #define TOKENS 400        /* distinct tokens per uncached run */
@@ -309,12 +312,19 @@ static int micro(void)
                                { "PS256", "bench-ps256", k.rsa },
                                { "ES256", "bench-es256", k.ec },
                                { "EdDSA", "bench-eddsa", k.ed } };
-    enum { NCASES = sizeof cases / sizeof cases[0] };
+    enum { NALGS = sizeof cases / sizeof cases[0], NCASES = NALGS + 1 }; /* + session */
     static char *toks[NCASES][TOKENS + 1];
     int64_t now = (int64_t)time(NULL);
-    for (size_t c = 0; c < NCASES; c++)
+    for (size_t c = 0; c < NALGS; c++)
         for (size_t i = 0; i <= TOKENS; i++) /* one exp each: no two tokens alike */
             toks[c][i] = sign_token(&cases[c], "bench-user", (long long)now + 86400 + (long long)i);
+    for (size_t i = 0; i <= TOKENS; i++) { /* a session each */
+        char sid[SESSION_ID_MAX + 1];
+        if (session_id_generate(sid) != RC_OK ||
+            token_sign_session(&policy, "bench-user", sid, now, now + 86400, &toks[NALGS][i]) !=
+                RC_OK)
+            die("cannot sign a session token");
+    }
 
     /* runs interleaved across algorithms, so a slow spell of a shared
      * machine does not land on one algorithm alone */
@@ -333,10 +343,11 @@ static int micro(void)
     printf("token_verify micro-benchmark (one thread, in process; us per verification, "
            "median of %d runs; uncached: %d distinct tokens once each, cached: one token %d times):\n",
            REPS, TOKENS, CACHED_ROUNDS);
-    printf("%-6s %6s %12s %10s %8s\n", "alg", "bytes", "uncached us", "cached us", "ratio");
+    printf("%-7s %6s %12s %10s %8s\n", "alg", "bytes", "uncached us", "cached us", "ratio");
     for (size_t c = 0; c < NCASES; c++) {
         double u = median(unc[c], REPS), h = median(hit[c], REPS);
-        printf("%-6s %6zu %12.2f %10.3f %7.0fx\n", cases[c].alg, strlen(toks[c][0]), u, h, u / h);
+        printf("%-7s %6zu %12.2f %10.3f %7.0fx\n", c < NALGS ? cases[c].alg : "session",
+               strlen(toks[c][0]), u, h, u / h);
     }
 
     for (size_t c = 0; c < NCASES; c++)

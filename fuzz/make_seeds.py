@@ -108,6 +108,16 @@ put("token", "json-issuer-aud-array", b'I{"sub":"a","exp":1700003600,"iss":"iss"
 put("token", "json-issuer-aud-mixed", b'I{"sub":"a","exp":1700003600,"iss":"iss","aud":["aud",1]}')
 put("token", "json-issuer-missing", b'I{"sub":"a","exp":1700003600,"aud":"aud"}')
 put("token", "json-issuer-wrong", b'I{"sub":"a","exp":1700003600,"iss":"is","aud":"aud"}')
+# the signer's own claims text (token.c reads it without jansson), plain
+# and signed, without and with the issuer and audience
+SIGNED = (b'{"exp":1700003600,"iat":1700000000,"jti":"3.x_-0","sid":"'
+          + b"A" * 31 + b'bcd","sub":"alice"}')
+SIGNED_I = (b'{"aud":"aud","exp":1700003600,"iat":1700000000,"iss":"iss","jti":"r","sid":"'
+            + b"A" * 31 + b'bcd","sub":"bob"}')
+put("token", "signer-claims", SIGNED)
+put("token", "signer-claims-issuer", b"I" + SIGNED_I)
+put("token", "signer-token", tok(H, SIGNED))
+put("token", "signer-token-issuer", b"I" + tok(H, SIGNED_I))
 
 put("body", "empty", b"")
 put("body", "all", b'{"user_id":"bob","ttl":600,"data":{"a":[1,2,{"b":null}],"s":"x\\u00e9"}}')

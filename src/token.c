@@ -26,32 +26,50 @@ int token_mac_equal(const unsigned char *a, const unsigned char *b, size_t len)
     return CRYPTO_memcmp(a, b, len) == 0;
 }
 
-/* Decodes one base64url segment and parses it as exactly one JSON object
- * without duplicate keys. Returns NULL on any failure. */
-static json_t *decode_object(const char *seg, size_t len)
-{
-    unsigned char stack[1024];
-    unsigned char *raw = stack;
-    size_t rawlen;
-    json_t *obj = NULL;
+#define SEGMENT_STACK 1024 /* a segment decoded on the stack; longer ones malloc'd */
 
+/* Decodes the non-empty base64url segment seg[0..len) into stack (of
+ * SEGMENT_STACK bytes) or, when longer, a malloc'd buffer. Returns the
+ * bytes (*n of them; to free() when not stack) or NULL on any failure. */
+static unsigned char *decode_segment(const char *seg, size_t len, unsigned char *stack,
+                                     size_t *n)
+{
+    unsigned char *raw = stack;
     if (len == 0)
         return NULL;
-    if (B64_DECODED_MAX(len) > sizeof stack) {
-        raw = malloc(B64_DECODED_MAX(len));
-        if (raw == NULL)
-            return NULL;
-    }
-    if (b64url_decode(seg, len, raw, &rawlen) != RC_OK)
-        goto out;
-    if (jtext_depth((const char *)raw, rawlen) > 8)
-        goto out;
-    obj = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, NULL);
+    if (B64_DECODED_MAX(len) > SEGMENT_STACK && (raw = malloc(B64_DECODED_MAX(len))) == NULL)
+        return NULL;
+    if (b64url_decode(seg, len, raw, n) == RC_OK)
+        return raw;
+    if (raw != stack)
+        free(raw);
+    return NULL;
+}
+
+/* Parses json[0..len) as exactly one JSON object without duplicate keys.
+ * Returns NULL on any failure. */
+static json_t *parse_object(const char *json, size_t len)
+{
+    if (jtext_depth(json, len) > 8)
+        return NULL;
+    json_t *obj = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
     if (obj != NULL && !json_is_object(obj)) {
         json_decref(obj);
         obj = NULL;
     }
-out:
+    return obj;
+}
+
+/* Decodes one base64url segment and parses it as exactly one JSON object
+ * without duplicate keys. Returns NULL on any failure. */
+static json_t *decode_object(const char *seg, size_t len)
+{
+    unsigned char stack[SEGMENT_STACK];
+    size_t rawlen;
+    unsigned char *raw = decode_segment(seg, len, stack, &rawlen);
+    if (raw == NULL)
+        return NULL;
+    json_t *obj = parse_object((const char *)raw, rawlen);
     if (raw != stack)
         free(raw);
     return obj;
@@ -132,38 +150,43 @@ static int times_ok(const token_policy *p, const token_times *t, int64_t now)
 /* The generation a session token's jti names: "<gen>.<mac>" for a token
  * made by a refresh (token_sign_rotated), 0 for any other (the token of a
  * create has a random jti without a dot). */
-static uint32_t jti_gen(const json_t *jti)
+static uint32_t jti_gen(const char *s, size_t len)
 {
-    if (!json_is_string(jti))
-        return 0;
-    const char *s = json_string_value(jti);
     uint64_t g = 0;
     size_t k = 0;
-    if (s[0] < '1' || s[0] > '9')
+    if (s == NULL || len == 0 || s[0] < '1' || s[0] > '9')
         return 0;
-    for (; s[k] >= '0' && s[k] <= '9' && g <= UINT32_MAX; k++)
+    for (; k < len && s[k] >= '0' && s[k] <= '9' && g <= UINT32_MAX; k++)
         g = g * 10 + (uint64_t)(s[k] - '0');
-    return s[k] == '.' && g <= UINT32_MAX ? (uint32_t)g : 0;
+    return k < len && s[k] == '.' && g <= UINT32_MAX ? (uint32_t)g : 0;
 }
 
-/* Checks a verified token's claims into out. own_key: the token was
- * verified with one of this service's own secrets; only such a token can be
- * a session token, so "sid" is read only then (an identity provider's
- * tokens carry an OIDC "sid" of their own, which means nothing here). */
-static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now, int own_key,
-                         token_claims *out, token_times *t)
+/* The claims the checks act on, as views into the parsed token: strings
+ * are not NUL-terminated but scope (NULL: absent, as sid and jti). */
+typedef struct claim_view {
+    const char *sub, *sid, *jti, *scope;
+    size_t sub_len, sid_len, jti_len;
+    token_times t;
+} claim_view;
+
+/* Reads a claims object into v, with the checks that need its JSON: the
+ * claims' types, exp present, the issuer and audience. own_key: the token
+ * was verified with one of this service's own secrets; only such a token
+ * can be a session token, so "sid" is read only then (an identity
+ * provider's tokens carry an OIDC "sid" of their own, which means nothing
+ * here). Views into claims; RC_OK or RC_UNAUTHORIZED. */
+static rc_t json_claims(const token_policy *p, json_t *claims, int own_key, claim_view *v)
 {
     json_t *sub = json_object_get(claims, "sub");
     if (!json_is_string(sub))
         return RC_UNAUTHORIZED;
-    size_t sub_len = json_string_length(sub);
-    if (!session_user_valid(json_string_value(sub), sub_len))
-        return RC_UNAUTHORIZED;
+    v->sub = json_string_value(sub);
+    v->sub_len = json_string_length(sub);
 
     int present;
-    if (numeric_date(claims, "exp", &present, &t->exp) != RC_OK || !present ||
-        numeric_date(claims, "nbf", &t->has_nbf, &t->nbf) != RC_OK ||
-        numeric_date(claims, "iat", &t->has_iat, &t->iat) != RC_OK || !times_ok(p, t, now))
+    if (numeric_date(claims, "exp", &present, &v->t.exp) != RC_OK || !present ||
+        numeric_date(claims, "nbf", &v->t.has_nbf, &v->t.nbf) != RC_OK ||
+        numeric_date(claims, "iat", &v->t.has_iat, &v->t.iat) != RC_OK)
         return RC_UNAUTHORIZED;
 
     if (p->issuer != NULL) {
@@ -177,23 +200,154 @@ static rc_t check_claims(const token_policy *p, json_t *claims, int64_t now, int
     json_t *scope = json_object_get(claims, "scope");
     if (scope != NULL && !json_is_string(scope))
         return RC_UNAUTHORIZED;
+    v->scope = scope != NULL ? json_string_value(scope) : NULL;
 
     json_t *sid = own_key ? json_object_get(claims, "sid") : NULL;
-    out->has_sid = sid != NULL;
     if (sid != NULL) {
-        if (!json_is_string(sid) ||
-            !session_id_valid(json_string_value(sid), json_string_length(sid)))
+        if (!json_is_string(sid))
             return RC_UNAUTHORIZED;
-        memcpy(out->sid, json_string_value(sid), json_string_length(sid) + 1);
-        out->gen = jti_gen(json_object_get(claims, "jti"));
+        v->sid = json_string_value(sid);
+        v->sid_len = json_string_length(sid);
+        json_t *jti = json_object_get(claims, "jti");
+        if (json_is_string(jti)) {
+            v->jti = json_string_value(jti);
+            v->jti_len = json_string_length(jti);
+        }
     }
-
-    memcpy(out->sub, json_string_value(sub), sub_len + 1);
-    out->sub_len = sub_len;
-    out->exp = (int64_t)t->exp;
-    out->is_admin = scope != NULL && p->admin_scope != NULL &&
-                    has_word(json_string_value(scope), p->admin_scope);
     return RC_OK;
+}
+
+/* ---- the claims of a session token, read without a JSON library ---- */
+
+typedef struct scan {
+    const char *p, *end;
+} scan;
+
+static int lit(scan *c, const char *l, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, l, n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+#define LIT(c, l) lit((c), (l), sizeof(l) - 1)
+
+/* A JSON string of printable ASCII without '"' and '\\' (what needs no
+ * escape and no UTF-8 check): its characters into *at, *n. */
+static int plain(scan *c, const char **at, size_t *n)
+{
+    if (!LIT(c, "\""))
+        return 0;
+    const char *q = c->p;
+    while (q < c->end && *q != '"') {
+        if (*q < 0x20 || *q > 0x7e || *q == '\\')
+            return 0;
+        q++;
+    }
+    if (q == c->end)
+        return 0;
+    *at = c->p;
+    *n = (size_t)(q - c->p);
+    c->p = q + 1;
+    return 1;
+}
+
+/* A plain string equal to want (a policy's issuer or audience). */
+static int plain_is(scan *c, const char *want)
+{
+    const char *at;
+    size_t n;
+    return plain(c, &at, &n) && n == strlen(want) && memcmp(at, want, n) == 0;
+}
+
+/* A NumericDate as an integer of 1 to 12 digits, no leading zero, at most
+ * TIME_MAX: exact as a double. */
+static int date(scan *c, double *out)
+{
+    int64_t v = 0;
+    const char *q = c->p;
+    while (q < c->end && *q >= '0' && *q <= '9' && q - c->p < 12)
+        v = v * 10 + (*q++ - '0');
+    if (q == c->p || (*c->p == '0' && q - c->p > 1) || v > TIME_MAX)
+        return 0;
+    c->p = q;
+    *out = (double)v;
+    return 1;
+}
+
+/* Reads claims written exactly as session_claims writes them under p,
+ * {["aud":A,]"exp":N,"iat":N[,"iss":I],"jti":S,"sid":S,"sub":S} with A and
+ * I the policy's own audience and issuer, every string plain and every
+ * number a date as date() reads it, into v. 0 for any other text, which
+ * the JSON parser then reads: every text this accepts, json_claims reads
+ * to the same view (a differential unit test and the token fuzzer hold
+ * the two to that). Only for tokens of the service's own secrets. */
+static int plain_claims(const token_policy *p, const char *json, size_t len, claim_view *v)
+{
+    scan c = { json, json + len };
+    if (!LIT(&c, "{"))
+        return 0;
+    if (p->audience != NULL && !(LIT(&c, "\"aud\":") && plain_is(&c, p->audience) &&
+                                 LIT(&c, ",")))
+        return 0;
+    if (!LIT(&c, "\"exp\":") || !date(&c, &v->t.exp) || !LIT(&c, ",\"iat\":") ||
+        !date(&c, &v->t.iat))
+        return 0;
+    v->t.has_iat = 1;
+    if (p->issuer != NULL && !(LIT(&c, ",\"iss\":") && plain_is(&c, p->issuer)))
+        return 0;
+    return LIT(&c, ",\"jti\":") && plain(&c, &v->jti, &v->jti_len) &&
+           LIT(&c, ",\"sid\":") && plain(&c, &v->sid, &v->sid_len) &&
+           LIT(&c, ",\"sub\":") && plain(&c, &v->sub, &v->sub_len) && LIT(&c, "}") &&
+           c.p == c.end;
+}
+
+/* The checks of a claims view both readers share, into out. */
+static rc_t accept_claims(const token_policy *p, const claim_view *v, int64_t now,
+                          token_claims *out)
+{
+    if (!session_user_valid(v->sub, v->sub_len) || !times_ok(p, &v->t, now))
+        return RC_UNAUTHORIZED;
+    out->has_sid = v->sid != NULL;
+    if (v->sid != NULL) {
+        if (!session_id_valid(v->sid, v->sid_len))
+            return RC_UNAUTHORIZED;
+        memcpy(out->sid, v->sid, v->sid_len);
+        out->sid[v->sid_len] = '\0';
+        out->gen = jti_gen(v->jti, v->jti_len);
+    }
+    memcpy(out->sub, v->sub, v->sub_len);
+    out->sub[v->sub_len] = '\0';
+    out->sub_len = v->sub_len;
+    out->exp = (int64_t)v->t.exp;
+    out->is_admin = v->scope != NULL && p->admin_scope != NULL &&
+                    has_word(v->scope, p->admin_scope);
+    return RC_OK;
+}
+
+/* Checks the claims json[0..len) of a verified token into out (and its
+ * times into t): those of a session token as they are usually written
+ * without the JSON library, anything else with it. RC_OK or
+ * RC_UNAUTHORIZED. */
+static rc_t check_claims(const token_policy *p, const char *json, size_t len, int64_t now,
+                         int own_key, token_claims *out, token_times *t)
+{
+    claim_view v;
+    json_t *claims = NULL;
+    rc_t rc = RC_UNAUTHORIZED;
+    memset(&v, 0, sizeof v);
+    if (own_key && plain_claims(p, json, len, &v)) {
+        rc = accept_claims(p, &v, now, out);
+    } else {
+        memset(&v, 0, sizeof v);
+        claims = parse_object(json, len);
+        if (claims != NULL && json_claims(p, claims, own_key, &v) == RC_OK)
+            rc = accept_claims(p, &v, now, out);
+    }
+    *t = v.t;
+    json_decref(claims);
+    return rc;
 }
 
 /* ---- a per-thread cache of verified tokens ----
@@ -423,7 +577,7 @@ static rc_t verify_jwks(const token_policy *p, json_t *header, json_t *alg, cons
 static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
                             int64_t now, token_claims *out, token_times *t)
 {
-    json_t *header = NULL, *claims = NULL;
+    json_t *header = NULL;
     rc_t rc = RC_UNAUTHORIZED;
 
     const char *d1 = memchr(tok, '.', len);
@@ -459,14 +613,17 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
         goto out;
     }
 
-    claims = decode_object(d1 + 1, plen);
-    if (claims == NULL)
+    unsigned char stack[SEGMENT_STACK];
+    size_t rawlen;
+    unsigned char *raw = decode_segment(d1 + 1, plen, stack, &rawlen);
+    if (raw == NULL)
         goto out;
     /* only a token of the service's own secrets can be a session token */
-    rc = check_claims(p, claims, now, own_key, out, t);
+    rc = check_claims(p, (const char *)raw, rawlen, now, own_key, out, t);
+    if (raw != stack)
+        free(raw);
 out:
     json_decref(header);
-    json_decref(claims);
     if (rc != RC_OK)
         memset(out, 0, sizeof *out);
     return rc;
@@ -570,14 +727,8 @@ rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int
                         int own_key, token_claims *out)
 {
     token_times t;
-    rc_t rc = RC_UNAUTHORIZED;
     memset(out, 0, sizeof *out);
-    if (jtext_depth(json, len) > 8)
-        return rc;
-    json_t *claims = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
-    if (json_is_object(claims))
-        rc = check_claims(p, claims, now, own_key, out, &t);
-    json_decref(claims);
+    rc_t rc = check_claims(p, json, len, now, own_key, out, &t);
     if (rc != RC_OK)
         memset(out, 0, sizeof *out);
     return rc;

@@ -1261,6 +1261,96 @@ static void test_b64_decode_matches_reference(void)
     }
 }
 
+/* A session token's claims are read without the JSON library when they are
+ * written as the signer writes them (token.c, plain_claims); every other
+ * text goes to the JSON library. The two readers must agree: each text
+ * below, and each one-byte change of it (a byte removed, replaced, or
+ * inserted), is checked as it is and behind a leading space (the same JSON,
+ * which only the JSON library reads), at times around iat and exp, under
+ * policies with and without an issuer and an audience. */
+static void claims_agree(const token_policy *p, const char *json, size_t len)
+{
+    static const int64_t at[] = { NOW - LEEWAY - 2, NOW, NOW + 600 + LEEWAY + 1 };
+    char spaced[600];
+    if (len + 1 > sizeof spaced)
+        return;
+    spaced[0] = ' ';
+    memcpy(spaced + 1, json, len);
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        token_claims a, b;
+        rc_t ra = token_claims_parse(p, json, len, at[k], 1, &a);
+        rc_t rb = token_claims_parse(p, spaced, len + 1, at[k], 1, &b);
+        CHECK_EQ_INT(ra, rb);
+        if (ra != rb || memcmp(&a, &b, sizeof a) != 0) {
+            CHECK(memcmp(&a, &b, sizeof a) == 0);
+            fprintf(stderr, "  claims read apart: %.*s at %lld\n", (int)len, json,
+                    (long long)at[k]);
+            return;
+        }
+    }
+}
+
+static void test_plain_claims_agree_with_json(void)
+{
+    static const char bytes[] = "\"\\{}:,.0159-eE aZ_\x01\x7f\xc3\xa9";
+    token_policy plain = policy(), named = policy();
+    named.issuer = "https://id.example";
+    named.audience = "sessions-api";
+    const char *sid = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAbcd";
+    char claims[5][512];
+    int n[5];
+    /* the signer's own shapes: a create's token and a rotation's */
+    n[0] = snprintf(claims[0], sizeof claims[0],
+                    "{\"exp\":%lld,\"iat\":%lld,\"jti\":\"x0_-Ab\",\"sid\":\"%s\",\"sub\":\"alice\"}",
+                    (long long)(NOW + 600), (long long)NOW, sid);
+    n[1] = snprintf(claims[1], sizeof claims[1],
+                    "{\"exp\":%lld,\"iat\":%lld,\"jti\":\"12.abc\",\"sid\":\"%s\",\"sub\":\"a b\"}",
+                    (long long)(NOW + 600), (long long)NOW, sid);
+    n[2] = snprintf(claims[2], sizeof claims[2],
+                    "{\"aud\":\"sessions-api\",\"exp\":%lld,\"iat\":%lld,\"iss\":"
+                    "\"https://id.example\",\"jti\":\"7.q\",\"sid\":\"%s\",\"sub\":\"bob\"}",
+                    (long long)(NOW + 600), (long long)NOW, sid);
+    n[3] = snprintf(claims[3], sizeof claims[3],
+                    "{\"exp\":0,\"iat\":%lld,\"jti\":\"\",\"sid\":\"%s\",\"sub\":\"0\"}",
+                    (long long)NOW, sid);
+    /* past 9999-12-31, the latest date a token may name */
+    n[4] = snprintf(claims[4], sizeof claims[4],
+                    "{\"exp\":999999999999,\"iat\":%lld,\"jti\":\"1.\",\"sid\":\"%s\",\"sub\":\"c\"}",
+                    (long long)NOW, sid);
+    const token_policy *pols[] = { &plain, &named };
+    for (size_t pi = 0; pi < 2; pi++)
+        for (int c = 0; c < 5; c++) {
+            const char *t = claims[c];
+            size_t len = (size_t)n[c];
+            char m[512];
+            claims_agree(pols[pi], t, len);
+            for (size_t i = 0; i < len; i++) {
+                memcpy(m, t, i); /* without byte i */
+                memcpy(m + i, t + i + 1, len - i - 1);
+                claims_agree(pols[pi], m, len - 1);
+                for (size_t b = 0; b < sizeof bytes - 1; b++) {
+                    memcpy(m, t, len); /* byte i replaced */
+                    m[i] = bytes[b];
+                    claims_agree(pols[pi], m, len);
+                    memcpy(m, t, i); /* a byte inserted before i */
+                    m[i] = bytes[b];
+                    memcpy(m + i + 1, t + i, len - i);
+                    claims_agree(pols[pi], m, len + 1);
+                }
+            }
+        }
+    /* and the text the signer writes is read to the claims it was given */
+    token_claims out;
+    CHECK_EQ_INT(token_claims_parse(&named, claims[2], (size_t)n[2], NOW, 1, &out), RC_OK);
+    CHECK_STR_EQ(out.sub, "bob");
+    CHECK_STR_EQ(out.sid, sid);
+    CHECK_EQ_INT(out.gen, 7);
+    CHECK_EQ_INT(out.exp, NOW + 600);
+    CHECK_EQ_INT(token_claims_parse(&plain, claims[1], (size_t)n[1], NOW, 1, &out), RC_OK);
+    CHECK_EQ_INT(out.gen, 12);
+    CHECK_EQ_INT(out.sub_len, 3);
+}
+
 int main(void)
 {
     RUN(test_b64_decode_matches_reference);
@@ -1280,6 +1370,7 @@ int main(void)
     RUN(test_rotated);
     RUN(test_previous_secret);
     RUN(test_sid_only_with_own_key);
+    RUN(test_plain_claims_agree_with_json);
     RUN(test_mac_equal);
     return UNIT_SUMMARY();
 }
