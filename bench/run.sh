@@ -581,8 +581,8 @@ if [ "$SCALE" -gt 0 ]; then
         set -- $(wrk_run "http://127.0.0.1:$SPORT/validate" get.lua -H "Authorization: Bearer $STOK_scale")
         echo "validate $SCALE-sessions $*" >> "$SCALED"
         # over CYCLE sessions of the SCALE, each request another token and
-        # session, against the same Lua path with one token (cycle.lua:
-        # wrk's per-request script costs wrk time, so both pay it)
+        # session, against the same Lua path with one token (cycle.lua's
+        # request() costs wrk the same time for both)
         set -- $(BENCH_TOKENS="$TMP/one-token" wrk_run "http://127.0.0.1:$CPORT/validate" cycle.lua)
         echo "validate(cycle) 1-of-$SCALE $*" >> "$SCALED"
         set -- $(BENCH_TOKENS="$TMP/cycle-tokens" wrk_run "http://127.0.0.1:$CPORT/validate" cycle.lua)
