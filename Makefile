@@ -10,6 +10,8 @@
 #   make bench      sessiond (LMDB, Redis, Redis Cluster) against nginx, see docs/BENCHMARKS.md
 #   make mutate     each mutation of tests/mutations.txt must be caught by its tests
 #   make asan       the sanitizer build, in build/asan/
+#   make nginx-module  build/ngx_http_sessiond_module.so for Debian's nginx
+#                   (needs nginx-dev; docs/DEPLOY.md, "The session check in nginx")
 #
 # TEST_SCOPE=smoke make test: every stage of `make test` on a sample (a few
 # black-box files, one mutation, 1 s of fuzzing per parser, a few concurrency
@@ -52,7 +54,8 @@ else
 $(error TEST_SCOPE is full or smoke, not "$(TEST_SCOPE)")
 endif
 
-.PHONY: all run test unit api asan lint fuzz fuzz-build deps deps-test deps-bench bench clean mutate
+.PHONY: all run test unit api asan lint fuzz fuzz-build deps deps-test deps-bench bench clean mutate \
+        nginx-module
 .DELETE_ON_ERROR:
 
 all: $(addprefix $(BUILD)/,$(BINS))
@@ -151,6 +154,14 @@ fuzz: fuzz-build
 
 clean:
 	rm -rf build
+
+# The nginx module links the core library into a shared object: the library
+# again, position-independent and without sanitizers (build/pic/), then
+# nginx-dev's configure and Makefile (nginx/build.sh).
+nginx-module:
+	@$(MAKE) --no-print-directory BUILD=build/pic CFLAGS="-O2 -g -fPIC" SAN= build/pic/libsessionservice.a
+	@nginx/build.sh build/pic/libsessionservice.a build/nginx
+	@cp build/nginx/ngx_http_sessiond_module.so $(BUILD)/ngx_http_sessiond_module.so
 
 $(BUILD)/store_bench: bench/store_bench.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -247,13 +247,13 @@ for p in phases:
         "mhd": total - ours_http - lanes - g("housekeeping", "watch_loop"),
         "http": ours_http - serve - answer - g("metrics_request", "log_request"),
         "answer": answer,
-        "auth": g("token_verify", "http_bearer", "http_cookie_get", "route_policy"),
+        "auth": g("token_verify", "cred_bearer", "cred_cookie", "route_policy"),
         "build": g("decode_create", "build_create", "build_read", "build_close",
                    "build_validate", "build_nothing"),
         "exec": g("exec_submit", "lane_loop") - store,
         "store": store,
         "render": render,
-        "api": serve - g("token_verify", "http_bearer", "http_cookie_get", "route_policy")
+        "api": serve - g("token_verify", "cred_bearer", "cred_cookie", "route_policy")
                - render - g("exec_submit")
                - g("decode_create", "build_create", "build_read", "build_close",
                    "build_validate", "build_nothing"),

@@ -3,17 +3,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "http.h"
+#include "cred.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     str_t v;
     char *h = malloc(size ? size : 1);
     memcpy(h, data, size);
-    if (http_cookie_get(h, size, "session", 7, &v) == RC_OK &&
+    if (cred_cookie(h, size, "session", 7, &v) == RC_OK &&
         (v.p < h || v.p + v.len > h + size))
         abort();
-    if (http_bearer(h, size, &v) == RC_OK && (v.p < h || v.p + v.len > h + size || v.len == 0))
+    if (cred_bearer(h, size, &v) == RC_OK && (v.p < h || v.p + v.len > h + size || v.len == 0))
         abort();
     free(h);
     return 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "cred.h"
 
 /* ---- the request, as routes see it ---- */
 
@@ -48,14 +49,14 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
 {
     const char *h = http_header(r, "Authorization");
     str_t tok;
-    int bearer = h != NULL && http_bearer(h, strlen(h), &tok) == RC_OK;
+    int bearer = h != NULL && cred_bearer(h, strlen(h), &tok) == RC_OK;
     if (h != NULL)
         r->token_presented = 1;
     if (!bearer) {
         int cookie = mode == ROUTE_AUTH_SESSION || mode == ROUTE_AUTH_OWN;
         const char *ck = cookie ? http_header(r, "Cookie") : NULL;
         const char *name = c->env->cfg->session_cookie;
-        if (ck == NULL || http_cookie_get(ck, strlen(ck), name, strlen(name), &tok) != RC_OK)
+        if (ck == NULL || cred_cookie(ck, strlen(ck), name, strlen(name), &tok) != RC_OK)
             return route_fail(c, RC_UNAUTHORIZED,
                               h ? "the Authorization header is not a Bearer token"
                                 : "a bearer token is required");

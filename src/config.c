@@ -338,6 +338,15 @@ static int keep_pair(const char *key, size_t klen, const char *val, size_t vlen,
     return 0; /* not a setting of ours */
 }
 
+static const char *lookup_file(const char *name, void *arg)
+{
+    env_file *f = arg;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return f->values[i];
+    return NULL;
+}
+
 static const char *lookup_env(const char *name, void *arg)
 {
     env_file *f = arg;
@@ -421,13 +430,15 @@ rc_t config_load_from(config *c, config_lookup_fn lookup, void *arg,
     return load(c, lookup, arg, 1, err, errlen);
 }
 
-static rc_t load_files(config *c, int need_secret, int no_wait, char *err, size_t errlen)
+/* Reads the settings file at path (the process environment when
+ * file_only is 0, then path if it exists or must_exist), into c. */
+static rc_t load_files(config *c, const char *path, int must_exist, int file_only,
+                       int need_secret, int no_wait, char *err, size_t errlen)
 {
     env_file f = { .values = { NULL } };
-    const char *path = getenv("ENV_FILE");
-    rc_t rc = read_env_file(path ? path : ".env", path != NULL, no_wait, &f, err, errlen);
+    rc_t rc = read_env_file(path, must_exist, no_wait, &f, err, errlen);
     if (rc == RC_OK)
-        rc = load(c, lookup_env, &f, need_secret, err, errlen);
+        rc = load(c, file_only ? lookup_file : lookup_env, &f, need_secret, err, errlen);
     else
         memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++)
@@ -435,17 +446,29 @@ static rc_t load_files(config *c, int need_secret, int no_wait, char *err, size_
     return rc;
 }
 
+static rc_t load_env(config *c, int need_secret, int no_wait, char *err, size_t errlen)
+{
+    const char *path = getenv("ENV_FILE");
+    return load_files(c, path ? path : ".env", path != NULL, 0, need_secret, no_wait, err,
+                      errlen);
+}
+
 rc_t config_load(config *c, char *err, size_t errlen)
 {
-    return load_files(c, 1, 0, err, errlen);
+    return load_env(c, 1, 0, err, errlen);
 }
 
 rc_t config_reload(config *c, char *err, size_t errlen)
 {
-    return load_files(c, 1, 1, err, errlen);
+    return load_env(c, 1, 1, err, errlen);
 }
 
 rc_t config_load_tool(config *c, char *err, size_t errlen)
 {
-    return load_files(c, 0, 0, err, errlen);
+    return load_env(c, 0, 0, err, errlen);
+}
+
+rc_t config_load_file(config *c, const char *path, char *err, size_t errlen)
+{
+    return load_files(c, path, 1, 1, 1, 1, err, errlen);
 }

@@ -75,6 +75,11 @@ rc_t config_reload(config *c, char *err, size_t errlen);
  * unset. */
 rc_t config_load_tool(config *c, char *err, size_t errlen);
 
+/* config_load for a process that is not the service's own (the nginx
+ * module, gate.h): the settings file at path only, which must exist and
+ * is never a pipe; the process environment is not read. */
+rc_t config_load_file(config *c, const char *path, char *err, size_t errlen);
+
 void config_free(config *c);
 
 /* Called by config_parse_env for each KEY=VALUE pair (views into the

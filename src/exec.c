@@ -71,10 +71,10 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
         if (v == SESSION_TOKEN_REUSED || v == SESSION_TOKEN_UNKNOWN)
             rc = RC_UNAUTHORIZED;
     }
-    if (rc == RC_OK && s.idle_timeout > 0 &&
-        j->now - s.last_seen_at >= session_idle_slack(s.idle_timeout))
+    session_due due = rc == RC_OK ? session_use_due(&s, j->now) : SESSION_DUE_NONE;
+    if (due == SESSION_DUE_NOW)
         j->auth_write = WRITE_TOUCH; /* before the answer: the idle rule's precision */
-    else if (rc == RC_OK && touches != NULL && j->now - s.last_seen_at >= EXEC_TOUCH_EVERY)
+    else if (due == SESSION_DUE_LATER && touches != NULL)
         touch_queue_add(touches, s.id); /* written in the background */
     j->auth_rc = rc;
 }

@@ -50,7 +50,7 @@
 
 #define EXEC_CREATE_ATTEMPTS 3
 #define EXEC_BATCH_MAX 256
-#define EXEC_TOUCH_EVERY 60 /* seconds: a session's last_seen_at may lag this much */
+#define EXEC_TOUCH_EVERY SESSION_TOUCH_EVERY /* seconds: a session's last_seen_at may lag this much */
 #define EXEC_SWAP_ATTEMPTS 4
 
 typedef struct exec exec;

@@ -141,14 +141,4 @@ void http_wake(http_request *r);
 int http_path_match(const char *pattern, const char *path, size_t len,
                     char *space, size_t spacelen, str_t *params, size_t maxparams);
 
-/* Extracts the token of an Authorization header value: scheme "Bearer"
- * (any case), one or more spaces, the token, optional trailing spaces.
- * RC_INVALID when the value is not of that form. */
-rc_t http_bearer(const char *value, size_t len, str_t *token);
-
-/* Finds cookie `name` in a Cookie header value ("a=b; c=d"). A value in
- * double quotes is unquoted. RC_NOT_FOUND when absent. */
-rc_t http_cookie_get(const char *value, size_t len, const char *name, size_t nlen,
-                     str_t *out);
-
 #endif

@@ -166,6 +166,15 @@ int64_t session_idle_expires_at(const session_t *s)
     return at < s->expires_at ? at : s->expires_at;
 }
 
+session_due session_use_due(const session_t *s, int64_t now)
+{
+    if (s->idle_timeout > 0 && now - s->last_seen_at >= session_idle_slack(s->idle_timeout))
+        return SESSION_DUE_NOW;
+    if (now - s->last_seen_at >= SESSION_TOUCH_EVERY)
+        return SESSION_DUE_LATER;
+    return SESSION_DUE_NONE;
+}
+
 int session_live(const session_t *s, int64_t now)
 {
     return now < session_end(s);

@@ -98,6 +98,24 @@ int64_t session_end(const session_t *s);
 /* The contract's idle_expires_at: last_seen_at + idle_timeout, never past
  * expires_at; -1 without an idle timeout. Pure. */
 int64_t session_idle_expires_at(const session_t *s);
+/* A use of a session is written at the latest this many seconds after the
+ * last one recorded (the contract's lag of last_seen_at without an idle
+ * timeout). */
+#define SESSION_TOUCH_EVERY 60
+
+/* What a use of a session at now asks of the store (session_use_due). */
+typedef enum session_due {
+    SESSION_DUE_NONE,  /* last_seen_at is recent enough: nothing */
+    SESSION_DUE_LATER, /* SESSION_TOUCH_EVERY old: record it, in the background */
+    SESSION_DUE_NOW    /* idle timeout, session_idle_slack old: record it before answering */
+} session_due;
+
+/* Whether a use of s at now must be recorded, and how soon: the rule that
+ * keeps last_seen_at within the contract's lag and an idle session from
+ * ending early (exec.c applies it; gate.c asks the service whenever a use
+ * is due). Pure. */
+session_due session_use_due(const session_t *s, int64_t now);
+
 /* Live at now: now < session_end(s). */
 int session_live(const session_t *s, int64_t now);
 /* Why a session that is not live at now ended: 1 for its idle timeout, 0

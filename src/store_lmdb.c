@@ -1164,7 +1164,7 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     if (dead)
         log_msg(LOG_INFO, "lmdb: cleared %d stale reader slot(s)", dead);
     if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != MDB_SUCCESS ||
-        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &st->sessions)) != MDB_SUCCESS ||
+        (rc = mdb_dbi_open(txn, STORE_LMDB_SESSIONS, MDB_CREATE, &st->sessions)) != MDB_SUCCESS ||
         (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE | MDB_DUPSORT, &st->by_user)) != MDB_SUCCESS ||
         (rc = mdb_dbi_open(txn, "by_exp", MDB_CREATE, &st->by_exp)) != MDB_SUCCESS)
         goto fail;

@@ -7,6 +7,10 @@
 
 extern const store_ops store_lmdb_ops;
 
+/* The named database of session records (id -> record_encode), which
+ * lmdb_view.h reads too. */
+#define STORE_LMDB_SESSIONS "sessions"
+
 /* The core result of an LMDB (or OS) error code; what names the failing
  * step in the log line written for anything but the expected outcomes.
  * Any failure of the store is RC_UNAVAILABLE (a 503), never RC_ERR. */

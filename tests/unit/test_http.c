@@ -1,8 +1,9 @@
 /* test_http.c -- the pure parsers of the HTTP edge: percent-decoding
  * (str_pct_decode, buf.h; formerly http_pct_decode), route matching, the
- * Bearer scheme and the Cookie header (http.h). */
+ * Bearer scheme and the Cookie header (cred.h). */
 #include <string.h>
 #include "buf.h"
+#include "cred.h"
 #include "http.h"
 #include "unit.h"
 
@@ -175,12 +176,12 @@ static void test_path_match(void)
     }
 }
 
-/* ---- http_bearer ---- */
+/* ---- cred_bearer ---- */
 
 static int bearer(const char *value, const char *want)
 {
     str_t tok = { NULL, 0 };
-    if (http_bearer(value, strlen(value), &tok) != RC_OK) {
+    if (cred_bearer(value, strlen(value), &tok) != RC_OK) {
         fprintf(stderr, "  bearer(\"%s\") refused\n", value);
         return 0;
     }
@@ -190,7 +191,7 @@ static int bearer(const char *value, const char *want)
 static int bearer_bad(const char *value)
 {
     str_t tok = { NULL, 0 };
-    return http_bearer(value, strlen(value), &tok) == RC_INVALID;
+    return cred_bearer(value, strlen(value), &tok) == RC_INVALID;
 }
 
 static void test_bearer(void)
@@ -224,18 +225,18 @@ static void test_bearer(void)
 
     /* len is honoured */
     str_t tok;
-    CHECK_EQ_INT(http_bearer("Bearer abc def", 10, &tok), RC_OK);
+    CHECK_EQ_INT(cred_bearer("Bearer abc def", 10, &tok), RC_OK);
     CHECK(tok.len == 3 && memcmp(tok.p, "abc", 3) == 0);
-    CHECK_EQ_INT(http_bearer("Bearer abc", 6, &tok), RC_INVALID);
-    CHECK_EQ_INT(http_bearer("Bearer abc", 7, &tok), RC_INVALID);
+    CHECK_EQ_INT(cred_bearer("Bearer abc", 6, &tok), RC_INVALID);
+    CHECK_EQ_INT(cred_bearer("Bearer abc", 7, &tok), RC_INVALID);
 }
 
-/* ---- http_cookie_get ---- */
+/* ---- cred_cookie ---- */
 
 static int cookie(const char *header, const char *name, const char *want)
 {
     str_t v = { NULL, 0 };
-    if (http_cookie_get(header, strlen(header), name, strlen(name), &v) != RC_OK) {
+    if (cred_cookie(header, strlen(header), name, strlen(name), &v) != RC_OK) {
         fprintf(stderr, "  cookie(\"%s\", %s) not found\n", header, name);
         return 0;
     }
@@ -249,7 +250,7 @@ static int cookie(const char *header, const char *name, const char *want)
 static int no_cookie(const char *header, const char *name)
 {
     str_t v = { NULL, 0 };
-    return http_cookie_get(header, strlen(header), name, strlen(name), &v) == RC_NOT_FOUND;
+    return cred_cookie(header, strlen(header), name, strlen(name), &v) == RC_NOT_FOUND;
 }
 
 static void test_cookie(void)
@@ -285,8 +286,8 @@ static void test_cookie(void)
 
     /* len is honoured */
     str_t v;
-    CHECK_EQ_INT(http_cookie_get("a=1; session=tok", 4, "session", 7, &v), RC_NOT_FOUND);
-    CHECK_EQ_INT(http_cookie_get("session=tokXYZ", 11, "session", 7, &v), RC_OK);
+    CHECK_EQ_INT(cred_cookie("a=1; session=tok", 4, "session", 7, &v), RC_NOT_FOUND);
+    CHECK_EQ_INT(cred_cookie("session=tokXYZ", 11, "session", 7, &v), RC_OK);
     CHECK(v.len == 3 && memcmp(v.p, "tok", 3) == 0);
 }
 

@@ -1,0 +1,192 @@
+/* gate.c -- a gateway's session check (see gate.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cred.h"
+#include "gate.h"
+#include "lmdb_view.h"
+#include "token.h"
+
+#define LMDB_SCHEME "lmdb://"
+
+struct gate {
+    config cfg;
+    token_policy policy;
+    char *lmdb_path;    /* NULL: the store is not LMDB, every session is asked */
+    lmdb_view *view;    /* this process's, opened at its first check */
+    int64_t retry_at;   /* no view: when to try opening it again */
+    int64_t checked_at; /* the second the view was last checked for staleness */
+};
+
+/* The store's directory for STORE_URL url: NULL unless lmdb://; a relative
+ * path joined to the settings file's directory. Allocates (free). */
+static rc_t lmdb_dir(const char *url, const char *env_path, char **out)
+{
+    *out = NULL;
+    if (strncmp(url, LMDB_SCHEME, strlen(LMDB_SCHEME)) != 0)
+        return RC_OK;
+    const char *path = url + strlen(LMDB_SCHEME);
+    const char *slash = strrchr(env_path, '/');
+    size_t dlen = path[0] == '/' || slash == NULL ? 0 : (size_t)(slash - env_path) + 1;
+    char *p = malloc(dlen + strlen(path) + 1);
+    if (p == NULL)
+        return RC_NOMEM;
+    memcpy(p, env_path, dlen);
+    strcpy(p + dlen, path);
+    *out = p;
+    return RC_OK;
+}
+
+rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen)
+{
+    gate *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_NOMEM;
+    }
+    rc_t rc = config_load_file(&g->cfg, env_path, err, errlen);
+    if (rc == RC_OK && (rc = lmdb_dir(g->cfg.store_url, env_path, &g->lmdb_path)) != RC_OK)
+        snprintf(err, errlen, "out of memory");
+    if (rc != RC_OK) {
+        gate_free(g);
+        return rc;
+    }
+    g->policy = (token_policy){
+        .key = (const unsigned char *)g->cfg.jwt_secret,
+        .key_len = g->cfg.jwt_secret_len,
+        .previous = (const unsigned char *)g->cfg.jwt_secret_previous,
+        .previous_len = g->cfg.jwt_secret_previous_len,
+        .issuer = g->cfg.jwt_issuer,
+        .audience = g->cfg.jwt_audience,
+        .leeway = g->cfg.jwt_leeway,
+        .admin_scope = g->cfg.admin_scope,
+        /* an identity provider's token is never a session token, which is
+         * all /validate takes: its keys are not needed to refuse it */
+        .jwks = NULL,
+    };
+    *out = g;
+    return RC_OK;
+}
+
+const config *gate_config(const gate *g)
+{
+    return &g->cfg;
+}
+
+static void result(gate_result *out, gate_verdict v, const char *why)
+{
+    out->verdict = v;
+    out->why = why;
+}
+
+/* The token as /validate takes it: Bearer, else the session cookie. */
+static int find_token(const gate *g, str_t authz, str_t cookie, str_t *tok, int *presented)
+{
+    const char *name = g->cfg.session_cookie;
+    *presented = authz.p != NULL;
+    if (authz.p != NULL && cred_bearer(authz.p, authz.len, tok) == RC_OK)
+        return 1;
+    if (cookie.p != NULL && cred_cookie(cookie.p, cookie.len, name, strlen(name), tok) == RC_OK) {
+        *presented = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* This process's view of the store, (re)opened as needed; NULL for now. */
+static lmdb_view *view(gate *g, int64_t now)
+{
+    if (g->view != NULL && g->checked_at != now) {
+        g->checked_at = now;
+        if (lmdb_view_stale(g->view)) { /* the store was made again */
+            lmdb_view_close(g->view);
+            g->view = NULL;
+        }
+    }
+    if (g->view == NULL && now >= g->retry_at) {
+        if (lmdb_view_open(g->lmdb_path, &g->view) != RC_OK) {
+            g->view = NULL;
+            g->retry_at = now + 1;
+        }
+        g->checked_at = now;
+    }
+    return g->view;
+}
+
+typedef struct judging {
+    const token_claims *who;
+    int64_t now;
+    int64_t grace;
+    gate_result *out;
+} judging;
+
+/* exec.c's judgement of a session token's own session (judge_auth), as
+ * far as it needs no write: anything else is the service's to answer. */
+static void judge(const session_t *s, void *arg)
+{
+    judging *j = arg;
+    gate_result *out = j->out;
+    if (!str_eq(s->user_id, (str_t){ j->who->sub, j->who->sub_len }))
+        return result(out, GATE_REFUSED, "the session is another user's");
+    if (!session_live(s, j->now))
+        return result(out, GATE_REFUSED, "the session has ended");
+    if (session_token_verdict(s, j->who->gen, j->now, j->grace) != SESSION_TOKEN_CURRENT)
+        return result(out, GATE_ASK, "a token of another generation");
+    if (session_use_due(s, j->now) != SESSION_DUE_NONE)
+        return result(out, GATE_ASK, "a use to record");
+    memcpy(out->user, s->user_id.p, s->user_id.len);
+    out->user[s->user_id.len] = '\0';
+    out->user_len = s->user_id.len;
+    out->sid_len = strlen(s->id);
+    memcpy(out->sid, s->id, out->sid_len + 1);
+    result(out, GATE_LIVE, "live");
+}
+
+void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_result *out)
+{
+    str_t tok;
+    token_claims who;
+    out->user_len = out->sid_len = 0;
+    out->user[0] = out->sid[0] = '\0';
+    if (!find_token(g, authorization, cookie, &tok, &out->presented))
+        return result(out, GATE_REFUSED, "no session token");
+    rc_t rc = token_verify(&g->policy, tok.p, tok.len, now, &who);
+    if (rc == RC_NOMEM)
+        return result(out, GATE_ASK, "out of memory");
+    if (rc != RC_OK)
+        return result(out, GATE_REFUSED, "the token is invalid or expired");
+    if (!who.has_sid)
+        return result(out, GATE_REFUSED, "not a session token");
+    if (g->lmdb_path == NULL)
+        return result(out, GATE_ASK, "the store is not LMDB");
+    lmdb_view *v = view(g, now);
+    if (v == NULL)
+        return result(out, GATE_ASK, "the store cannot be opened");
+    judging j = { &who, now, g->cfg.session_refresh_grace, out };
+    rc = lmdb_view_get(v, who.sid, strlen(who.sid), judge, &j);
+    if (rc == RC_NOT_FOUND)
+        return result(out, GATE_REFUSED, "no such session");
+    if (rc != RC_OK) {
+        lmdb_view_close(g->view); /* opened again at the next check */
+        g->view = NULL;
+        return result(out, GATE_ASK, "the store failed");
+    }
+}
+
+void gate_release(gate *g)
+{
+    if (g == NULL)
+        return;
+    lmdb_view_close(g->view);
+    g->view = NULL;
+}
+
+void gate_free(gate *g)
+{
+    if (g == NULL)
+        return;
+    gate_release(g);
+    free(g->lmdb_path);
+    config_free(&g->cfg);
+    free(g);
+}
