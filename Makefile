@@ -40,9 +40,10 @@ TEST_SCOPE ?= full
 ifeq ($(TEST_SCOPE),smoke)
 # a sample that still runs every tool the full scope runs: the four store
 # kinds (redis-server, Sentinel, redis-cli --cluster), nginx (gateway),
-# mdb_stat and unshare (crash), cryptography (JWKS), PyYAML (OpenAPI)
+# mdb_stat and unshare (crash), cryptography (JWKS), PyYAML (OpenAPI), the
+# nginx module (nginx-dev)
 API_TESTS := $(addprefix tests/api/,test_fresh.py test_create.py test_head.py \
-             test_gateway.py test_openapi.py test_crash.py test_jwks.py)
+             test_gateway.py test_gateway_module.py test_openapi.py test_crash.py test_jwks.py)
 TEST_FUZZ_SECONDS := 1
 MUTATE_ONLY := the signature is not compared
 TSAN_ARGS := -k "racing_closes"
@@ -101,6 +102,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(UNITS)
 	@scripts/image-check.sh
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory nginx-module
 	@$(MAKE) --no-print-directory api
 	@echo "== sanitizer build (ASan + UBSan)"
 	@$(MAKE) --no-print-directory asan

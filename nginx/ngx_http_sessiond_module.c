@@ -365,6 +365,9 @@ static ngx_str_t copy(ngx_http_request_t *r, const char *s, size_t len)
     return out;
 }
 
+/* this worker has logged that it cannot open the store (once until it can) */
+static ngx_uint_t store_problem_told;
+
 static ngx_int_t sessiond_access(ngx_http_request_t *r)
 {
     sessiond_loc_conf *lcf = ngx_http_get_module_loc_conf(r, ngx_http_sessiond_module);
@@ -411,6 +414,15 @@ static ngx_int_t sessiond_access(ngx_http_request_t *r)
         }
     case GATE_ASK:
         break;
+    }
+    const char *problem = gate_store_problem(mcf->gate);
+    if (problem != NULL && !store_problem_told) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "sessiond: %s; every check asks the fallback location until it can",
+                      problem);
+        store_problem_told = 1;
+    } else if (problem == NULL) {
+        store_problem_told = 0;
     }
     return ask_service(r, lcf, ctx);
 }

@@ -16,16 +16,32 @@ struct gate {
     lmdb_view *view;    /* this process's, opened at its first check */
     int64_t retry_at;   /* no view: when to try opening it again */
     int64_t checked_at; /* the second the view was last checked for staleness */
+    char problem[300];  /* why the view cannot be opened ("": it can) */
 };
 
+/* Whether url names one of the services' stores (store.c's schemes; the
+ * rest of a Redis URL is the services' to check). */
+static int known_store(const char *url)
+{
+    static const char *const schemes[] = { "lmdb://", "redis://", "redis-sentinel://",
+                                           "redis-cluster://" };
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+            return 1;
+    return 0;
+}
+
 /* The store's directory for STORE_URL url: NULL unless lmdb://; a relative
- * path joined to the settings file's directory. Allocates (free). */
+ * path joined to the settings file's directory. Allocates (free).
+ * RC_INVALID for lmdb:// without a path. */
 static rc_t lmdb_dir(const char *url, const char *env_path, char **out)
 {
     *out = NULL;
     if (strncmp(url, LMDB_SCHEME, strlen(LMDB_SCHEME)) != 0)
         return RC_OK;
     const char *path = url + strlen(LMDB_SCHEME);
+    if (*path == '\0')
+        return RC_INVALID;
     const char *slash = strrchr(env_path, '/');
     size_t dlen = path[0] == '/' || slash == NULL ? 0 : (size_t)(slash - env_path) + 1;
     char *p = malloc(dlen + strlen(path) + 1);
@@ -45,8 +61,14 @@ rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen)
         return RC_NOMEM;
     }
     rc_t rc = config_load_file(&g->cfg, env_path, err, errlen);
+    if (rc == RC_OK && !known_store(g->cfg.store_url)) {
+        snprintf(err, errlen, "STORE_URL: unknown scheme (expected lmdb, redis, "
+                 "redis-sentinel or redis-cluster)");
+        rc = RC_INVALID;
+    }
     if (rc == RC_OK && (rc = lmdb_dir(g->cfg.store_url, env_path, &g->lmdb_path)) != RC_OK)
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, rc == RC_NOMEM ? "out of memory" : "STORE_URL: lmdb:// needs a "
+                 "directory path");
     if (rc != RC_OK) {
         gate_free(g);
         return rc;
@@ -71,6 +93,11 @@ rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen)
 const config *gate_config(const gate *g)
 {
     return &g->cfg;
+}
+
+const char *gate_store_problem(const gate *g)
+{
+    return g->problem[0] ? g->problem : NULL;
 }
 
 static void result(gate_result *out, gate_verdict v, const char *why)
@@ -104,9 +131,11 @@ static lmdb_view *view(gate *g, int64_t now)
         }
     }
     if (g->view == NULL && now >= g->retry_at) {
-        if (lmdb_view_open(g->lmdb_path, &g->view) != RC_OK) {
+        if (lmdb_view_open(g->lmdb_path, &g->view, g->problem, sizeof g->problem) != RC_OK) {
             g->view = NULL;
             g->retry_at = now + 1;
+        } else {
+            g->problem[0] = '\0';
         }
         g->checked_at = now;
     }

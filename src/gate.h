@@ -53,6 +53,11 @@ rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen);
 /* The settings the gate was made from (for the caller's messages). */
 const config *gate_config(const gate *g);
 
+/* Why this process's last attempt to open the store failed (for the
+ * caller's log: a store the process may not read makes every check ask
+ * the service); NULL when it did not fail. */
+const char *gate_store_problem(const gate *g);
+
 /* Judges a request at now from its Authorization and Cookie header values
  * (p == NULL: the header is absent). Fills *out; never fails: anything
  * the gate cannot decide is GATE_ASK. No allocation after the first call

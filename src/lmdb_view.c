@@ -1,5 +1,6 @@
 /* lmdb_view.c -- the LMDB store read by a process that never writes it
  * (see lmdb_view.h). */
+#include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,41 +19,47 @@ struct lmdb_view {
     ino_t ino;
 };
 
-rc_t lmdb_view_open(const char *path, lmdb_view **out)
+rc_t lmdb_view_open(const char *path, lmdb_view **out, char *err, size_t errlen)
 {
     struct stat st;
     MDB_txn *txn = NULL;
+    int rc = ENAMETOOLONG;
     lmdb_view *v = calloc(1, sizeof *v);
     if (v == NULL)
         return RC_NOMEM;
     int n = snprintf(v->data_path, sizeof v->data_path, "%s/data.mdb", path);
-    if (n < 0 || (size_t)n >= sizeof v->data_path || stat(v->data_path, &st) != 0)
+    if (n < 0 || (size_t)n >= sizeof v->data_path)
         goto fail;
+    if (stat(v->data_path, &st) != 0) {
+        rc = errno;
+        goto fail;
+    }
     v->dev = st.st_dev;
     v->ino = st.st_ino;
     /* maxreaders as the services set it: whoever makes the lock file sizes
      * its reader table; the map size is the environment's own */
-    if (mdb_env_create(&v->env) != MDB_SUCCESS)
+    if ((rc = mdb_env_create(&v->env)) != MDB_SUCCESS)
         goto fail;
-    if (mdb_env_set_maxdbs(v->env, 4) != MDB_SUCCESS ||
-        mdb_env_set_maxreaders(v->env, 1024) != MDB_SUCCESS ||
-        mdb_env_open(v->env, path, MDB_RDONLY | MDB_NOTLS, 0600) != MDB_SUCCESS)
+    if ((rc = mdb_env_set_maxdbs(v->env, 4)) != MDB_SUCCESS ||
+        (rc = mdb_env_set_maxreaders(v->env, 1024)) != MDB_SUCCESS ||
+        (rc = mdb_env_open(v->env, path, MDB_RDONLY | MDB_NOTLS, 0600)) != MDB_SUCCESS)
         goto fail;
     int dead = 0;
     mdb_reader_check(v->env, &dead);
     /* a handle opened in a transaction is everyone's once it commits */
-    if (mdb_txn_begin(v->env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS ||
-        mdb_dbi_open(txn, STORE_LMDB_SESSIONS, 0, &v->sessions) != MDB_SUCCESS)
+    if ((rc = mdb_txn_begin(v->env, NULL, MDB_RDONLY, &txn)) != MDB_SUCCESS ||
+        (rc = mdb_dbi_open(txn, STORE_LMDB_SESSIONS, 0, &v->sessions)) != MDB_SUCCESS)
         goto fail;
-    int rc = mdb_txn_commit(txn);
+    rc = mdb_txn_commit(txn);
     txn = NULL;
-    if (rc != MDB_SUCCESS || mdb_txn_begin(v->env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS)
+    if (rc != MDB_SUCCESS || (rc = mdb_txn_begin(v->env, NULL, MDB_RDONLY, &txn)) != MDB_SUCCESS)
         goto fail;
     mdb_txn_reset(txn);
     v->txn = txn;
     *out = v;
     return RC_OK;
 fail:
+    snprintf(err, errlen, "cannot open the LMDB store at %.200s: %s", path, mdb_strerror(rc));
     if (txn != NULL)
         mdb_txn_abort(txn);
     if (v->env != NULL)

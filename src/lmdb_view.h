@@ -21,9 +21,9 @@ typedef struct lmdb_view lmdb_view;
 
 /* Opens the store's environment in directory path read-only. RC_OK and
  * *out (lmdb_view_close); RC_UNAVAILABLE when there is no store there yet,
- * it cannot be read (permissions), or it has no sessions database;
- * RC_NOMEM. Never logs. */
-rc_t lmdb_view_open(const char *path, lmdb_view **out);
+ * it cannot be read (permissions), or it has no sessions database, with
+ * why in err; RC_NOMEM. Never logs. */
+rc_t lmdb_view_open(const char *path, lmdb_view **out, char *err, size_t errlen);
 
 /* Called inside lmdb_view_get's transaction with the session decoded: its
  * views point into the map and die when fn returns. */

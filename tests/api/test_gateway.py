@@ -110,16 +110,22 @@ class Nginx(Client):
     """nginx in the foreground with the rendered deploy/nginx.conf, every file
     it writes in its own prefix directory."""
 
-    def __init__(self, prefix, create, read, close, app, allowed_errors=()):
+    def __init__(self, prefix, create, read, close, app, allowed_errors=(), module=None,
+                 module_config=None, directives=""):
+        """module, module_config: render-nginx.sh's --module and
+        --module-config (the session check inside nginx); directives: more
+        of the main context, given with -g."""
         self.prefix = Path(prefix)
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.error_log = self.prefix / "error.log"
         self.access_log = self.prefix / "access.log"
         self.conf = self.prefix / "nginx.conf"
+        extra = {"module": module, "module_config": module_config} if module else {}
         self.conf.write_text(render(
             listen="127.0.0.1:%d" % self.port, create=create, read=read, close=close,
-            app=app, error_log=self.error_log, access_log=self.access_log))
+            app=app, error_log=self.error_log, access_log=self.access_log, **extra))
+        self.directives = directives
         self.allowed_errors = tuple(allowed_errors)
         self.base = "http://127.0.0.1:%d" % self.port
         self.proc = None
@@ -128,7 +134,7 @@ class Nginx(Client):
         self._stderr = open(self.prefix / "nginx.stderr", "wb")
         self.proc = subprocess.Popen(
             [nginx_binary(), "-p", str(self.prefix) + "/", "-c", str(self.conf),
-             "-e", str(self.error_log), "-g", "daemon off;"],
+             "-e", str(self.error_log), "-g", "daemon off;" + self.directives],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -229,13 +229,16 @@ static void test_asks(void)
     gate_result r;
     char *t = bearer("carol", SID_A, 0, NOW, NOW + 3600);
 
+    CHECK(gate_store_problem(g) == NULL);
     CHECK_EQ_INT(check(g, t, NULL, NOW, &r), GATE_ASK); /* no store yet */
+    CHECK(gate_store_problem(g) != NULL && strstr(gate_store_problem(g), "/later") != NULL);
     CHECK_EQ_INT(check(g, "Bearer x.y.z", NULL, NOW, &r), GATE_REFUSED);
     store_t *st = open_store("later");
     session_t c = mk(SID_A, "carol", NOW, NOW + 3600);
     put(st, &c);
     CHECK_EQ_INT(check(g, t, NULL, NOW, &r), GATE_ASK); /* retried a second later */
     CHECK_EQ_INT(check(g, t, NULL, NOW + 1, &r), GATE_LIVE);
+    CHECK(gate_store_problem(g) == NULL);
 
     /* the store deleted and made again, without carol's session */
     store_close(st);
@@ -288,6 +291,12 @@ static void test_settings(void)
     CHECK_EQ_INT(gate_new(env2, &g, err, sizeof err), RC_INVALID);
     CHECK(g == NULL);
     CHECK(strncmp(err, "JWT_SECRET", 10) == 0);
+    write_env(env2, "ftp://x");
+    CHECK_EQ_INT(gate_new(env2, &g, err, sizeof err), RC_INVALID);
+    CHECK(strncmp(err, "STORE_URL", 9) == 0);
+    write_env(env2, "lmdb://");
+    CHECK_EQ_INT(gate_new(env2, &g, err, sizeof err), RC_INVALID);
+    CHECK(strncmp(err, "STORE_URL", 9) == 0);
     snprintf(env2, sizeof env2, "%s/missing.env", sub);
     CHECK_EQ_INT(gate_new(env2, &g, err, sizeof err), RC_INVALID);
     CHECK(strstr(err, "missing.env") != NULL);
