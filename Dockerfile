@@ -28,16 +28,31 @@ COPY bin/ bin/
 RUN make -j"$(nproc)" all
 
 # ---------------------------------------------------------------------------
+# The session check inside nginx (docs/DEPLOY.md 2.6), built against
+# Debian's nginx-dev: the headers of the very nginx the gateway installs.
+FROM build AS nginx-module
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY nginx/ nginx/
+RUN make nginx-module
+
+# ---------------------------------------------------------------------------
 # The gateway: Debian's nginx-light (1.22, with auth_request) running
 # deploy/nginx.conf, rendered at start by deploy/render-nginx.sh (see
 # docker-compose.yml). Unprivileged: runs as www-data, writes only below
-# /tmp/gateway, listens on 8080.
+# /tmp/gateway, listens on 8080. It also carries the session check inside
+# nginx, /usr/lib/nginx/modules/ngx_http_sessiond_module.so, off unless the
+# render is given --module and --module-config (DEPLOY.md 2.6: for the
+# embedded store, the services' store volume and settings file mounted in);
+# libjansson4 and liblmdb0 are what it links beyond nginx's own libraries.
 FROM debian:12-slim AS gateway
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nginx-light busybox \
+ && apt-get install -y --no-install-recommends nginx-light libjansson4 liblmdb0 busybox \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && rm -f /etc/nginx/sites-enabled/default
+COPY --from=nginx-module /src/build/ngx_http_sessiond_module.so /usr/lib/nginx/modules/
 COPY deploy/nginx.conf deploy/render-nginx.sh /etc/sessiond-gateway/
 USER www-data
 EXPOSE 8080

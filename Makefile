@@ -171,7 +171,7 @@ $(BUILD)/store_bench: bench/store_bench.c $(LIB)
 $(BUILD)/token_bench: bench/token_bench.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-bench: deps-bench all $(BUILD)/store_bench $(BUILD)/token_bench
+bench: deps-bench all nginx-module $(BUILD)/store_bench $(BUILD)/token_bench
 	bench/run.sh
 
 deps-bench:

@@ -550,6 +550,98 @@ echo "store micro-benchmark (ops/s, one thread, in process; puts and deletes are
 echo
 "$ROOT/$BUILD/token_bench"
 
+# ---- the gateway ----
+# deploy/nginx.conf (one worker, as most gateways in front of a service on
+# 2 CPUs) before the example application (here the 1-worker nginx's static
+# `return 200`), with /app/ three ways: no check at all (its auth_request
+# lines removed), auth_request to sessiond's /validate on LMDB, and the
+# module (make nginx-module) reading the same store. A live session token on
+# every request; rounds in turns; each as a ratio to the proxy without a
+# check (issue 18: the module >= 0.9x).
+GATEWAY_MODULE="$ROOT/$BUILD/ngx_http_sessiond_module.so"
+start_gateway() { # name port [render-nginx.sh options...]
+    name=$1; port=$2; shift 2
+    mkdir -p "$TMP/$name"
+    deploy/render-nginx.sh --listen "127.0.0.1:$port" --create "127.0.0.1:$LMDB_PORT" \
+        --read "127.0.0.1:$LMDB_PORT" --close "127.0.0.1:$LMDB_PORT" \
+        --app "127.0.0.1:$NGINX1_PORT" --error-log "$TMP/$name/error.log" \
+        --access-log /dev/null "$@" |
+        sed 's/^worker_processes auto;/worker_processes 1;/' > "$TMP/$name/nginx.conf"
+    if [ "$name" = gw-proxy ]; then # the same location without its check
+        sed -i '/^ *auth_request \/_sessiond_validate;/d' "$TMP/$name/nginx.conf"
+    fi
+    # as root, nginx's workers would be nobody, who may not open the
+    # store's files (docs/DEPLOY.md 2.6): they run as this user
+    as="daemon on;"; [ "$(id -u)" -eq 0 ] && as="daemon on; user $(id -un);"
+    nginx -p "$TMP/$name/" -c "$TMP/$name/nginx.conf" -e "$TMP/$name/error.log" -g "$as"
+    wait_port "$port"
+}
+measure_gateway() {
+    printf 'JWT_SECRET=%s\nSTORE_URL=lmdb://%s/lmdb\n' "$JWT_SECRET" "$TMP" > "$TMP/gateway.env"
+    GW_PROXY=$(free_port); start_gateway gw-proxy "$GW_PROXY"
+    GW_AUTH=$(free_port); start_gateway gw-auth "$GW_AUTH"
+    GW_MOD=$(free_port)
+    start_gateway gw-module "$GW_MOD" --module "$GATEWAY_MODULE" --module-config "$TMP/gateway.env"
+    for p in gw-proxy gw-auth gw-module; do PIDS="$PIDS $(cat "$TMP/$p/nginx.pid")"; done
+    GW="$TMP/gateway"
+    : > "$GW"
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do
+        case $((r % 3)) in
+            0) order="proxy auth module" ;;
+            1) order="auth module proxy" ;;
+            *) order="module proxy auth" ;;
+        esac
+        for g in $order; do
+            case $g in
+                proxy) port=$GW_PROXY ;;
+                auth) port=$GW_AUTH ;;
+                *) port=$GW_MOD ;;
+            esac
+            set -- $(wrk_run "http://127.0.0.1:$port/app/bench" get.lua -H "Authorization: Bearer $STOK_lmdb")
+            echo "gateway $g $*" >> "$GW"
+        done
+        r=$((r + 1))
+    done
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $STOK_lmdb" \
+        "http://127.0.0.1:$GW_MOD/app/bench")
+    asked=$(grep -c 'every check asks' "$TMP/gw-module/error.log" || true)
+    echo "gateway: deploy/nginx.conf with 1 worker before the 1-worker nginx; /app/ with a live session" \
+        "token: no check, auth_request (sessiond /validate, LMDB), the module; ratios to no check"
+    awk '
+        function median(list, n,    i, j, t, a) {
+            split(list, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        { key = $2; n[key]++; rps[key] = rps[key] " " $3; p50[key] = p50[key] " " $4
+          p99[key] = p99[key] " " $5; bad[key] += $6 }
+        END {
+            base = median(rps["proxy"], n["proxy"])
+            split(rps["proxy"], pr, " ")
+            printf "%-27s %5s %12s %9s %9s %7s %7s %8s\n", "scenario", "runs", "requests/s", "p50 ms",
+                "p99 ms", "failed", "ratio", "paired"
+            split("proxy auth module", names, " ")
+            for (i = 1; i <= 3; i++) {
+                key = names[i]; v = median(rps[key], n[key])
+                split(rps[key], a, " "); list = ""
+                for (j = 1; j <= n[key]; j++) list = list " " a[j] / pr[j]
+                printf "%-27s %5d %12.0f %9.2f %9.2f %7d %6.2fx %7.2fx\n", "gateway " key, n[key], v,
+                    median(p50[key], n[key]) / 1000, median(p99[key], n[key]) / 1000, bad[key],
+                    v / base, median(list, n[key])
+            }
+        }' "$GW"
+    echo "gateway: the module's answer to the session token: $code; store warnings in its log: $asked"
+}
+if [ -x "$GATEWAY_MODULE" ] || [ -f "$GATEWAY_MODULE" ]; then
+    echo
+    measure_gateway
+else
+    echo
+    echo "bench: no $GATEWAY_MODULE (make nginx-module): no gateway figures"
+fi
+
 # ---- scale ----
 if [ "$SCALE" -gt 0 ]; then
     echo

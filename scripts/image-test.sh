@@ -22,6 +22,7 @@
 #   build     the images, with DEPLOY.md's commands (podman build --format docker)
 #   slim      the runtime image: the five executables and the libraries they
 #             link, no compiler, no apt lists or caches (the gateway's too)
+#   module    the gateway image's nginx loads the session check module
 #   stack     docker-compose.yml (as is) up with podman-compose, every
 #             container healthy, in the order its depends_on asks
 #   readyz, lifecycle, auth_request    through the gateway only
@@ -341,6 +342,25 @@ for img in $images; do
         fail "slim: $img: $problems ($sizes)"
     fi
 done
+
+# The session check inside nginx, as the gateway image carries it: every
+# library the module links is there, and the image's nginx loads it with
+# deploy/nginx.conf rendered for it (nginx -t reads the settings through it).
+if [ "$built" -eq 1 ]; then
+    if mout=$(podman run --rm --entrypoint /bin/sh sessionservice-gateway -c '
+        set -e
+        so=/usr/lib/nginx/modules/ngx_http_sessiond_module.so
+        if ldd "$so" | grep "not found"; then exit 1; fi
+        mkdir -p /tmp/g
+        printf "JWT_SECRET=image-test-module-check-0123456789abcdef\nSTORE_URL=lmdb:///tmp/g/store\n" > /tmp/g/s.env
+        sh /etc/sessiond-gateway/render-nginx.sh --template /etc/sessiond-gateway/nginx.conf \
+            --module "$so" --module-config /tmp/g/s.env --error-log stderr > /tmp/g/nginx.conf
+        nginx -t -p /tmp/g/ -c /tmp/g/nginx.conf -e stderr 2>&1' 2>> "$logs/slim.log"); then
+        ok "module: sessionservice-gateway carries ngx_http_sessiond_module, every library it links, and its nginx loads it (nginx -t with render-nginx.sh --module)"
+    else
+        fail "module: the gateway image's nginx does not load the module: $(echo "$mout" | tail -n 3 | tr '\n' ' ')"
+    fi
+fi
 
 # --- 3. the Compose stack ----------------------------------------------------------
 # A project directory of its own: docker-compose.yml and deploy/ as they are,
