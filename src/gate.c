@@ -44,11 +44,12 @@ static rc_t lmdb_dir(const char *url, const char *env_path, char **out)
         return RC_INVALID;
     const char *slash = strrchr(env_path, '/');
     size_t dlen = path[0] == '/' || slash == NULL ? 0 : (size_t)(slash - env_path) + 1;
-    char *p = malloc(dlen + strlen(path) + 1);
+    size_t plen = strlen(path);
+    char *p = malloc(dlen + plen + 1);
     if (p == NULL)
         return RC_NOMEM;
     memcpy(p, env_path, dlen);
-    strcpy(p + dlen, path);
+    memcpy(p + dlen, path, plen + 1);
     *out = p;
     return RC_OK;
 }

@@ -310,6 +310,35 @@ def test_survives_a_reload(gws, trio):
         assert not any(run.asked), run.asked
 
 
+def test_survives_the_services_restart(gws, trio):
+    """kill -9 of the three services, then a start: the module's workers
+    keep their view of the store. While the services are down, the module
+    still answers what it owns from the store on LMDB (it never needed
+    them for that); what it would ask, and auth_request, get 503."""
+    gw, ar = gws["module"], gws["auth_request"]
+    user = uid()
+    s = gw.create(make_token(user))
+    tok = s["token"]
+    assert gw.get("/app/", token=tok).status_code == 200
+    # what nginx logs of the services' absence, from here on
+    for g in (gw, ar):
+        g.allowed_errors += ("connect() failed (111: Connection refused) while connecting "
+                             "to upstream", "auth request unexpected status: 503")
+    for name in SPLIT:
+        trio[name].kill()
+    down = gw.get("/app/", token=tok)
+    assert down.status_code == (200 if lmdb(trio) else 503), down.text
+    assert ar.get("/app/", token=tok).status_code == 503
+    assert gw.get("/app/", token="a.b.c").status_code == 401
+    for name in SPLIT:
+        trio[name].start()
+    r = gw.get("/app/", token=tok)
+    assert r.status_code == 200 and r.json()["x_session_id"] == [s["id"]]
+    # and a close made by the restarted services is seen at once
+    assert gw.delete("/session/%s" % s["id"], token=make_token(user)).status_code == 204
+    assert gw.get("/app/", token=tok).status_code == 401
+
+
 # --------------------------------------------------------------------------
 # configuration: refused at `nginx -t`, with the variable named
 # --------------------------------------------------------------------------
