@@ -29,13 +29,15 @@ RUN make -j"$(nproc)" all
 
 # ---------------------------------------------------------------------------
 # The session check inside nginx (docs/DEPLOY.md 2.6), built against
-# Debian's nginx-dev: the headers of the very nginx the gateway installs.
+# Debian's nginx-dev: the headers of the very nginx the gateway installs
+# (nginx/build.sh fetches the package of this nginx's version; its configure
+# probes for PCRE2 and zlib).
 FROM build AS nginx-module
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nginx-dev \
- && rm -rf /var/lib/apt/lists/*
 COPY nginx/ nginx/
-RUN make nginx-module
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-light libpcre2-dev zlib1g-dev \
+ && make nginx-module \
+ && rm -rf /var/lib/apt/lists/*
 
 # ---------------------------------------------------------------------------
 # The gateway: Debian's nginx-light (1.22, with auth_request) running

@@ -10,8 +10,8 @@
 #   make bench      sessiond (LMDB, Redis, Redis Cluster) against nginx, see docs/BENCHMARKS.md
 #   make mutate     each mutation of tests/mutations.txt must be caught by its tests
 #   make asan       the sanitizer build, in build/asan/
-#   make nginx-module  build/ngx_http_sessiond_module.so for Debian's nginx
-#                   (needs nginx-dev; docs/DEPLOY.md, "The session check in nginx")
+#   make nginx-module  build/ngx_http_sessiond_module.so for Debian's nginx,
+#                   against nginx-dev (docs/DEPLOY.md 2.6)
 #
 # TEST_SCOPE=smoke make test: every stage of `make test` on a sample (a few
 # black-box files, one mutation, 1 s of fuzzing per parser, a few concurrency
@@ -41,7 +41,7 @@ ifeq ($(TEST_SCOPE),smoke)
 # a sample that still runs every tool the full scope runs: the four store
 # kinds (redis-server, Sentinel, redis-cli --cluster), nginx (gateway),
 # mdb_stat and unshare (crash), cryptography (JWKS), PyYAML (OpenAPI), the
-# nginx module (nginx-dev)
+# nginx module (nginx-dev's files, libpcre2-dev, zlib1g-dev)
 API_TESTS := $(addprefix tests/api/,test_fresh.py test_create.py test_head.py \
              test_gateway.py test_gateway_module.py test_openapi.py test_crash.py test_jwks.py)
 TEST_FUZZ_SECONDS := 1

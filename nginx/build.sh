@@ -6,6 +6,14 @@
 #
 #   nginx/build.sh CORE_LIB OUT_DIR
 #
+# nginx-dev's files are those of the installed package when there is one;
+# otherwise the package of the installed nginx's exact version is fetched
+# (apt-get download, 180 kB) and unpacked into OUT_DIR/nginx-dev, without the
+# fifty-odd packages installing it would pull (debhelper, libperl-dev,
+# libgd-dev...), which building a module never uses. Besides nginx it needs
+# a C compiler, libssl-dev, libpcre2-dev and zlib1g-dev (configure's probes;
+# scripts/deps.sh test installs them).
+#
 # configure runs once per OUT_DIR (its probes take a while); the module is
 # rebuilt by nginx's own Makefile, then its binary compatibility with the
 # installed nginx is checked (the signature nginx compares at load).
@@ -13,16 +21,29 @@ set -euo pipefail
 core_lib=$(realpath "$1")
 out=$(realpath -m "$2")
 here=$(cd "$(dirname "$0")" && pwd)
-src=/usr/share/nginx/src
-[ -r "$src/conf_flags" ] || {
-    echo "nginx-module: $src is missing: install nginx-dev (scripts/deps.sh test)" >&2
-    exit 1
-}
+die() { echo "nginx-module: $*" >&2; exit 1; }
 mkdir -p "$out"
+src=/usr/share/nginx/src
+if [ ! -r "$src/conf_flags" ]; then
+    ver=$(dpkg-query -W -f='${Version}' nginx 2>/dev/null) ||
+        die "Debian's nginx is not installed (scripts/deps.sh test installs it)"
+    dev=$out/nginx-dev
+    if [ "$(cat "$dev/version" 2>/dev/null)" != "$ver" ]; then
+        rm -rf "$dev"
+        mkdir -p "$dev"
+        (cd "$dev" && apt-get download "nginx-dev=$ver") > "$out/download.log" 2>&1 ||
+            die "cannot download nginx-dev $ver (after apt-get update?): $(tail -n 1 "$out/download.log")"
+        dpkg-deb -x "$dev"/nginx-dev_*.deb "$dev"
+        echo "$ver" > "$dev/version"
+    fi
+    src=$dev/usr/share/nginx/src
+fi
+[ -r "$src/conf_flags" ] || die "no nginx-dev files in $src"
 # The flags Debian's nginx is built with (nginx -V), and -fPIC for the .so
 cc_opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -Wdate-time -D_FORTIFY_SOURCE=2"
 ld_opt="-Wl,-z,relro -Wl,-z,now -fPIC"
-if [ ! -f "$out/Makefile" ] || [ "$here/config" -nt "$out/Makefile" ]; then
+if [ ! -f "$out/Makefile" ] || [ "$here/config" -nt "$out/Makefile" ] ||
+    [ "$(cat "$out/nginx-dev.path" 2>/dev/null)" != "$src" ]; then
     (
         cd "$src"
         # shellcheck disable=SC1091
@@ -34,6 +55,7 @@ if [ ! -f "$out/Makefile" ] || [ "$here/config" -nt "$out/Makefile" ]; then
         echo "nginx-module: configure failed (whole log: $out/configure.log)" >&2
         exit 1
     }
+    echo "$src" > "$out/nginx-dev.path"
 fi
 # nginx's Makefile does not know the core library: relink when it changed
 if [ "$core_lib" -nt "$out/ngx_http_sessiond_module.so" ]; then

@@ -15,11 +15,12 @@ mode=${1:-run}
 build_pkgs="gcc make pkg-config libc6-dev openssl curl libmicrohttpd-dev libjansson-dev libjwt-dev libssl-dev liblmdb-dev libhiredis-dev"
 # test: scan-build is a perl script (perl is pulled in by git, but a bare
 # system has neither)
-# nginx-dev: the headers and configure of Debian's nginx, to build the
-# session check inside it (make nginx-module), which the gateway tests load
-test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server redis-tools nginx-light nginx-dev lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
+# libpcre2-dev, zlib1g-dev: what nginx-dev's configure probes for, to build
+# the session check inside nginx (make nginx-module: nginx/build.sh fetches
+# nginx-dev's own files), which the gateway tests load
+test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server redis-tools nginx-light libpcre2-dev zlib1g-dev lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
 
-bench_pkgs="python3 curl wrk nginx-light nginx-dev redis-server redis-tools gnuplot-nox"
+bench_pkgs="python3 curl wrk nginx-light libpcre2-dev zlib1g-dev redis-server redis-tools gnuplot-nox"
 
 case "$mode" in
 run) want=$build_pkgs ;;
