@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 
 from apitools import REPO, SECRET, admin_token, make_token, q, uid, wait_until
-from test_gateway import EchoApp, Nginx, counters, nginx_binary, render, stop_gateway
+# trio (the three split processes on one store) and app (the application
+# behind /app/) are test_gateway's fixtures, one of each for this module
+from test_gateway import (Nginx, app, counters, nginx_binary, render,  # noqa: F401
+                          stop_gateway, trio)
 
 SPLIT = ("createSession", "readSession", "closeSession")
 VALIDATE = ("/validate", "GET")
@@ -53,19 +56,6 @@ def settings_file(path, store_url, **more):
 # may not open the services' LMDB files (0600): the workers of the module's
 # gateways run as the services' user, as docs/DEPLOY.md asks.
 AS_SERVICES = " user root;" if os.geteuid() == 0 else ""
-
-
-@pytest.fixture(scope="module")
-def trio(mspawn, tmp_path_factory):
-    store = tmp_path_factory.mktemp("gwm-store")
-    return {name: mspawn(name, store=store, env={"TRUST_PROXY": "1"}) for name in SPLIT}
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = EchoApp()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")
