@@ -27,8 +27,7 @@ import pytest
 from apitools import REPO, SECRET, admin_token, make_token, q, uid, wait_until
 # trio (the three split processes on one store) and app (the application
 # behind /app/) are test_gateway's fixtures, one of each for this module
-from test_gateway import (Nginx, app, counters, nginx_binary, render,  # noqa: F401
-                          stop_gateway, trio)
+from test_gateway import Nginx, app, counters, nginx_binary, render, trio  # noqa: F401
 
 SPLIT = ("createSession", "readSession", "closeSession")
 VALIDATE = ("/validate", "GET")
@@ -80,8 +79,10 @@ def gws(trio, app, tmp_path_factory):
                                      **ports).start()
         yield made
     finally:
-        for gw in made.values():
-            stop_gateway(gw)
+        # every gateway stopped, then the problems of all of them
+        problems = [p for gw in made.values() for p in gw.stop()]
+        if problems:
+            pytest.fail("gateway problems:\n" + "\n".join(problems[:30]), pytrace=False)
 
 
 def lmdb(trio):
