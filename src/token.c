@@ -1,14 +1,16 @@
-/* token.c -- tokens: our own strict verifier (HS256 on OpenSSL's HMAC
- * through a per-thread keyed context; the JWKS algorithms through jwks.c)
- * and our own HS256 signer. (libjwt signed
+/* token.c -- tokens: our own strict verifier (HS256: HMAC-SHA256 on
+ * OpenSSL's SHA-256, the key's pads hashed once per thread; the JWKS
+ * algorithms through jwks.c) and our own HS256 signer. (libjwt signed
  * session tokens at first; its JSON, libb64 and one-shot HMAC took half of a
  * create's CPU, see docs/BENCHMARKS.md. The unit tests check every token
  * signed here with libjwt, an independent implementation.) */
+/* SHA256_Init/Update/Final: deprecated by OpenSSL 3.0, kept by it, and
+ * the one SHA-256 interface that never allocates (see hmac_pads) */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <jansson.h>
 #include <math.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +26,49 @@
 int token_mac_equal(const unsigned char *a, const unsigned char *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+/* HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once: a
+ * MAC is then two SHA-256 states copied and finished, with no allocation
+ * and no lookup (OpenSSL 3's EVP_MAC allocates a digest context at every
+ * reinitialisation, HMAC() several). The unit tests check the MACs against
+ * OpenSSL's HMAC() and every signed token with libjwt. */
+typedef struct hmac_pads {
+    SHA256_CTX inner, outer;
+} hmac_pads;
+
+static void pads_init(hmac_pads *h, const unsigned char *key, size_t len)
+{
+    unsigned char k[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+    memset(k, 0, sizeof k);
+    if (len > sizeof k)
+        SHA256(key, len, k);
+    else if (len > 0)
+        memcpy(k, key, len);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x36;
+    SHA256_Init(&h->inner);
+    SHA256_Update(&h->inner, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x5c;
+    SHA256_Init(&h->outer);
+    SHA256_Update(&h->outer, pad, sizeof pad);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+}
+
+static void pads_mac(const hmac_pads *h, const void *msg, size_t len,
+                     unsigned char out[SIG_LEN])
+{
+    SHA256_CTX c = h->inner;
+    unsigned char inner[SIG_LEN];
+    SHA256_Update(&c, msg, len);
+    SHA256_Final(inner, &c);
+    c = h->outer;
+    SHA256_Update(&c, inner, sizeof inner);
+    SHA256_Final(out, &c);
+    OPENSSL_cleanse(inner, sizeof inner);
+    OPENSSL_cleanse(&c, sizeof c);
 }
 
 #define SEGMENT_STACK 1024 /* a segment decoded on the stack; longer ones malloc'd */
@@ -375,26 +420,9 @@ typedef struct cache {
     char *issuer, *audience, *admin_scope;
     int64_t leeway;
     uint64_t jwks_serial; /* the JWKS's (jwks_serial): a reloaded set is another */
-    EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with key; NULL: use one-shot HMAC() */
+    hmac_pads pads, previous_pads; /* of key and previous */
     cached slot[CACHE_SLOTS];
 } cache;
-
-/* A new HMAC-SHA256 context keyed with key, or NULL. Reinitialised with
- * EVP_MAC_init(ctx, NULL, ...) it reuses the key's precomputed pads, which
- * spares the digest and MAC lookups of a one-shot HMAC(). Caller frees. */
-static EVP_MAC_CTX *keyed_mac(const unsigned char *key, size_t key_len)
-{
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    EVP_MAC_free(mac); /* the context keeps its own reference */
-    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                            OSSL_PARAM_construct_end() };
-    if (ctx != NULL && EVP_MAC_init(ctx, key, key_len, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
@@ -404,6 +432,8 @@ static void cache_forget_keys(cache *c)
 {
     OPENSSL_cleanse(c->key, sizeof c->key);
     OPENSSL_cleanse(c->previous, sizeof c->previous);
+    OPENSSL_cleanse(&c->pads, sizeof c->pads);
+    OPENSSL_cleanse(&c->previous_pads, sizeof c->previous_pads);
 }
 
 static void cache_free(void *arg)
@@ -413,7 +443,6 @@ static void cache_free(void *arg)
     free(c->issuer);
     free(c->audience);
     free(c->admin_scope);
-    EVP_MAC_CTX_free(c->mac);
     free(c);
 }
 
@@ -452,8 +481,6 @@ static cache *cache_for(const token_policy *p)
         free(c->audience);
         free(c->admin_scope);
         c->issuer = c->audience = c->admin_scope = NULL;
-        EVP_MAC_CTX_free(c->mac);
-        c->mac = NULL;
         memset(c->slot, 0, sizeof c->slot);
         cache_forget_keys(c); /* a rotated secret is not kept */
     }
@@ -470,7 +497,8 @@ static cache *cache_for(const token_policy *p)
         c->key_len = (size_t)-1; /* matches no policy: rebuilt next time */
         return NULL;
     }
-    c->mac = keyed_mac(p->key, p->key_len); /* NULL is fine: hs256 falls back */
+    pads_init(&c->pads, p->key, p->key_len);
+    pads_init(&c->previous_pads, p->previous, p->previous_len);
     return c;
 }
 
@@ -482,24 +510,28 @@ static cached *cache_slot(cache *c, const char *tok, size_t len)
     return &c->slot[str_hash(tok + from, len - from) % CACHE_SLOTS];
 }
 
-/* HMAC-SHA256 of msg under p's key into mac. RC_OK or RC_ERR. */
+/* HMAC-SHA256 of msg under p's key (previous: JWT_SECRET_PREVIOUS) into
+ * mac, with the thread's pads of it (or pads made here, when the thread
+ * has no cache for p). Always RC_OK. */
+static rc_t hs256_with(const token_policy *p, int previous, const char *msg, size_t len,
+                       unsigned char mac[SIG_LEN])
+{
+    cache *c = cache_for(p);
+    if (c != NULL) {
+        pads_mac(previous ? &c->previous_pads : &c->pads, msg, len, mac);
+        return RC_OK;
+    }
+    hmac_pads local;
+    pads_init(&local, previous ? p->previous : p->key, previous ? p->previous_len : p->key_len);
+    pads_mac(&local, msg, len, mac);
+    OPENSSL_cleanse(&local, sizeof local);
+    return RC_OK;
+}
+
 static rc_t hs256(const token_policy *p, const char *msg, size_t len,
                   unsigned char mac[SIG_LEN])
 {
-    cache *c = cache_for(p);
-    size_t outl = 0;
-    if (c != NULL && c->mac != NULL) {
-        if (EVP_MAC_init(c->mac, NULL, 0, NULL) == 1 &&
-            EVP_MAC_update(c->mac, (const unsigned char *)msg, len) == 1 &&
-            EVP_MAC_final(c->mac, mac, &outl, SIG_LEN) == 1 && outl == SIG_LEN)
-            return RC_OK;
-        return RC_ERR;
-    }
-    unsigned int ml = 0;
-    if (HMAC(EVP_sha256(), p->key, (int)p->key_len, (const unsigned char *)msg, len, mac,
-             &ml) == NULL || ml != SIG_LEN)
-        return RC_ERR;
-    return RC_OK;
+    return hs256_with(p, 0, msg, len, mac);
 }
 
 /* The header every session token carries, {"alg":"HS256","typ":"JWT"},
@@ -547,11 +579,8 @@ static rc_t verify_hs256(const token_policy *p, const char *msg, size_t mlen, co
     if (token_mac_equal(mac, sig, SIG_LEN))
         return RC_OK;
     /* JWT_SECRET_PREVIOUS: a token signed before the secret's rotation */
-    unsigned int ml = 0;
-    if (p->previous == NULL ||
-        HMAC(EVP_sha256(), p->previous, (int)p->previous_len, (const unsigned char *)msg, mlen,
-             mac, &ml) == NULL ||
-        ml != SIG_LEN || !token_mac_equal(mac, sig, SIG_LEN))
+    if (p->previous == NULL || hs256_with(p, 1, msg, mlen, mac) != RC_OK ||
+        !token_mac_equal(mac, sig, SIG_LEN))
         return RC_UNAUTHORIZED;
     return RC_OK;
 }

@@ -11,6 +11,10 @@ token, every refusal) and ask it for what it does not (a use to record, an
 earlier token of a refreshed session, a store it cannot open). On Redis it
 asks for every session token, and the answers are the same.
 
+The module that cannot open the store is, when these tests run as root
+on LMDB, one whose workers run as `nobody` (the services' files are 0600),
+else one given a store directory that does not exist.
+
 The module is build/ngx_http_sessiond_module.so (`make nginx-module`, which
 `make test` runs; SESSIOND_NGINX_MODULE names another). A missing module
 fails these tests; it never skips them.
@@ -38,7 +42,7 @@ def module_path():
     path = Path(os.environ.get("SESSIOND_NGINX_MODULE",
                                REPO / "build" / "ngx_http_sessiond_module.so"))
     if not path.is_file():
-        pytest.fail("%s is missing: build it with `make nginx-module` (needs nginx-dev, "
+        pytest.fail("%s is missing: build it with `make nginx-module` (after "
                     "scripts/deps.sh test)" % path, pytrace=False)
     return path
 
@@ -64,7 +68,13 @@ def gws(trio, app, tmp_path_factory):
     conf = tmp_path_factory.mktemp("gwm-conf")
     url = trio["readSession"].store_url
     good = settings_file(conf / "sessiond.env", url)
-    blind = settings_file(conf / "blind.env", "lmdb://%s" % (conf / "no-such-store"))
+    if AS_SERVICES and lmdb(trio):
+        # the services' store, but workers that may not open it (nobody)
+        blind, blind_as = good, ""
+    else:
+        # a store that is not there
+        blind = settings_file(conf / "blind.env", "lmdb://%s" % (conf / "no-such-store"))
+        blind_as = AS_SERVICES
     ports = dict(create="127.0.0.1:%d" % trio["createSession"].port,
                  read="127.0.0.1:%d" % trio["readSession"].port,
                  close="127.0.0.1:%d" % trio["closeSession"].port,
@@ -75,7 +85,7 @@ def gws(trio, app, tmp_path_factory):
         made["module"] = Nginx(tmp_path_factory.mktemp("gwm-mod"), module=so,
                                module_config=good, directives=AS_SERVICES, **ports).start()
         made["module_blind"] = Nginx(tmp_path_factory.mktemp("gwm-blind"), module=so,
-                                     module_config=blind, directives=AS_SERVICES,
+                                     module_config=blind, directives=blind_as,
                                      **ports).start()
         yield made
     finally:

@@ -1048,6 +1048,46 @@ static void test_signer_against_libjwt(void)
 
 /* ---- token_mac_equal ---- */
 
+/* The signer's HMAC-SHA256 (token.c's own pads over SHA-256) against
+ * OpenSSL's HMAC(), for keys shorter than, equal to and longer than
+ * SHA-256's 64-byte block, signing (JWT_SECRET) and verifying (a token of
+ * JWT_SECRET_PREVIOUS), on the thread's cache and without one (a key too
+ * long for the cache). */
+static void test_mac_against_openssl_hmac(void)
+{
+    static const size_t lens[] = { 1, 31, 32, 63, 64, 65, 100, 4096, 5000 };
+    static unsigned char key[5000], other[40];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (unsigned char)(i * 131 + 7);
+    memset(other, 'o', sizeof other);
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        token_policy p = { .key = key, .key_len = lens[k] };
+        for (int64_t exp = 2000000000; exp < 2000000003; exp++) {
+            char *tok = NULL;
+            CHECK_EQ_INT(token_sign_session(&p, "alice", "macAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                            1700000000, exp, &tok), RC_OK);
+            if (tok == NULL)
+                continue;
+            const char *dot = strrchr(tok, '.');
+            unsigned char want[32], sig[64];
+            unsigned int wl = 0;
+            size_t sl = 0;
+            HMAC(EVP_sha256(), key, (int)lens[k], (const unsigned char *)tok,
+                 (size_t)(dot - tok), want, &wl);
+            CHECK_EQ_INT(b64url_decode(dot + 1, strlen(dot + 1), sig, &sl), RC_OK);
+            CHECK(wl == 32 && sl == 32 && memcmp(want, sig, 32) == 0);
+            /* the same key as JWT_SECRET_PREVIOUS verifies it */
+            token_policy q = { .key = other, .key_len = sizeof other, .previous = key,
+                               .previous_len = lens[k] };
+            token_claims c;
+            CHECK_EQ_INT(token_verify(&q, tok, strlen(tok), 1700000001, &c), RC_OK);
+            q.previous_len = lens[k] - 1;
+            CHECK_EQ_INT(token_verify(&q, tok, strlen(tok), 1700000001, &c), RC_UNAUTHORIZED);
+            free(tok);
+        }
+    }
+}
+
 static void test_mac_equal(void)
 {
     unsigned char a[32], b[32];
@@ -1372,5 +1412,6 @@ int main(void)
     RUN(test_sid_only_with_own_key);
     RUN(test_plain_claims_agree_with_json);
     RUN(test_mac_equal);
+    RUN(test_mac_against_openssl_hmac);
     return UNIT_SUMMARY();
 }
