@@ -46,8 +46,10 @@ RUN apt-get update \
 # /tmp/gateway, listens on 8080. It also carries the session check inside
 # nginx, /usr/lib/nginx/modules/ngx_http_sessiond_module.so, off unless the
 # render is given --module and --module-config (DEPLOY.md 2.6: for the
-# embedded store, the services' store volume and settings file mounted in);
-# libjansson4 and liblmdb0 are what it links beyond nginx's own libraries.
+# embedded store, with the services' store volume and settings file mounted
+# in and the container run as the services' user, 10001, as LMDB readers
+# write to the store's lock file); libjansson4 and liblmdb0 are what it
+# links beyond nginx's own libraries.
 FROM debian:12-slim AS gateway
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \

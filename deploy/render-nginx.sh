@@ -69,9 +69,11 @@ case "$module:$module_config" in
 :?*) echo "render-nginx: --module-config needs --module" >&2; exit 2 ;;
 esac
 
-# Each placeholder is a whole directive line of the template (comments are
-# never matched); awk replaces it, keeping its indentation, and fails unless
-# every placeholder occurs exactly once.
+# Each placeholder is a whole line of the template, compared without its
+# indentation: a directive, or for the module's two main-context lines a
+# commented-out directive (a line of a comment block never equals one); awk
+# replaces it, keeping its indentation, and fails unless every placeholder
+# occurs exactly once.
 awk \
     -v r1="${listen:+listen $listen;}" \
     -v r2="${create:+server $create;}" \

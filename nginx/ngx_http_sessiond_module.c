@@ -42,6 +42,7 @@ typedef struct {
 } sessiond_loc_conf;
 
 typedef struct {
+    ngx_int_t rc;          /* what the check decided, when decided here */
     ngx_uint_t done;       /* the fallback subrequest has finished */
     ngx_uint_t status;     /* ... with this status */
     ngx_http_request_t *subrequest;
@@ -190,10 +191,32 @@ static void sessiond_exit_process(ngx_cycle_t *cycle)
 
 /* ---- variables ---- */
 
+/* The handler of a no-op pool cleanup whose data is the request's ctx: an
+ * internal redirect (error_page, try_files, a named location) clears the
+ * modules' ctx, not the pool, so the identity the check found stays
+ * reachable for the variables, as realip keeps its own. */
+static void ctx_marker(void *data)
+{
+    (void)data;
+}
+
+/* The check's ctx of r's main request, also after an internal redirect. */
+static sessiond_ctx *identity_ctx(ngx_http_request_t *r)
+{
+    r = r->main;
+    sessiond_ctx *ctx = ngx_http_get_module_ctx(r, ngx_http_sessiond_module);
+    if (ctx != NULL || !(r->internal || r->filter_finalize))
+        return ctx;
+    for (ngx_pool_cleanup_t *c = r->pool->cleanup; c != NULL; c = c->next)
+        if (c->handler == ctx_marker)
+            return c->data;
+    return NULL;
+}
+
 static ngx_int_t sessiond_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                    uintptr_t data)
 {
-    sessiond_ctx *ctx = ngx_http_get_module_ctx(r->main, ngx_http_sessiond_module);
+    sessiond_ctx *ctx = identity_ctx(r);
     ngx_str_t *s = ctx == NULL ? NULL : (ngx_str_t *)((char *)ctx + data);
     if (s == NULL || s->len == 0) {
         v->not_found = 1;
@@ -202,7 +225,6 @@ static ngx_int_t sessiond_variable(ngx_http_request_t *r, ngx_http_variable_valu
     v->len = s->len;
     v->data = s->data;
     v->valid = 1;
-    v->no_cacheable = 0;
     v->not_found = 0;
     return NGX_OK;
 }
@@ -237,6 +259,7 @@ static ngx_int_t unauthorized(ngx_http_request_t *r, ngx_str_t value)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     h->hash = 1;
     ngx_str_set(&h->key, "WWW-Authenticate");
+    h->lowcase_key = (u_char *)"www-authenticate";
     h->value = value;
     r->headers_out.www_authenticate = h;
     return NGX_HTTP_UNAUTHORIZED;
@@ -327,23 +350,25 @@ static ngx_int_t ask_service(ngx_http_request_t *r, sessiond_loc_conf *lcf, sess
 }
 
 /* The request's Cookie headers as one value, "; "-joined as $http_cookie
- * joins them for the fallback. */
-static ngx_str_t cookies(ngx_http_request_t *r)
+ * joins them for the fallback. NGX_OK (out->data NULL: none) or NGX_ERROR. */
+static ngx_int_t cookies(ngx_http_request_t *r, ngx_str_t *out)
 {
-    ngx_str_t none = ngx_null_string;
     ngx_array_t *a = &r->headers_in.cookies;
     ngx_table_elt_t **h = a->elts;
+    ngx_str_null(out);
     if (a->nelts == 0)
-        return none;
-    if (a->nelts == 1)
-        return h[0]->value;
+        return NGX_OK;
+    if (a->nelts == 1) {
+        *out = h[0]->value;
+        return NGX_OK;
+    }
     size_t len = 0;
     for (ngx_uint_t i = 0; i < a->nelts; i++)
         len += h[i]->value.len + 2;
     u_char *p = ngx_pnalloc(r->pool, len);
     if (p == NULL)
-        return none;
-    ngx_str_t out = { 0, p };
+        return NGX_ERROR;
+    out->data = p;
     for (ngx_uint_t i = 0; i < a->nelts; i++) {
         if (i > 0) {
             *p++ = ';';
@@ -351,8 +376,8 @@ static ngx_str_t cookies(ngx_http_request_t *r)
         }
         p = ngx_cpymem(p, h[i]->value.data, h[i]->value.len);
     }
-    out.len = (size_t)(p - out.data);
-    return out;
+    out->len = (size_t)(p - out->data);
+    return NGX_OK;
 }
 
 static ngx_str_t copy(ngx_http_request_t *r, const char *s, size_t len)
@@ -377,18 +402,23 @@ static ngx_int_t sessiond_access(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_sessiond_module);
     if (ctx != NULL) {
         if (ctx->subrequest == NULL)
-            return NGX_OK; /* decided here already (a rerun of the phase) */
+            return ctx->rc; /* decided here already (a rerun of the phase) */
         return ctx->done ? fallback_answer(r, ctx) : NGX_AGAIN;
     }
+    ngx_pool_cleanup_t *marker = ngx_pool_cleanup_add(r->pool, 0);
     ctx = ngx_pcalloc(r->pool, sizeof(sessiond_ctx));
-    if (ctx == NULL)
+    if (ctx == NULL || marker == NULL)
         return NGX_ERROR;
+    marker->handler = ctx_marker;
+    marker->data = ctx;
     ngx_http_set_ctx(r, ctx, ngx_http_sessiond_module);
 
     sessiond_main_conf *mcf = ngx_http_get_module_main_conf(r, ngx_http_sessiond_module);
     ngx_table_elt_t *authz = r->headers_in.authorization;
-    ngx_str_t ck = cookies(r);
+    ngx_str_t ck;
     str_t a = { NULL, 0 }, c = { NULL, 0 };
+    if (cookies(r, &ck) != NGX_OK)
+        return NGX_ERROR;
     gate_result res;
     if (authz != NULL)
         a = (str_t){ (const char *)authz->value.data, authz->value.len };
@@ -403,14 +433,14 @@ static ngx_int_t sessiond_access(ngx_http_request_t *r)
         ctx->sid = copy(r, res.sid, res.sid_len);
         if (ctx->user.data == NULL || ctx->sid.data == NULL)
             return NGX_ERROR;
-        return NGX_OK;
+        return ctx->rc = NGX_OK;
     case GATE_REFUSED:
         if (res.presented) {
             ngx_str_t v = ngx_string("Bearer error=\"invalid_token\"");
-            return unauthorized(r, v);
+            return ctx->rc = unauthorized(r, v);
         } else {
             ngx_str_t v = ngx_string("Bearer");
-            return unauthorized(r, v);
+            return ctx->rc = unauthorized(r, v);
         }
     case GATE_ASK:
         break;

@@ -31,27 +31,20 @@ static int known_store(const char *url)
     return 0;
 }
 
-/* The store's directory for STORE_URL url: NULL unless lmdb://; a relative
- * path joined to the settings file's directory. Allocates (free).
- * RC_INVALID for lmdb:// without a path. */
-static rc_t lmdb_dir(const char *url, const char *env_path, char **out)
+/* The store's directory for STORE_URL url: NULL unless lmdb://. Allocates
+ * (free). RC_INVALID unless the path is absolute: the services take a
+ * relative one from their working directory, which the gate cannot know,
+ * and reading another directory's store would answer for sessions that
+ * the services' own store has closed. */
+static rc_t lmdb_dir(const char *url, char **out)
 {
     *out = NULL;
     if (strncmp(url, LMDB_SCHEME, strlen(LMDB_SCHEME)) != 0)
         return RC_OK;
     const char *path = url + strlen(LMDB_SCHEME);
-    if (*path == '\0')
+    if (path[0] != '/')
         return RC_INVALID;
-    const char *slash = strrchr(env_path, '/');
-    size_t dlen = path[0] == '/' || slash == NULL ? 0 : (size_t)(slash - env_path) + 1;
-    size_t plen = strlen(path);
-    char *p = malloc(dlen + plen + 1);
-    if (p == NULL)
-        return RC_NOMEM;
-    memcpy(p, env_path, dlen);
-    memcpy(p + dlen, path, plen + 1);
-    *out = p;
-    return RC_OK;
+    return (*out = strdup(path)) != NULL ? RC_OK : RC_NOMEM;
 }
 
 rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen)
@@ -67,9 +60,10 @@ rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen)
                  "redis-sentinel or redis-cluster)");
         rc = RC_INVALID;
     }
-    if (rc == RC_OK && (rc = lmdb_dir(g->cfg.store_url, env_path, &g->lmdb_path)) != RC_OK)
-        snprintf(err, errlen, rc == RC_NOMEM ? "out of memory" : "STORE_URL: lmdb:// needs a "
-                 "directory path");
+    if (rc == RC_OK && (rc = lmdb_dir(g->cfg.store_url, &g->lmdb_path)) != RC_OK)
+        snprintf(err, errlen, rc == RC_NOMEM ? "out of memory" : "STORE_URL: the nginx module "
+                 "needs an absolute lmdb:// path (the services read a relative one from their "
+                 "working directory)");
     if (rc != RC_OK) {
         gate_free(g);
         return rc;
@@ -180,9 +174,9 @@ void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_re
     out->user[0] = out->sid[0] = '\0';
     if (!find_token(g, authorization, cookie, &tok, &out->presented))
         return result(out, GATE_REFUSED, "no session token");
-    rc_t rc = token_verify(&g->policy, tok.p, tok.len, now, &who);
-    if (rc == RC_NOMEM)
-        return result(out, GATE_ASK, "out of memory");
+    rc_t rc = token_verify_session(&g->policy, tok.p, tok.len, now, &who);
+    if (rc == RC_INVALID || rc == RC_NOMEM)
+        return result(out, GATE_ASK, "not a token as the service signs them");
     if (rc != RC_OK)
         return result(out, GATE_REFUSED, "the token is invalid or expired");
     if (!who.has_sid)
@@ -196,9 +190,15 @@ void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_re
     rc = lmdb_view_get(v, who.sid, strlen(who.sid), judge, &j);
     if (rc == RC_NOT_FOUND)
         return result(out, GATE_REFUSED, "no such session");
+    if (rc == RC_INVALID)
+        return result(out, GATE_ASK, "a record this gate cannot read");
     if (rc != RC_OK) {
-        lmdb_view_close(g->view); /* opened again at the next check */
+        /* opened again a second later at the soonest */
+        lmdb_view_close(g->view);
         g->view = NULL;
+        g->retry_at = now + 1;
+        snprintf(g->problem, sizeof g->problem, "the LMDB store at %.200s failed a read",
+                 g->lmdb_path);
         return result(out, GATE_ASK, "the store failed");
     }
 }

@@ -44,10 +44,9 @@ typedef struct gate_result {
 typedef struct gate gate;
 
 /* A gate for the settings file at env_path (config_load_file: the same
- * table, bounds and messages as the services'). A relative lmdb:// path
- * is taken from the settings file's directory. RC_OK and *out
- * (gate_free); RC_INVALID with one line naming the variable in err;
- * RC_NOMEM. Opens no store. */
+ * table, bounds and messages as the services'; an lmdb:// path must be
+ * absolute). RC_OK and *out (gate_free); RC_INVALID with one line naming
+ * the variable in err; RC_NOMEM. Opens no store. */
 rc_t gate_new(const char *env_path, gate **out, char *err, size_t errlen);
 
 /* The settings the gate was made from (for the caller's messages). */
@@ -60,8 +59,12 @@ const char *gate_store_problem(const gate *g);
 
 /* Judges a request at now from its Authorization and Cookie header values
  * (p == NULL: the header is absent). Fills *out; never fails: anything
- * the gate cannot decide is GATE_ASK. No allocation after the first call
- * of a process (the store's view, the verifier's cache). */
+ * the gate cannot decide is GATE_ASK, among them every token that is not
+ * as the service's signer writes them (token_verify_session). Allocates
+ * nothing but the verifier's cache, once per thread, and the store's view
+ * when it opens it (the first check, and after the store failed or was
+ * made again, once a second at most: a few syscalls, then a stat() of its
+ * two files once a second). */
 void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_result *out);
 
 /* Closes the store's view of this process (nginx: a worker's exit). */

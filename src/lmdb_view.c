@@ -14,28 +14,33 @@ struct lmdb_view {
     MDB_env *env;
     MDB_dbi sessions;
     MDB_txn *txn; /* the one read transaction, reset between lookups */
-    char data_path[4096];
-    dev_t dev;    /* the data file's identity when opened */
-    ino_t ino;
+    char data_path[4096], lock_path[4096];
+    struct stat data, lock; /* the files' identities when opened */
 };
+
+/* Both files of the environment exist: a view never makes lock.mdb (it
+ * would be this process's, with its owner and mode, and the services
+ * could then not open their own store). */
+static int files(lmdb_view *v, struct stat *data, struct stat *lock)
+{
+    return stat(v->data_path, data) == 0 && stat(v->lock_path, lock) == 0;
+}
 
 rc_t lmdb_view_open(const char *path, lmdb_view **out, char *err, size_t errlen)
 {
-    struct stat st;
     MDB_txn *txn = NULL;
     int rc = ENAMETOOLONG;
     lmdb_view *v = calloc(1, sizeof *v);
     if (v == NULL)
         return RC_NOMEM;
     int n = snprintf(v->data_path, sizeof v->data_path, "%s/data.mdb", path);
-    if (n < 0 || (size_t)n >= sizeof v->data_path)
+    int m = snprintf(v->lock_path, sizeof v->lock_path, "%s/lock.mdb", path);
+    if (n < 0 || (size_t)n >= sizeof v->data_path || m < 0 || (size_t)m >= sizeof v->lock_path)
         goto fail;
-    if (stat(v->data_path, &st) != 0) {
+    if (!files(v, &v->data, &v->lock)) {
         rc = errno;
         goto fail;
     }
-    v->dev = st.st_dev;
-    v->ino = st.st_ino;
     /* maxreaders as the services set it: whoever makes the lock file sizes
      * its reader table; the map size is the environment's own */
     if ((rc = mdb_env_create(&v->env)) != MDB_SUCCESS)
@@ -87,17 +92,23 @@ rc_t lmdb_view_get(lmdb_view *v, const char *id, size_t len, lmdb_view_fn fn, vo
                : rc == MDB_NOTFOUND ? RC_NOT_FOUND
                                     : RC_UNAVAILABLE;
     if (out == RC_OK && record_decode(val.mv_data, val.mv_size, &s) != RC_OK)
-        out = RC_UNAVAILABLE;
+        out = RC_INVALID;
     if (out == RC_OK)
         fn(&s, arg);
     mdb_txn_reset(v->txn);
     return out;
 }
 
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 int lmdb_view_stale(const lmdb_view *v)
 {
-    struct stat st;
-    return stat(v->data_path, &st) != 0 || st.st_dev != v->dev || st.st_ino != v->ino;
+    struct stat data, lock;
+    return !files((lmdb_view *)v, &data, &lock) || !same_file(&data, &v->data) ||
+           !same_file(&lock, &v->lock);
 }
 
 void lmdb_view_close(lmdb_view *v)

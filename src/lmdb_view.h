@@ -3,7 +3,8 @@
  *
  * The services own the environment (store_lmdb.c creates it, writes it,
  * sets its map size and reader table); a view opens it read-only, without
- * creating anything but LMDB's lock file, and reads one record per
+ * creating anything (not even LMDB's lock file: it waits for the services
+ * to make both), and reads one record per
  * lookup in its one read transaction, renewed and reset around each read,
  * so it never pins old pages between lookups. LMDB is multi-process: a
  * close committed by a service is seen by the next lookup.
@@ -30,12 +31,15 @@ rc_t lmdb_view_open(const char *path, lmdb_view **out, char *err, size_t errlen)
 typedef void (*lmdb_view_fn)(const session_t *s, void *arg);
 
 /* Looks session id[0..len) up and calls fn with it. RC_OK (fn was called);
- * RC_NOT_FOUND (no such record: closed, purged or never made); RC_UNAVAILABLE
- * (the store failed, or the record does not decode). No allocation. */
+ * RC_NOT_FOUND (no such record: closed, purged or never made); RC_INVALID
+ * (a record this code cannot decode: a newer version's?); RC_UNAVAILABLE
+ * (the store failed). No allocation. */
 rc_t lmdb_view_get(lmdb_view *v, const char *id, size_t len, lmdb_view_fn fn, void *arg);
 
 /* Whether the store at the view's path is no longer the one the view has
- * open (its data file replaced: a store deleted and made again). */
+ * open: its data file or its lock file gone or replaced (a store deleted
+ * and made again; a lock file deleted while the services were stopped,
+ * whose readers they would no longer see). */
 int lmdb_view_stale(const lmdb_view *v);
 
 void lmdb_view_close(lmdb_view *v);

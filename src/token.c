@@ -41,10 +41,15 @@ static void pads_init(hmac_pads *h, const unsigned char *key, size_t len)
 {
     unsigned char k[SHA256_CBLOCK], pad[SHA256_CBLOCK];
     memset(k, 0, sizeof k);
-    if (len > sizeof k)
-        SHA256(key, len, k);
-    else if (len > 0)
+    if (len > sizeof k) { /* a long key is its digest (not SHA256(), which may fail) */
+        SHA256_CTX c;
+        SHA256_Init(&c);
+        SHA256_Update(&c, key, len);
+        SHA256_Final(k, &c);
+        OPENSSL_cleanse(&c, sizeof c);
+    } else if (len > 0) {
         memcpy(k, key, len);
+    }
     for (size_t i = 0; i < sizeof pad; i++)
         pad[i] = k[i] ^ 0x36;
     SHA256_Init(&h->inner);
@@ -376,14 +381,18 @@ static rc_t accept_claims(const token_policy *p, const claim_view *v, int64_t no
  * without the JSON library, anything else with it. RC_OK or
  * RC_UNAUTHORIZED. */
 static rc_t check_claims(const token_policy *p, const char *json, size_t len, int64_t now,
-                         int own_key, token_claims *out, token_times *t)
+                         int own_key, int strict, int *plain, token_claims *out,
+                         token_times *t)
 {
     claim_view v;
     json_t *claims = NULL;
     rc_t rc = RC_UNAUTHORIZED;
     memset(&v, 0, sizeof v);
-    if (own_key && plain_claims(p, json, len, &v)) {
+    *plain = own_key && plain_claims(p, json, len, &v);
+    if (*plain) {
         rc = accept_claims(p, &v, now, out);
+    } else if (strict) {
+        rc = RC_INVALID; /* not as the signer writes them: not for token_verify_session */
     } else {
         memset(&v, 0, sizeof v);
         claims = parse_object(json, len);
@@ -411,6 +420,7 @@ typedef struct cached {
     char tok[CACHE_TOKEN_MAX];
     token_claims claims;
     token_times times;
+    int signer_shaped; /* verified as token_verify_session verifies */
 } cached;
 
 typedef struct cache {
@@ -512,7 +522,7 @@ static cached *cache_slot(cache *c, const char *tok, size_t len)
 
 /* HMAC-SHA256 of msg under p's key (previous: JWT_SECRET_PREVIOUS) into
  * mac, with the thread's pads of it (or pads made here, when the thread
- * has no cache for p). Always RC_OK. */
+ * has no cache for p). RC_OK: the low-level SHA-256 calls cannot fail. */
 static rc_t hs256_with(const token_policy *p, int previous, const char *msg, size_t len,
                        unsigned char mac[SIG_LEN])
 {
@@ -538,32 +548,50 @@ static rc_t hs256(const token_policy *p, const char *msg, size_t len,
  * already encoded. */
 static const char SIGNED_HEADER[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
+/* strict: only tokens as the signer writes them (token_verify_session),
+ * anything else RC_INVALID; *shaped: the token was of that form. */
 static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
-                            int64_t now, token_claims *out, token_times *t);
+                            int64_t now, int strict, token_claims *out, token_times *t,
+                            int *shaped);
 
-rc_t token_verify(const token_policy *p, const char *tok, size_t len,
-                  int64_t now, token_claims *out)
+static rc_t verify(const token_policy *p, const char *tok, size_t len, int64_t now,
+                   int strict, token_claims *out)
 {
     memset(out, 0, sizeof *out);
     if (tok == NULL || len == 0 || len > TOKEN_MAX)
         return RC_UNAUTHORIZED;
     cache *c = len <= CACHE_TOKEN_MAX ? cache_for(p) : NULL;
     cached *e = c ? cache_slot(c, tok, len) : NULL;
-    if (e != NULL && e->len == len && CRYPTO_memcmp(e->tok, tok, len) == 0) {
+    if (e != NULL && e->len == len && CRYPTO_memcmp(e->tok, tok, len) == 0 &&
+        (e->signer_shaped || !strict)) {
         if (!times_ok(p, &e->times, now))
             return RC_UNAUTHORIZED;
         *out = e->claims;
         return RC_OK;
     }
     token_times t;
-    rc_t rc = verify_uncached(p, tok, len, now, out, &t);
+    int shaped = 0;
+    rc_t rc = verify_uncached(p, tok, len, now, strict, out, &t, &shaped);
     if (rc == RC_OK && e != NULL) {
         memcpy(e->tok, tok, len);
         e->len = len;
         e->claims = *out;
         e->times = t;
+        e->signer_shaped = shaped;
     }
     return rc;
+}
+
+rc_t token_verify(const token_policy *p, const char *tok, size_t len,
+                  int64_t now, token_claims *out)
+{
+    return verify(p, tok, len, now, 0, out);
+}
+
+rc_t token_verify_session(const token_policy *p, const char *tok, size_t len,
+                          int64_t now, token_claims *out)
+{
+    return verify(p, tok, len, now, 1, out);
 }
 
 /* The HS256 signature seg[0..slen) of msg[0..mlen), with JWT_SECRET or
@@ -604,7 +632,8 @@ static rc_t verify_jwks(const token_policy *p, json_t *header, json_t *alg, cons
 }
 
 static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
-                            int64_t now, token_claims *out, token_times *t)
+                            int64_t now, int strict, token_claims *out, token_times *t,
+                            int *shaped)
 {
     json_t *header = NULL;
     rc_t rc = RC_UNAUTHORIZED;
@@ -626,6 +655,8 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
     json_t *alg = NULL;
     if (hlen == sizeof SIGNED_HEADER - 1 && memcmp(tok, SIGNED_HEADER, hlen) == 0) {
         own_key = 1;
+    } else if (strict) {
+        return RC_INVALID;
     } else {
         header = decode_object(tok, hlen);
         if (header == NULL)
@@ -644,11 +675,15 @@ static rc_t verify_uncached(const token_policy *p, const char *tok, size_t len,
 
     unsigned char stack[SEGMENT_STACK];
     size_t rawlen;
+    if (strict && B64_DECODED_MAX(plen) > SEGMENT_STACK)
+        return RC_INVALID; /* longer than any the signer writes */
     unsigned char *raw = decode_segment(d1 + 1, plen, stack, &rawlen);
     if (raw == NULL)
         goto out;
     /* only a token of the service's own secrets can be a session token */
-    rc = check_claims(p, (const char *)raw, rawlen, now, own_key, out, t);
+    int plain = 0;
+    rc = check_claims(p, (const char *)raw, rawlen, now, own_key, strict, &plain, out, t);
+    *shaped = plain && header == NULL;
     if (raw != stack)
         free(raw);
 out:
@@ -757,7 +792,8 @@ rc_t token_claims_parse(const token_policy *p, const char *json, size_t len, int
 {
     token_times t;
     memset(out, 0, sizeof *out);
-    rc_t rc = check_claims(p, json, len, now, own_key, out, &t);
+    int plain;
+    rc_t rc = check_claims(p, json, len, now, own_key, 0, &plain, out, &t);
     if (rc != RC_OK)
         memset(out, 0, sizeof *out);
     return rc;

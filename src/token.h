@@ -53,6 +53,15 @@ typedef struct token_claims {
 rc_t token_verify(const token_policy *p, const char *tok, size_t len,
                   int64_t now, token_claims *out);
 
+/* token_verify for a token that should be a session token, as the signer
+ * writes them (token_sign_session, token_sign_rotated: the usual header,
+ * the claims in their order, plain strings), verified without any
+ * allocation: RC_OK, RC_UNAUTHORIZED (a refusal: its signature or its
+ * times), or RC_INVALID for any token not of that form, which only
+ * token_verify may judge (gate.c then asks the service). */
+rc_t token_verify_session(const token_policy *p, const char *tok, size_t len,
+                          int64_t now, token_claims *out);
+
 /* The claim checks of token_verify on a JSON claims object json[0..len),
  * as if its signature had been verified. own_key: with one of the service's
  * own secrets; when 0 (a key of an identity provider), "sid" is ignored and

@@ -1127,6 +1127,46 @@ static void test_mac_equal(void)
     free(t);
 }
 
+/* token_verify_session: a session token as the signer writes it is
+ * verified (again from the cache, as such); a caller token of the same key,
+ * a token of another header or with claims over the stack's segment, is
+ * RC_INVALID, even when token_verify has verified and cached it; a forged
+ * or expired one of the signer's form is RC_UNAUTHORIZED. */
+static void test_verify_session(void)
+{
+    token_policy p = policy();
+    token_claims c;
+    char *s = NULL;
+    const char *sid = "VSAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    CHECK_EQ_INT(token_sign_session(&p, "alice", sid, 1700000000, 1700000100, &s), RC_OK);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(token_verify_session(&p, s, strlen(s), 1700000050, &c), RC_OK);
+        CHECK(c.has_sid && strcmp(c.sid, sid) == 0 && strcmp(c.sub, "alice") == 0);
+    }
+    CHECK_EQ_INT(token_verify_session(&p, s, strlen(s), 1700000100 + LEEWAY + 1, &c),
+                 RC_UNAUTHORIZED);
+    char *caller = mkf(HS, "{\"sub\":\"alice\",\"iat\":%d,\"exp\":%d}", 1700000000, 1700000100);
+    CHECK_EQ_INT(token_verify(&p, caller, strlen(caller), 1700000050, &c), RC_OK);
+    CHECK_EQ_INT(token_verify_session(&p, caller, strlen(caller), 1700000050, &c), RC_INVALID);
+    char *other = mkf("{\"typ\":\"JWT\",\"alg\":\"HS256\"}",
+                      "{\"exp\":%d,\"iat\":%d,\"jti\":\"j\",\"sid\":\"%s\",\"sub\":\"alice\"}",
+                      1700000100, 1700000000, sid);
+    CHECK_EQ_INT(token_verify(&p, other, strlen(other), 1700000050, &c), RC_OK);
+    CHECK_EQ_INT(token_verify_session(&p, other, strlen(other), 1700000050, &c), RC_INVALID);
+    char big[1400];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *large = mkf(HS, "{\"exp\":%d,\"iat\":%d,\"jti\":\"%s\",\"sid\":\"%s\",\"sub\":\"alice\"}",
+                      1700000100, 1700000000, big, sid);
+    CHECK_EQ_INT(token_verify(&p, large, strlen(large), 1700000050, &c), RC_OK);
+    CHECK_EQ_INT(token_verify_session(&p, large, strlen(large), 1700000050, &c), RC_INVALID);
+    token_policy q = p;
+    q.key = (const unsigned char *)"another-key-0123456789abcdef0123";
+    q.key_len = 32;
+    CHECK_EQ_INT(token_verify_session(&q, s, strlen(s), 1700000050, &c), RC_UNAUTHORIZED);
+    free(s), free(caller), free(other), free(large);
+}
+
 /* JWT_SECRET_PREVIOUS: a token signed with it (a caller's, or a session
  * token issued before the rotation) verifies, as a session token too; one
  * signed with neither does not; without it set, the old token is refused;
@@ -1413,5 +1453,6 @@ int main(void)
     RUN(test_plain_claims_agree_with_json);
     RUN(test_mac_equal);
     RUN(test_mac_against_openssl_hmac);
+    RUN(test_verify_session);
     return UNIT_SUMMARY();
 }
