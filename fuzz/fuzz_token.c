@@ -24,6 +24,9 @@
  *     And with own_key 1, R and " " R (the same JSON, which token.c's
  *     reader of the signer's own claims text leaves to jansson) give the
  *     same verdict and the same claims.
+ *   - token_verify_session(R) against token_verify(R): it accepts only
+ *     what token_verify accepts, with the same claims, refuses only what
+ *     token_verify refuses, and answers RC_INVALID for the rest.
  * Any oracle failure abort()s. */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -281,9 +284,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *in = malloc(size ? size : 1);
     memcpy(in, data, size);
 
-    token_claims c;
+    token_claims c, s;
     rc_t rc = token_verify(&p, in, size, NOW, &c);
     check_verify(&p, in, size, rc, &c);
+    /* token_verify_session (the gateway's): accepts only what token_verify
+     * accepts, with the same claims, and refuses (RC_UNAUTHORIZED) only what
+     * it refuses; anything else is RC_INVALID, left to token_verify */
+    rc_t src = token_verify_session(&p, in, size, NOW, &s);
+    if ((src == RC_OK && (rc != RC_OK || memcmp(&s, &c, sizeof s) != 0)) ||
+        (src == RC_UNAUTHORIZED && rc != RC_UNAUTHORIZED) ||
+        (src != RC_OK && src != RC_UNAUTHORIZED && src != RC_INVALID))
+        fail();
 
     fuzz_claims(&p, in, size, &c);
     free(in);
