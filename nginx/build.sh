@@ -31,8 +31,12 @@ if [ ! -r "$src/conf_flags" ]; then
     if [ "$(cat "$dev/version" 2>/dev/null)" != "$ver" ]; then
         rm -rf "$dev"
         mkdir -p "$dev"
+        # apt's package lists may be gone (a container's build stage): read
+        # them again once, as root
         (cd "$dev" && apt-get download "nginx-dev=$ver") > "$out/download.log" 2>&1 ||
-            die "cannot download nginx-dev $ver (after apt-get update?): $(tail -n 1 "$out/download.log")"
+            { [ "$(id -u)" -eq 0 ] && apt-get update -qq >> "$out/download.log" 2>&1 &&
+                (cd "$dev" && apt-get download "nginx-dev=$ver") >> "$out/download.log" 2>&1; } ||
+            die "cannot download nginx-dev $ver (apt-get update first?): $(tail -n 1 "$out/download.log")"
         dpkg-deb -x "$dev"/nginx-dev_*.deb "$dev"
         echo "$ver" > "$dev/version"
     fi
