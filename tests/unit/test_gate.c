@@ -36,6 +36,15 @@ static void write_env(const char *path, const char *store_url)
     fclose(f);
 }
 
+/* The settings file names the store tmpdir/sub (its directory into dir). */
+static void env_for_store(const char *sub, char *dir, size_t dirlen)
+{
+    char url[700];
+    snprintf(dir, dirlen, "%s/%s", tmpdir, sub);
+    snprintf(url, sizeof url, "lmdb://%s", dir);
+    write_env(env_path, url);
+}
+
 /* The services' store, opened in this same process as the gate's view
  * (which LMDB advises against: closing one handle drops the other's file
  * locks). Harmless here, where no other process uses these stores. */
@@ -266,10 +275,8 @@ static void test_verdicts(void)
  * made again, a Redis store. */
 static void test_asks(void)
 {
-    char url[700], dir[600];
-    snprintf(dir, sizeof dir, "%s/later", tmpdir);
-    snprintf(url, sizeof url, "lmdb://%s", dir);
-    write_env(env_path, url);
+    char dir[600];
+    env_for_store("later", dir, sizeof dir);
     gate *g = new_gate();
     gate_result r;
     char *t = bearer("carol", SID_A, 0, NOW, NOW + 3600);
@@ -309,10 +316,8 @@ static void test_asks(void)
  * and the store stays open for the others. */
 static void test_undecodable_record(void)
 {
-    char url[700], dir[600];
-    snprintf(dir, sizeof dir, "%s/junk", tmpdir);
-    snprintf(url, sizeof url, "lmdb://%s", dir);
-    write_env(env_path, url);
+    char dir[600];
+    env_for_store("junk", dir, sizeof dir);
     store_t *st = open_store("junk");
     session_t c = mk(SID_A, "erin", NOW, NOW + 3600);
     put(st, &c);
