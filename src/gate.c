@@ -95,10 +95,11 @@ const char *gate_store_problem(const gate *g)
     return g->problem[0] ? g->problem : NULL;
 }
 
-static void result(gate_result *out, gate_verdict v, const char *why)
+static gate_verdict result(gate_result *out, gate_verdict v, const char *why)
 {
     out->verdict = v;
     out->why = why;
+    return v;
 }
 
 /* The token as /validate takes it: Bearer, else the session cookie. */
@@ -146,9 +147,8 @@ typedef struct judging {
 
 /* exec.c's judgement of a session token's own session (judge_auth), as
  * far as it needs no write: anything else is the service's to answer. */
-static void judge(const session_t *s, void *arg)
+static gate_verdict judge_session(const session_t *s, const judging *j)
 {
-    judging *j = arg;
     gate_result *out = j->out;
     if (!str_eq(s->user_id, (str_t){ j->who->sub, j->who->sub_len }))
         return result(out, GATE_REFUSED, "the session is another user's");
@@ -163,10 +163,16 @@ static void judge(const session_t *s, void *arg)
     out->user_len = s->user_id.len;
     out->sid_len = strlen(s->id);
     memcpy(out->sid, s->id, out->sid_len + 1);
-    result(out, GATE_LIVE, "live");
+    return result(out, GATE_LIVE, "live");
 }
 
-void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_result *out)
+static void judge(const session_t *s, void *arg)
+{
+    judge_session(s, arg);
+}
+
+static gate_verdict check(gate *g, str_t authorization, str_t cookie, int64_t now,
+                          gate_result *out)
 {
     str_t tok;
     token_claims who;
@@ -201,6 +207,12 @@ void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_re
                  g->lmdb_path);
         return result(out, GATE_ASK, "the store failed");
     }
+    return out->verdict; /* judge's */
+}
+
+void gate_check(gate *g, str_t authorization, str_t cookie, int64_t now, gate_result *out)
+{
+    check(g, authorization, cookie, now, out);
 }
 
 void gate_release(gate *g)
