@@ -4,6 +4,7 @@
  *   build/store_bench STORE_URL [N]
  *   build/store_bench --seed STORE_URL N [TOKENS K]
  *   build/store_bench --fsync DIR
+ *   build/store_bench --batches STORE_URL THREADS SECONDS
  *
  * Prints one line per operation: "<scheme> <op> <ops/s>". Puts are durable
  * one by one (each is a committed write), as the service does them.
@@ -13,8 +14,16 @@
  * evenly, one per line to the file TOKENS (signed with $JWT_SECRET, as the
  * sessiond that serves the store will verify them).
  * --fsync times a 4 KiB write + fdatasync in DIR (the disk's floor under
- * every durable commit) and prints the median and p90 in milliseconds. */
+ * every durable commit) and prints the median and p90 in milliseconds.
+ * --batches measures the store's durable create capacity without HTTP:
+ * THREADS threads (the commit lane's: 2 on LMDB, 1 on Redis) each write
+ * batches of B new sessions of one user with store_batch, back to back, for
+ * SECONDS per B in 1 2 4 8 16 32; one line per B: creates/s and the mean
+ * time of a batch. With C connections in a closed loop at most C creates
+ * are in flight, so the line of B = C / THREADS is the most creates/s the
+ * store allows C connections (the HTTP work comes on top). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +175,87 @@ static int fsync_probe(const char *dir)
     return 0;
 }
 
+typedef struct batcher {
+    store_t *st;
+    size_t b;
+    double until;
+    size_t batches, failed;
+    double busy; /* seconds inside store_batch */
+} batcher;
+
+static void *batch_loop(void *arg)
+{
+    batcher *w = arg;
+    session_t s[32];
+    store_op op[32], *ops[32];
+    const char *user = "bench-user";
+    while (now_s() < w->until) {
+        int64_t now = (int64_t)time(NULL);
+        for (size_t i = 0; i < w->b; i++) {
+            sample_session(&s[i], user, now, 3600);
+            op[i] = (store_op){ .kind = STORE_OP_PUT, .s = &s[i], .now = now };
+            ops[i] = &op[i];
+        }
+        double t0 = now_s();
+        store_batch(w->st, ops, w->b);
+        w->busy += now_s() - t0;
+        w->batches++;
+        for (size_t i = 0; i < w->b; i++)
+            w->failed += op[i].rc != RC_OK;
+    }
+    return NULL;
+}
+
+static int batches(const char *url, size_t threads, double secs)
+{
+    static const size_t sizes[] = { 1, 2, 4, 8, 16, 32 };
+    store_options opt = { .map_size = 1LL << 32, .timeout_ms = 1000, .sync = STORE_SYNC_FULL };
+    char err[256];
+    store_t *st;
+    if (threads < 1 || threads > 8 || secs <= 0) {
+        fprintf(stderr, "batches: 1..8 threads, a positive time\n");
+        return 2;
+    }
+    if (store_open(url, &opt, &st, err, sizeof err) != RC_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        batcher w[8];
+        pthread_t tid[8];
+        double t0 = now_s();
+        size_t started = 0, n = 0, nb = 0, failed = 0;
+        double busy = 0;
+        for (size_t i = 0; i < threads; i++) {
+            w[i] = (batcher){ .st = st, .b = sizes[k], .until = t0 + secs };
+            if (pthread_create(&tid[i], NULL, batch_loop, &w[i]) == 0)
+                started++;
+        }
+        for (size_t i = 0; i < started; i++) {
+            pthread_join(tid[i], NULL);
+            nb += w[i].batches;
+            n += w[i].batches * w[i].b;
+            failed += w[i].failed;
+            busy += w[i].busy;
+        }
+        double took = now_s() - t0;
+        if (started != threads || failed > 0 || nb == 0) {
+            fprintf(stderr, "batches: %zu threads of %zu started, %zu creates failed\n", started,
+                    threads, failed);
+            store_close(st);
+            return 1;
+        }
+        printf("%s batch %2zu x %zu threads: %7.0f creates/s, %.2f ms per batch\n",
+               store_scheme(st), sizes[k], threads, (double)n / took, busy * 1000 / (double)nb);
+    }
+    store_close(st);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--batches") == 0)
+        return batches(argv[2], (size_t)strtoul(argv[3], NULL, 10), strtod(argv[4], NULL));
     if (argc == 3 && strcmp(argv[1], "--fsync") == 0)
         return fsync_probe(argv[2]);
     if ((argc == 4 || argc == 6) && strcmp(argv[1], "--seed") == 0)
