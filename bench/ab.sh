@@ -13,7 +13,9 @@
 # warm-up. Prints each scenario's median and its ratio to nginx, and per
 # scenario the median over the rounds of new/old: runs next to each other
 # in time, which a shared machine whose speed drifts moves the least.
-# AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only. AB_REDIS=1:
+# AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only. AB_ROUTES
+# (default "healthz read validate") may also name create (POST /session,
+# bench/create.lua). AB_REDIS=1:
 # both on one redis-server (as in run.sh: AOF, fsync always), databases 1
 # and 2, instead of LMDB.
 set -eu
@@ -98,8 +100,10 @@ done
 
 run() { # label url [wrk args...]: one measured run, "label rps p99_us"
     label=$1; url=$2; shift 2
-    wrk -t1 -c"$CONNS" -d1s "$@" "$url" > /dev/null 2>&1 || true
-    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s bench/get.lua "$@" "$url" 2>&1 |
+    script=get.lua
+    case $label in *-create) script=create.lua ;; esac
+    wrk -t1 -c"$CONNS" -d1s -s "bench/$script" "$@" "$url" > /dev/null 2>&1 || true
+    wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "bench/$script" "$@" "$url" 2>&1 |
         awk -v l="$label" -v r="$r" '/^RESULT/ { print r, l, $2, $4 }'
 }
 
@@ -108,7 +112,7 @@ RES="$TMP/results"
 r=1; port=""; sid=""; tok=""
 while [ $r -le "$ROUNDS" ]; do
     run nginx "http://127.0.0.1:$NGINX/" >> "$RES"
-    for what in healthz read validate; do
+    for what in ${AB_ROUTES:-healthz read validate}; do
         if [ $((r % 2)) = 0 ]; then order="old new"; else order="new old"; fi
         for b in $order; do
             eval "port=\$PORT_$b sid=\$SID_$b tok=\$TOK_$b"
@@ -116,6 +120,8 @@ while [ $r -le "$ROUNDS" ]; do
                 healthz) run "$b-healthz" "http://127.0.0.1:$port/healthz" >> "$RES" ;;
                 read) run "$b-read" "http://127.0.0.1:$port/session/$sid" \
                           -H "Authorization: Bearer $CALLER" >> "$RES" ;;
+                create) run "$b-create" "http://127.0.0.1:$port/session" \
+                            -H "Authorization: Bearer $CALLER" >> "$RES" ;;
                 *) run "$b-validate" "http://127.0.0.1:$port/validate" \
                        -H "Authorization: Bearer $tok" >> "$RES" ;;
             esac
@@ -133,13 +139,15 @@ for line in open(sys.argv[1]):
     rps[label][r] = float(v); p99[label][r] = float(q)
 ng = st.median(rps["nginx"].values())
 print("%-14s %10s %7s %8s" % ("scenario", "req/s", "ratio", "p99 ms"))
-for label in ["nginx"] + ["%s-%s" % (b, w) for w in ("healthz", "read", "validate") for b in ("old", "new")]:
+for label in ["nginx"] + ["%s-%s" % (b, w) for w in ("healthz", "read", "validate", "create") for b in ("old", "new")]:
     if label in rps:
         v = st.median(rps[label].values())
         print("%-14s %10.0f %6.3fx %8.2f" % (label, v, v / ng, st.median(p99[label].values()) / 1000))
-for w in ("healthz", "read", "validate"):
+for w in ("healthz", "read", "validate", "create"):
     old, new = rps["old-" + w], rps["new-" + w]
     pairs = [new[r] / old[r] for r in old if r in new]
+    if not pairs:
+        continue
     print("new/old %-9s median of the rounds %.3f  (%s)" % (w, st.median(pairs),
           " ".join("%.2f" % x for x in pairs)))
 PY

@@ -12,7 +12,9 @@
  * entry and the per-user cap in one atomic step; it reaches the user's other
  * session keys by prefix, so it needs one Redis, not a Cluster). A use
  * (TOUCH_SCRIPT) and a token rotation (SWAP_SCRIPT, a compare-and-set) are
- * one-key scripts; every other command touches one key. Close is ZREM then
+ * one-key scripts; every other command touches one key. Scripts are sent
+ * by their SHA-1 (EVALSHA), and again whole (EVAL) to a Redis that answers
+ * NOSCRIPT (retry_noscript). Close is ZREM then
  * DEL: of two racing closes exactly one sees DEL answer 1, and an index
  * entry whose key is gone while its score is in the future is a session that
  * ended idle (a close unindexes before it deletes), told by whoever ZREMs it.
@@ -31,6 +33,7 @@
  * acknowledgements than asked make the batch's writes RC_UNAVAILABLE. */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -661,8 +664,8 @@ typedef redis_cmd rcmd;
  * then, or RC_UNAVAILABLE (a reply cut short drops the connection).
  * wait_ms: the round holds a WAIT of that timeout, so its replies may take
  * that much longer than REDIS_TIMEOUT_MS. */
-static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
-                        uint64_t deadline_ms, int64_t wait_ms)
+static rc_t pipeline_once(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
+                          uint64_t deadline_ms, int64_t wait_ms)
 {
     if (st->cluster != NULL) {
         redis_nodes *nd = nodes_of(st);
@@ -708,6 +711,17 @@ broken:
     memset(out, 0, n * sizeof(redisReply *));
     drop(st, cn);
     return RC_UNAVAILABLE;
+}
+
+static rc_t retry_noscript(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
+                           uint64_t deadline_ms, int64_t wait_ms);
+
+/* pipeline_once, and the scripts a node did not have sent again whole. */
+static rc_t pipeline_by(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
+                        uint64_t deadline_ms, int64_t wait_ms)
+{
+    rc_t rc = pipeline_once(st, cmds, n, out, deadline_ms, wait_ms);
+    return rc == RC_OK ? retry_noscript(st, cmds, n, out, deadline_ms, wait_ms) : rc;
 }
 
 static rc_t pipeline(redis_store *st, const rcmd *cmds, size_t n, redisReply **out)
@@ -1326,6 +1340,151 @@ static const char SWAP_SCRIPT[] =
 #define TOUCH_ARGC 6
 #define SWAP_ARGC 7
 
+/* The scripts and their SHA-1s in hex, for EVALSHA: a create is then about
+ * 300 bytes on the wire instead of 2 KiB. It matters for durability's
+ * cost: with appendfsync always Redis fsyncs once per turn of its event
+ * loop, and reads a client's pipeline 16 KiB per turn (docs/BENCHMARKS.md,
+ * "Fourth pass"). A script whose hash could not be made goes as EVAL. */
+enum { SCRIPT_CREATE, SCRIPT_TOUCH, SCRIPT_SWAP, SCRIPTS };
+typedef struct script {
+    const char *text;
+    size_t len;
+    char sha[2 * SHA_DIGEST_LENGTH + 1]; /* "" until hashed, or if it failed */
+} script;
+static script scripts[SCRIPTS] = {
+    { CREATE_SCRIPT, sizeof CREATE_SCRIPT - 1, "" },
+    { TOUCH_SCRIPT, sizeof TOUCH_SCRIPT - 1, "" },
+    { SWAP_SCRIPT, sizeof SWAP_SCRIPT - 1, "" },
+};
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void scripts_hash(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < SCRIPTS; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        if (SHA1((const unsigned char *)scripts[i].text, scripts[i].len, md) == NULL)
+            continue;
+        for (size_t k = 0; k < SHA_DIGEST_LENGTH; k++) {
+            scripts[i].sha[2 * k] = hex[md[k] >> 4];
+            scripts[i].sha[2 * k + 1] = hex[md[k] & 15];
+        }
+        scripts[i].sha[2 * SHA_DIGEST_LENGTH] = '\0';
+    }
+}
+
+/* The first two words of script which's command: EVALSHA and its hash, or
+ * EVAL and its text. */
+static void script_words(int which, const char **argv, size_t *lens)
+{
+    const script *sc = &scripts[which];
+    if (sc->sha[0] != '\0') {
+        argv[0] = "EVALSHA", lens[0] = 7;
+        argv[1] = sc->sha, lens[1] = 2 * SHA_DIGEST_LENGTH;
+    } else {
+        argv[0] = "EVAL", lens[0] = 4;
+        argv[1] = sc->text, lens[1] = sc->len;
+    }
+}
+
+/* The script an EVALSHA command names; NULL for any other command. */
+static const script *evalsha_of(const rcmd *c)
+{
+    if (c->argc < 2 || c->lens[0] != 7 || memcmp(c->argv[0], "EVALSHA", 7) != 0 ||
+        c->lens[1] != 2 * SHA_DIGEST_LENGTH)
+        return NULL;
+    for (size_t i = 0; i < SCRIPTS; i++)
+        if (memcmp(c->argv[1], scripts[i].sha, 2 * SHA_DIGEST_LENGTH) == 0)
+            return &scripts[i];
+    return NULL;
+}
+
+static int noscript(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
+           memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* After a round trip of cmds that succeeded: every EVALSHA answered
+ * NOSCRIPT -- that Redis has not got the script (a primary new since a
+ * failover, a cluster node that never ran it, SCRIPT FLUSH) and ran
+ * nothing -- goes again as EVAL, which runs it and caches it, in one more
+ * round trip; its answer takes the NOSCRIPT's place in out. When the
+ * pipeline ended with a WAIT, the WAIT goes again after them, so that it
+ * covers their writes, and the worse of the two WAIT answers stands (on a
+ * cluster each covers only the nodes its own round wrote). RC_OK, or, when
+ * that round trip failed, RC_UNAVAILABLE with out emptied (as a pipeline
+ * cut short). */
+static rc_t retry_noscript(redis_store *st, const rcmd *cmds, size_t n, redisReply **out,
+                           uint64_t deadline_ms, int64_t wait_ms)
+{
+    size_t k = 0, words = 0;
+    for (size_t i = 0; i < n; i++)
+        if (noscript(out[i]) && evalsha_of(&cmds[i]) != NULL) {
+            k++;
+            words += (size_t)cmds[i].argc;
+        }
+    if (k == 0)
+        return RC_OK;
+    int wait_last = cmds[n - 1].argc > 0 && cmds[n - 1].lens[0] == 4 &&
+                    strncasecmp(cmds[n - 1].argv[0], "WAIT", 4) == 0;
+    size_t m = k + (size_t)wait_last;
+    rcmd *again = calloc(m, sizeof *again);
+    size_t *at = calloc(m, sizeof *at), *lens = calloc(words, sizeof *lens);
+    const char **argv = calloc(words, sizeof *argv);
+    redisReply **got = calloc(m, sizeof *got);
+    rc_t rc = RC_NOMEM;
+    if (again == NULL || at == NULL || lens == NULL || argv == NULL || got == NULL)
+        goto out;
+    size_t j = 0, w = 0;
+    for (size_t i = 0; i < n; i++) {
+        const script *sc = evalsha_of(&cmds[i]);
+        if (sc == NULL || !noscript(out[i]))
+            continue;
+        size_t argc = (size_t)cmds[i].argc;
+        memcpy(argv + w, cmds[i].argv, argc * sizeof *argv);
+        memcpy(lens + w, cmds[i].lens, argc * sizeof *lens);
+        argv[w] = "EVAL", lens[w] = 4;
+        argv[w + 1] = sc->text, lens[w + 1] = sc->len;
+        again[j] = (rcmd){ cmds[i].argc, argv + w, lens + w };
+        at[j++] = i;
+        w += argc;
+    }
+    if (wait_last) {
+        again[j] = cmds[n - 1];
+        at[j] = n - 1;
+    }
+    rc = pipeline_once(st, again, m, got, deadline_ms, wait_ms);
+    if (rc == RC_OK) {
+        for (j = 0; j < k; j++) {
+            freeReplyObject(out[at[j]]);
+            out[at[j]] = got[j];
+        }
+        if (wait_last) {
+            redisReply *first = out[n - 1], *second = got[k];
+            int keep_first = first->type != REDIS_REPLY_INTEGER ||
+                             (second->type == REDIS_REPLY_INTEGER &&
+                              first->integer <= second->integer);
+            freeReplyObject(keep_first ? second : first);
+            out[n - 1] = keep_first ? first : second;
+        }
+    }
+out:
+    if (rc != RC_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (out[i])
+                freeReplyObject(out[i]);
+        memset(out, 0, n * sizeof(redisReply *));
+        rc = RC_UNAVAILABLE;
+    }
+    free(again);
+    free(at);
+    free(lens);
+    free(argv);
+    free(got);
+    return rc;
+}
+
 static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
 {
     const session_t *s = o->s;
@@ -1334,18 +1493,19 @@ static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
     i64_text(x->max, o->max_per_user > 0 ? o->max_per_user : 0);
     i64_text(x->end, session_end(s));
     const char *const argv[PUT_ARGC] = {
-        "EVAL", CREATE_SCRIPT, "2", x->skey, x->ukey,
+        NULL, NULL, "2", x->skey, x->ukey,
         x->rec.p, x->exp, s->id, x->now, x->max, o->refuse ? "1" : "0", s->user_id.p, x->sprefix,
         x->end,
     };
     const size_t lens[PUT_ARGC] = {
-        4, sizeof CREATE_SCRIPT - 1, 1, user_session_key(x->st, x->skey, s->user_id, s->id),
+        0, 0, 1, user_session_key(x->st, x->skey, s->user_id, s->id),
         user_key(x->st, x->ukey, s->user_id), x->rec.len, strlen(x->exp), strlen(s->id),
         strlen(x->now), strlen(x->max), 1, s->user_id.len,
         session_prefix(x->st, x->sprefix, s->user_id), strlen(x->end),
     };
     memcpy(x->argv[0], argv, sizeof argv);
     memcpy(x->lens[0], lens, sizeof lens);
+    script_words(SCRIPT_CREATE, x->argv[0], x->lens[0]);
     *cmd = (rcmd){ PUT_ARGC, x->argv[0], x->lens[0] };
 }
 
@@ -1355,8 +1515,7 @@ static void put_commands(wscratch *x, const store_op *o, rcmd *cmd)
 static rcmd touch_command(const char **argv, size_t *lens, const char *key, size_t klen,
                           const unsigned char *seen, const char *exat)
 {
-    argv[0] = "EVAL", lens[0] = 4;
-    argv[1] = TOUCH_SCRIPT, lens[1] = sizeof TOUCH_SCRIPT - 1;
+    script_words(SCRIPT_TOUCH, argv, lens);
     argv[2] = "1", lens[2] = 1;
     argv[3] = key, lens[3] = klen;
     argv[4] = (const char *)seen, lens[4] = 8;
@@ -1395,15 +1554,16 @@ static rcmd swap_command(wscratch *x, const store_op *o)
 {
     i64_text(x->end, session_end(o->s));
     const char *const argv[SWAP_ARGC] = {
-        "EVAL", SWAP_SCRIPT, "1", x->skey, o->rec->p ? o->rec->p : "", x->rec.p, x->end,
+        NULL, NULL, "1", x->skey, o->rec->p ? o->rec->p : "", x->rec.p, x->end,
     };
     const size_t lens[SWAP_ARGC] = {
-        4, sizeof SWAP_SCRIPT - 1, 1, user_session_key(x->st, x->skey, o->s->user_id, o->id),
+        0, 0, 1, user_session_key(x->st, x->skey, o->s->user_id, o->id),
         o->rec->len, x->rec.len,
         strlen(x->end),
     };
     memcpy(x->argv[0], argv, sizeof argv);
     memcpy(x->lens[0], lens, sizeof lens);
+    script_words(SCRIPT_SWAP, x->argv[0], x->lens[0]);
     return (rcmd){ SWAP_ARGC, x->argv[0], x->lens[0] };
 }
 
@@ -2171,6 +2331,7 @@ static void redis_close(store_t *base)
 static rc_t open_kind(redis_url_kind kind, const store_ops *ops, const char *target,
                       const store_options *opt, store_t **out, char *err, size_t errlen)
 {
+    pthread_once(&scripts_once, scripts_hash);
     redis_store *st = calloc(1, sizeof *st);
     if (st == NULL) {
         snprintf(err, errlen, "STORE_URL: out of memory");

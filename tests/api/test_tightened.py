@@ -122,6 +122,51 @@ def test_redis_refusing_writes_is_503(spawn, tmp_path):
         red.stop()
 
 
+def _script_counts(cli):
+    """(EVAL calls, NOSCRIPT errors) of a redis-server so far."""
+    from redistools import _info
+    cmds = _info(cli.call("INFO", "commandstats"))
+    errs = _info(cli.call("INFO", "errorstats"))
+
+    def field(v, name):
+        return int(dict(kv.split("=") for kv in v.split(","))[name]) if v else 0
+    return (field(cmds.get("cmdstat_eval"), "calls"),
+            field(errs.get("errorstat_NOSCRIPT"), "count"))
+
+
+@pytest.mark.own_store
+def test_redis_script_flush_is_no_error(spawn, tmp_path):
+    """The store's scripts go by their SHA-1 (EVALSHA). A Redis without
+    them (new, SCRIPT FLUSH, a primary new since a failover) answers
+    NOSCRIPT and runs nothing; the service sends the script whole (EVAL)
+    and the request succeeds. Once sent, the hash finds it: a NOSCRIPT only
+    after each time Redis lost them, so the hash sent is the script's."""
+    from redistools import Redis
+    red = Redis(tmp_path / "redis").start()
+    try:
+        srv = spawn("sessiond", env={"STORE_URL": red.url(0)})
+        user = uid()
+        tok = make_token(user)
+        cli = red.client(0)
+        try:
+            first = srv.create(tok)
+            assert _script_counts(cli) == (1, 1)
+            made = [srv.create(tok) for _ in range(3)]
+            assert _script_counts(cli) == (1, 1)
+            cli.call("SCRIPT", "FLUSH")
+            again = srv.create(tok)
+            assert _script_counts(cli) == (2, 2)
+            for s in [first, again] + made:
+                r = srv.get("/validate", token=s["token"])
+                assert r.status_code == 200, r.text
+            listed = srv.get("/users/%s/sessions" % q(user), token=tok).json()["sessions"]
+            assert sorted(x["id"] for x in listed) == sorted(s["id"] for s in [first, again] + made)
+        finally:
+            cli.close()
+    finally:
+        red.stop()
+
+
 @pytest.mark.lmdb_only(reason="a full disk under LMDB's file")
 def test_lmdb_disk_full_is_503(tmp_path, store_kind):
     """RLIMIT_FSIZE stands for a full disk: LMDB's writes past it fail

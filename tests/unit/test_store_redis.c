@@ -77,14 +77,19 @@ static long take_command(const char *b, size_t n, char *line, size_t cap)
         if (len < 0 || at + (size_t)len + 2 > n)
             return len < 0 ? -1 : 0;
         /* words longer than WORD_MAX bytes (scripts, records) are logged by
-         * length, short binary ones (a TOUCH's last_seen_at) as x and their
-         * hex; keys (a cluster's are up to 61 bytes here) in full */
-        int bin = 0;
+         * length, EVALSHA's 40 hex digits as <sha1>, short binary ones (a
+         * TOUCH's last_seen_at) as x and their hex; keys (a cluster's are up
+         * to 61 bytes here) in full */
+        int bin = 0, sha = len == 40 && i == 1 && strncmp(line, "EVALSHA", 7) == 0;
+        for (long k = 0; sha && k < len; k++)
+            sha = strchr("0123456789abcdef", b[at + k]) != NULL && b[at + k] != '\0';
         for (long k = 0; k < len && len <= WORD_MAX; k++)
             bin |= (unsigned char)b[at + k] < 0x20 || (unsigned char)b[at + k] > 0x7e;
         int w;
         if (len > WORD_MAX) {
             w = snprintf(line + used, cap - used, "%s<%ld>", i ? " " : "", len);
+        } else if (sha) {
+            w = snprintf(line + used, cap - used, " <sha1>");
         } else if (bin) {
             char hex[2 * WORD_MAX + 1];
             for (long k = 0; k < len; k++)
@@ -353,7 +358,7 @@ static void test_error_replies(void)
     CHECK_STR_EQ(logged(&f, 0), "SET ss:ready 1 PX 10000");
     CHECK_STR_EQ(logged(&f, 1), "GET ss:s:" ID_A);
     const char *eval = logged(&f, 3); /* the script and the record by length */
-    CHECK(strncmp(eval, "EVAL <", 6) == 0 &&
+    CHECK(strncmp(eval, "EVALSHA <sha1>", 14) == 0 &&
           strstr(eval, "> 2 ss:s:" ID_A " ss:u:alice <") != NULL &&
           strstr(eval, "> 1700000060 " ID_A " 1699999990 0 0 alice ss:s: 1700000060") != NULL);
     CHECK_EQ_INT(f.conns, 1); /* an error reply is an answer, not a broken link */
@@ -576,7 +581,7 @@ static void test_touch_answers(void)
     CHECK_EQ_INT(c.rc, RC_UNAVAILABLE);
     /* NOW = 0x6553f100 */
     const char *t = logged(&f, 1);
-    CHECK(strncmp(t, "EVAL <", 6) == 0 &&
+    CHECK(strncmp(t, "EVALSHA <sha1>", 14) == 0 &&
           strstr(t, "> 1 ss:s:" ID_A " x00f1536500000000 1700000315") != NULL);
     CHECK(strstr(logged(&f, 2), "> 1 ss:s:" ID_B " x00f1536500000000 0") != NULL);
     CHECK_EQ_INT(nlogged(&f), 4); /* one round */
@@ -627,7 +632,7 @@ static void test_swap_answers(void)
     CHECK_EQ_INT(o.rc, RC_OK);
     char want[80];
     snprintf(want, sizeof want, "> 1 ss:s:" ID_A " <%zu> <%zu> 1700000053", oldlen, oldlen);
-    CHECK(strncmp(logged(&f, 1), "EVAL <", 6) == 0 && strstr(logged(&f, 1), want) != NULL);
+    CHECK(strncmp(logged(&f, 1), "EVALSHA <sha1>", 14) == 0 && strstr(logged(&f, 1), want) != NULL);
     say(&f, ":0\r\n");
     store_batch(st, &one, 1);
     CHECK_EQ_INT(o.rc, RC_NOT_FOUND);
@@ -885,7 +890,7 @@ static void test_wait_after_writes(void)
     say(&f, CREATED);
     say(&f, ":2\r\n");
     CHECK_EQ_INT(store_put(st, &s), RC_OK);
-    CHECK(strncmp(logged(&f, 1), "EVAL <", 6) == 0);
+    CHECK(strncmp(logged(&f, 1), "EVALSHA <sha1>", 14) == 0);
     CHECK_STR_EQ(logged(&f, 2), "WAIT 2 50");
     say(&f, CREATED);
     say(&f, ":1\r\n");
@@ -967,6 +972,102 @@ static void test_wait_after_writes(void)
     buf_free(&rec);
     buf_free(&r1);
     buf_free(&r2);
+    store_close(st);
+    fake_stop(&f);
+}
+
+#define NOSCRIPT "-NOSCRIPT No matching script. Please use EVAL.\r\n"
+
+/* A Redis without the script (a primary new since a failover, a node that
+ * never ran it, SCRIPT FLUSH) answers EVALSHA with NOSCRIPT and runs
+ * nothing: the command goes again whole, as EVAL, with the same arguments,
+ * and its answer is the operation's; only the commands answered NOSCRIPT
+ * go again, and a WAIT that ended the pipeline goes again after them. */
+static void test_noscript_sent_again(void)
+{
+    fake f;
+    fake_start(&f);
+    store_t *st = open_on(&f, "", 1);
+    session_t s = mk(ID_A, "alice", NOW + 60);
+    int at = nlogged(&f);
+    say(&f, NOSCRIPT);
+    say(&f, CREATED);
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    CHECK_EQ_INT(nlogged(&f), at + 2);
+    const char *sha = logged(&f, (size_t)at), *whole = logged(&f, (size_t)at + 1);
+    static const char head[] = "EVALSHA <sha1> 2 ss:s:" ID_A " ss:u:alice <";
+    CHECK(strncmp(sha, head, sizeof head - 1) == 0);
+    CHECK(strncmp(whole, "EVAL <", 6) == 0 &&
+          strcmp(strchr(sha + 8, ' '), strchr(whole + 5, ' ')) == 0);
+    /* sent by hash again next time: the EVAL cached it */
+    say(&f, CREATED);
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    CHECK(strncmp(logged(&f, (size_t)at + 2), "EVALSHA <sha1> ", 15) == 0);
+    /* NOSCRIPT to the EVAL too is an error like any other: no loop */
+    say(&f, NOSCRIPT);
+    say(&f, NOSCRIPT);
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    CHECK_EQ_INT(nlogged(&f), at + 5);
+    /* a batch: the GET's answer stays, the create alone goes again */
+    buf_t rec = BUF_INIT;
+    store_op o[2] = { { .kind = STORE_OP_GET, .id = ID_B, .now = NOW, .rec = &rec },
+                      { .kind = STORE_OP_PUT, .s = &s } };
+    store_op *ops[2] = { &o[0], &o[1] };
+    say_record(&f, ID_B, "bob", NOW + 60);
+    say(&f, NOSCRIPT);
+    say(&f, CREATED);
+    store_batch(st, ops, 2);
+    CHECK_EQ_INT(o[0].rc, RC_OK);
+    CHECK_EQ_INT(o[1].rc, RC_OK);
+    CHECK_EQ_INT(nlogged(&f), at + 8);
+    CHECK_STR_EQ(logged(&f, (size_t)at + 5), "GET ss:s:" ID_B);
+    CHECK(strncmp(logged(&f, (size_t)at + 7), "EVAL <", 6) == 0);
+    /* the second round trip cut short: unavailable, as any cut pipeline */
+    say(&f, NOSCRIPT);
+    say_close(&f);
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
+    CHECK_EQ_INT(f.conns, 1);
+    buf_free(&rec);
+    store_close(st);
+    fake_stop(&f);
+
+    /* with REDIS_WAIT_REPLICAS: the WAIT goes again after the EVAL, and
+     * its second answer is the one judged */
+    fake_start(&f);
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    store_options opt = { .timeout_ms = 300, .wait_replicas = 1, .wait_timeout_ms = 50 };
+    say(&f, "+OK\r\n");
+    st = open_url(url, &opt);
+    at = nlogged(&f);
+    say(&f, NOSCRIPT);
+    say(&f, ":1\r\n");
+    say(&f, CREATED);
+    say(&f, ":0\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE); /* the WAIT after the EVAL came short */
+    CHECK_EQ_INT(nlogged(&f), at + 4);
+    CHECK(strncmp(logged(&f, (size_t)at), "EVALSHA <sha1> ", 15) == 0);
+    CHECK_STR_EQ(logged(&f, (size_t)at + 1), "WAIT 1 50");
+    CHECK(strncmp(logged(&f, (size_t)at + 2), "EVAL <", 6) == 0);
+    CHECK_STR_EQ(logged(&f, (size_t)at + 3), "WAIT 1 50");
+    /* the first WAIT short, the second not: the worse stands (on a cluster
+     * the second covers only the nodes of the writes sent again) */
+    store_close(st);
+    fake_stop(&f);
+    fake_start(&f);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f.port);
+    say(&f, "+OK\r\n");
+    st = open_url(url, &opt);
+    say(&f, NOSCRIPT); /* both enough: done */
+    say(&f, ":1\r\n");
+    say(&f, CREATED);
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    say(&f, NOSCRIPT);
+    say(&f, ":0\r\n");
+    say(&f, CREATED);
+    say(&f, ":1\r\n");
+    CHECK_EQ_INT(store_put(st, &s), RC_UNAVAILABLE);
     store_close(st);
     fake_stop(&f);
 }
@@ -1112,7 +1213,7 @@ static void test_sentinel_failover(void)
     say(&d2, CREATED);
     CHECK_EQ_INT(store_put(st, &s), RC_OK);
     CHECK_EQ_INT(nlogged(&sen), 2);
-    CHECK_EQ_INT(nlogged(&d), 3); /* ROLE, SET ss:ready, the refused EVAL: nothing after */
+    CHECK_EQ_INT(nlogged(&d), 3); /* ROLE, SET ss:ready, the refused EVALSHA: nothing after */
     /* d2 closes the connection (a failover's CLIENT KILL): asked again */
     say(&d2, "+OK\r\n");
     CHECK_EQ_INT(store_ping(st), RC_OK);
@@ -1419,7 +1520,7 @@ static void test_cluster_discovery(void)
     /* the create: both keys in the user's slot, and the prefix of its
      * other sessions' keys */
     snprintf(want, sizeof want, "> 2 ss:{%s}:s:%s ss:{%s}:u:%s <", tb, idb, tb, ub);
-    CHECK(strncmp(logged(&b, 3), "EVAL <", 6) == 0 && strstr(logged(&b, 3), want) != NULL);
+    CHECK(strncmp(logged(&b, 3), "EVALSHA <sha1>", 14) == 0 && strstr(logged(&b, 3), want) != NULL);
     snprintf(want, sizeof want, " %s ss:{%s}:s: ", ub, tb);
     CHECK(strstr(logged(&b, 3), want) != NULL);
     CHECK_EQ_INT(nlogged(&a), 4);
@@ -1542,7 +1643,7 @@ static void test_cluster_ask(void)
     CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
     nb = nlogged(&c.b);
     CHECK_STR_EQ(logged(&c.b, (size_t)nb - 2), "ASKING");
-    CHECK(strncmp(last_logged(&c.b), "EVAL <", 6) == 0);
+    CHECK(strncmp(last_logged(&c.b), "EVALSHA <sha1>", 14) == 0);
     usleep(REFRESH_US);
     say_record(&c.a, c.ida, c.ua, NOW + 60);
     CHECK_EQ_INT(store_get(c.st, c.ida, NOW, &rec), RC_OK);
@@ -1570,7 +1671,7 @@ static void test_cluster_tryagain(void)
     CHECK_EQ_INT(store_put(c.st, &s), RC_OK);
     double took = ms_since(&t0);
     CHECK(took >= 15 && took < 500); /* the pause (20 ms) */
-    CHECK_EQ_INT(count_logged(&c.a, "EVAL "), 2);
+    CHECK_EQ_INT(count_logged(&c.a, "EVALSHA "), 2);
     CHECK_EQ_INT(nlogged(&c.b), 1);
 
     /* forever: 16 rounds, then the TRYAGAIN stands (a 503) */
@@ -1585,7 +1686,7 @@ static void test_cluster_tryagain(void)
     took = ms_since(&t0);
     CHECK_EQ_INT(put.rc, RC_UNAVAILABLE);
     CHECK_EQ_INT(get.rc, RC_OK);
-    CHECK_EQ_INT(count_logged(&c.a, "EVAL "), 2 + 16);
+    CHECK_EQ_INT(count_logged(&c.a, "EVALSHA "), 2 + 16);
     CHECK(took < 1000);
     CHECK_EQ_INT(count_logged(&c.b, "GET "), 1);
     store_close(c.st);
@@ -1595,11 +1696,11 @@ static void test_cluster_tryagain(void)
     opt.timeout_ms = 60;
     two_open(&c, "", "", &opt);
     set_default(&c.a, TRYAGAIN);
-    int before = count_logged(&c.a, "EVAL ");
+    int before = count_logged(&c.a, "EVALSHA ");
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_EQ_INT(store_put(c.st, &s), RC_UNAVAILABLE);
     took = ms_since(&t0);
-    int tries = count_logged(&c.a, "EVAL ") - before;
+    int tries = count_logged(&c.a, "EVALSHA ") - before;
     CHECK(tries >= 2 && tries < 5);
     CHECK(took < 60 + 150); /* about REDIS_TIMEOUT_MS: with a scheduling margin */
     CHECK_EQ_INT(c.a.conns, 2);
@@ -1700,7 +1801,7 @@ static void test_cluster_wait_per_node(void)
     CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 2);
     CHECK_STR_EQ(last_logged(&c.a), "WAIT 1 50");
     CHECK_STR_EQ(last_logged(&c.b), "WAIT 1 50");
-    CHECK(strncmp(logged(&c.b, (size_t)nlogged(&c.b) - 2), "EVAL <", 6) == 0);
+    CHECK(strncmp(logged(&c.b, (size_t)nlogged(&c.b) - 2), "EVALSHA <sha1>", 14) == 0);
 
     /* a write to A and a read on B: B gets no WAIT (a WAIT came short
      * before: this one follows the writes in a round of its own) */
@@ -1733,7 +1834,7 @@ static void test_cluster_wait_per_node(void)
     CHECK_EQ_INT(pb.rc, RC_OK);
     CHECK_EQ_INT(count_logged(&c.a, "WAIT "), 4);
     CHECK_EQ_INT(count_logged(&c.b, "WAIT "), 3);
-    CHECK(strncmp(last_logged(&c.a), "EVAL <", 6) == 0);
+    CHECK(strncmp(last_logged(&c.a), "EVALSHA <sha1>", 14) == 0);
     /* both short: both writes 503 */
     say(&c.a, CREATED);
     say(&c.a, ":0\r\n");
@@ -1798,7 +1899,7 @@ static void test_cluster_untagged_ids(void)
     snprintf(want, sizeof want, "SET ss:{%s}:a:%s %s EXAT 1700000060", t, id, c.ta);
     CHECK_STR_EQ(logged(&c.a, (size_t)na), want);
     snprintf(want, sizeof want, "> 2 ss:{%s}:s:%s ss:{%s}:u:%s <", c.ta, id, c.ta, c.ua);
-    CHECK(strncmp(logged(&c.a, (size_t)na + 1), "EVAL <", 6) == 0 &&
+    CHECK(strncmp(logged(&c.a, (size_t)na + 1), "EVALSHA <sha1>", 14) == 0 &&
           strstr(logged(&c.a, (size_t)na + 1), want) != NULL);
     /* the alias refused: no create */
     say(&c.a, "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
@@ -2056,6 +2157,7 @@ int main(void)
     RUN(test_pipeline_cut_by_stall);
     RUN(test_auth_refused);
     RUN(test_wait_after_writes);
+    RUN(test_noscript_sent_again);
     RUN(test_wait_longer_than_timeout);
     RUN(test_sentinel_discovery);
     RUN(test_sentinel_names_a_replica);
