@@ -1432,7 +1432,7 @@ static rc_t retry_noscript(redis_store *st, const rcmd *cmds, size_t n, redisRep
     rcmd *again = calloc(m, sizeof *again);
     size_t *at = calloc(m, sizeof *at), *lens = calloc(words, sizeof *lens);
     const char **argv = calloc(words, sizeof *argv);
-    redisReply **got = calloc(m, sizeof *got);
+    redisReply **got = calloc(m, sizeof(redisReply *));
     rc_t rc = RC_NOMEM;
     if (again == NULL || at == NULL || lens == NULL || argv == NULL || got == NULL)
         goto out;
