@@ -15,7 +15,8 @@
 # in time, which a shared machine whose speed drifts moves the least.
 # AB_NEW_ENV (e.g. "THREADS=2") is set for the new build only. AB_ROUTES
 # (default "healthz read validate") may also name create (POST /session,
-# bench/create.lua). AB_REDIS=1:
+# bench/create.lua) and mixed (bench/mixed.lua: per 20 requests 17
+# validate, 2 read, 1 create). AB_REDIS=1:
 # both on one redis-server (as in run.sh: AOF, fsync always), databases 1
 # and 2, instead of LMDB.
 set -eu
@@ -101,7 +102,7 @@ done
 run() { # label url [wrk args...]: one measured run, "label rps p99_us"
     label=$1; url=$2; shift 2
     script=get.lua
-    case $label in *-create) script=create.lua ;; esac
+    case $label in *-create) script=create.lua ;; *-mixed) script=mixed.lua ;; esac
     wrk -t1 -c"$CONNS" -d1s -s "bench/$script" "$@" "$url" > /dev/null 2>&1 || true
     wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "bench/$script" "$@" "$url" 2>&1 |
         awk -v l="$label" -v r="$r" '/^RESULT/ { print r, l, $2, $4 }'
@@ -122,6 +123,8 @@ while [ $r -le "$ROUNDS" ]; do
                           -H "Authorization: Bearer $CALLER" >> "$RES" ;;
                 create) run "$b-create" "http://127.0.0.1:$port/session" \
                             -H "Authorization: Bearer $CALLER" >> "$RES" ;;
+                mixed) BENCH_CALLER=$CALLER BENCH_SESSION=$tok BENCH_SID=$sid \
+                           run "$b-mixed" "http://127.0.0.1:$port/validate" >> "$RES" ;;
                 *) run "$b-validate" "http://127.0.0.1:$port/validate" \
                        -H "Authorization: Bearer $tok" >> "$RES" ;;
             esac
@@ -139,11 +142,11 @@ for line in open(sys.argv[1]):
     rps[label][r] = float(v); p99[label][r] = float(q)
 ng = st.median(rps["nginx"].values())
 print("%-14s %10s %7s %8s" % ("scenario", "req/s", "ratio", "p99 ms"))
-for label in ["nginx"] + ["%s-%s" % (b, w) for w in ("healthz", "read", "validate", "create") for b in ("old", "new")]:
+for label in ["nginx"] + ["%s-%s" % (b, w) for w in ("healthz", "read", "validate", "create", "mixed") for b in ("old", "new")]:
     if label in rps:
         v = st.median(rps[label].values())
         print("%-14s %10.0f %6.3fx %8.2f" % (label, v, v / ng, st.median(p99[label].values()) / 1000))
-for w in ("healthz", "read", "validate", "create"):
+for w in ("healthz", "read", "validate", "create", "mixed"):
     old, new = rps["old-" + w], rps["new-" + w]
     pairs = [new[r] / old[r] for r in old if r in new]
     if not pairs:

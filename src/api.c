@@ -106,9 +106,9 @@ static rc_t finish(http_request *r, route_call *c, rc_t early)
 
 /* A queued job is done (on an executor thread): the route renders its
  * answer on an event thread (resume), not here. */
-static void job_done(exec_job *j)
+static void job_done(exec_job *j, int last)
 {
-    http_wake(j->arg);
+    http_wake(j->arg, last);
 }
 
 static rc_t resume(http_request *r)

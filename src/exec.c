@@ -329,7 +329,7 @@ static void *lane_loop(void *arg)
         exec_run(q->e->store, q->e->touches, jobs, n);
         /* collected first: a job may be gone once its done returns */
         for (size_t i = 0; i < n; i++)
-            jobs[i]->done(jobs[i]);
+            jobs[i]->done(jobs[i], i + 1 == n);
         pthread_mutex_lock(&q->lock);
     }
     pthread_mutex_unlock(&q->lock);

@@ -79,8 +79,10 @@ struct exec_job {
     int authed;         /* step 1 read and judged */
     int auth_write;     /* step 1's write still to make (exec.c) */
     /* completion of a queued job: called on an executor thread, after which
-     * the executor no longer touches the job */
-    void (*done)(exec_job *j);
+     * the executor no longer touches the job; last is set on the call for
+     * the final job of the batch the thread ran (the calls of one batch
+     * come one after another, from one thread) */
+    void (*done)(exec_job *j, int last);
     void *arg;
     exec_job *next;     /* queue link (the executor's) */
 };

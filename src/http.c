@@ -71,6 +71,7 @@ struct http_watch {
     pthread_t thread;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic int draining;  /* shutting down: close connections after answers */
+    _Atomic int held;      /* woken requests whose leader has not resumed them yet */
 };
 
 /* ---- answers ---- */
@@ -576,10 +577,65 @@ void http_suspend(void *arg)
     MHD_suspend_connection(r->conn);
 }
 
-void http_wake(http_request *r)
+/* ---- waking a batch ----
+ * libmicrohttpd 0.9.75 signals the event loop on every resume (an eventfd
+ * write), and its loop takes each time only the connections resumed so
+ * far: resumed one by one from a lane's thread, a batch of 12 cost the
+ * event thread 6-7 turns, each a poll and a pass over every connection
+ * (docs/BENCHMARKS.md, "Fifth pass"). So a lane's thread chains the
+ * batch's requests as it completes them and resumes only the last; that
+ * one's event thread resumes the others (wake_followers) before it
+ * answers, or when its connection ends without an answer (on_completed),
+ * and they are all taken in its next turn. While shutting down, each is
+ * resumed at once, and http_stop waits for the chained ones (held). */
+
+static _Thread_local http_request *woken_chain; /* this thread's batch so far */
+
+static void resume_chain(http_request *f)
 {
+    while (f != NULL) {
+        http_request *next = f->next_woken; /* f may be answered and gone once resumed */
+        MHD_resume_connection(f->conn);
+        f = next;
+    }
+}
+
+void http_wake(http_request *r, int last)
+{
+    struct http_watch *w = r->svc->watch;
     atomic_store_explicit(&r->woken, 1, memory_order_release);
-    MHD_resume_connection(r->conn);
+    r->followers = NULL;
+    r->next_woken = woken_chain;
+    woken_chain = r;
+    int draining = atomic_load(&w->draining);
+    if (!last && !draining)
+        return;
+    woken_chain = NULL;
+    if (draining) {
+        resume_chain(r);
+        return;
+    }
+    int n = 0;
+    for (http_request *f = r->next_woken; f != NULL; f = f->next_woken)
+        n++;
+    if (n > 0)
+        atomic_fetch_add(&w->held, n);
+    r->followers = r->next_woken;
+    MHD_resume_connection(r->conn); /* publishes followers: libmicrohttpd's lock */
+}
+
+/* On r's event thread, once r is resumed: the requests woken with it. */
+static void wake_followers(http_request *r)
+{
+    http_request *f = r->followers;
+    if (f == NULL)
+        return;
+    r->followers = NULL;
+    int n = 0;
+    for (http_request *g = f; g != NULL; g = g->next_woken)
+        n++;
+    resume_chain(f);
+    atomic_fetch_sub(&r->svc->watch->held, n);
 }
 
 static enum MHD_Result respond(http_request *r)
@@ -588,6 +644,7 @@ static enum MHD_Result respond(http_request *r)
         if (!atomic_load_explicit(&r->woken, memory_order_acquire))
             return MHD_YES; /* spurious call while the application works */
         r->suspended = 0;
+        wake_followers(r);
         settle(r, r->svc->resume(r));
         r->responded = 1;
         return send_answer(r);
@@ -670,6 +727,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
+    wake_followers(r); /* resumed, but its connection ended before its answer */
     uint64_t now = clock_us();
     if (r->responded) {
         metrics_request(r->metric, metrics_method_of(r->method), r->final_status,
@@ -806,7 +864,10 @@ void http_stop(http_service *svc)
 {
     struct http_watch *w = svc->watch;
     /* The application's queued work must be finished first (api_stop:
-     * libmicrohttpd refuses to stop with a connection still suspended). */
+     * libmicrohttpd refuses to stop with a connection still suspended),
+     * and the requests woken with a leader resumed by its event thread. */
+    for (int i = 0; w != NULL && i < 2000 && atomic_load(&w->held) > 0; i++)
+        usleep(1000);
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;

@@ -88,6 +88,8 @@ struct http_request {
     struct http_conn *hc;          /* the connection's deadline (http.c) */
     int suspended;                 /* waiting for the application's work */
     _Atomic int woken;             /* that work is done (http_wake) */
+    http_request *followers;       /* woken with this one, resumed by its event thread */
+    http_request *next_woken;      /* link in a batch's list of woken requests */
     void *state;                   /* the application's, freed with the */
     void (*state_free)(void *);    /* request by state_free */
     /* Buffers, from here on: a new request zeroes only the fields above
@@ -130,8 +132,11 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail);
  * anything that will call http_wake can run. */
 void http_suspend(void *r);
 /* The queued work of a suspended request is done (from any thread): its
- * connection is resumed, and svc->resume answers it on an event thread. */
-void http_wake(http_request *r);
+ * connection is resumed, and svc->resume answers it on an event thread.
+ * A thread that completes a batch calls it for each of the batch's
+ * requests, last set on the final call: the connections are then resumed
+ * at once by the event thread of that last one (wakes_batch in http.c). */
+void http_wake(http_request *r, int last);
 
 /* ---- pure parsers (no I/O; unit-tested and fuzzed) ---- */
 

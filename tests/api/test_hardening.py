@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -698,3 +699,31 @@ def test_no_token_fragment_or_secret_in_debug_logs_or_answers(spawn, user, libra
             assert not hit, "an answer holds a piece of a presented token: %r in %r" % (
                 hit[0], text[:400])
         assert not [f for f in secret_frags if f in text], "an answer holds a piece of the secret"
+
+
+@pytest.mark.concurrency
+def test_clients_gone_mid_batch_hold_up_no_one(spawn):
+    """Requests queued together are resumed together, by the event thread of
+    one of them (http.c, "waking a batch"): when that one's client hangs up
+    (a reset) while its request is queued, the others are still answered."""
+    srv = spawn("sessiond", env={"SESSION_MAX_PER_USER": "0"})
+    tok = make_token(uid())
+    create = http_request_bytes("POST", "/session", {"Authorization": "Bearer %s" % tok})
+    s = srv.create(tok)
+    validate = http_request_bytes("GET", "/validate", {"Authorization": "Bearer %s" % s["token"]})
+    for rnd in range(12):
+        conns = [RawConn(srv.port, timeout=10) for _ in range(16)]
+        try:
+            for i, cn in enumerate(conns):
+                cn.send(create if (rnd + i) % 3 == 0 else validate)
+            # every other client resets its connection at once
+            for cn in conns[1::2]:
+                cn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                cn.close()
+            for i, cn in enumerate(conns[0::2]):
+                r = cn.read_response()
+                assert r is not None and r.status in (200, 201), (rnd, i, r and r.status)
+        finally:
+            for cn in conns:
+                cn.close()
+    assert srv.get("/validate", token=s["token"]).status_code == 200

@@ -466,8 +466,9 @@ static void park(void *arg)
     pthread_mutex_unlock(&w->lock);
 }
 
-static void done(exec_job *j)
+static void done(exec_job *j, int last)
 {
+    (void)last;
     waiter *w = j->arg;
     pthread_mutex_lock(&w->lock);
     w->parked_before_done = w->parked;
