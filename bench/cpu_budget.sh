@@ -100,7 +100,8 @@ ticks() { # pid... -> their CPU time in clock ticks (utime + stime, all threads)
     for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t }'
 }
 HZ=$(getconf CLK_TCK)
-NGINX_PIDS="$(cat "$TMP/nginx.pid") $(pgrep -P "$(cat "$TMP/nginx.pid")" | tr '\n' ' ')"
+NGINX_MASTER=$(cat "$TMP/nginx.pid")
+NGINX_PIDS="$NGINX_MASTER $(cat /proc/"$NGINX_MASTER"/task/*/children)" # master and worker
 REDIS_PID=$(cat "$TMP/redis.pid")
 
 measure() { # label "server pids" url [wrk args...] -> "label rps wrk_us server_us redis_us"

@@ -20,7 +20,8 @@ build_pkgs="gcc make pkg-config libc6-dev openssl curl libmicrohttpd-dev libjans
 # nginx-dev's own files), which the gateway tests load
 test_pkgs="python3 python3-pytest python3-requests python3-jwt python3-cryptography python3-yaml redis-server redis-tools nginx-light libpcre2-dev zlib1g-dev lmdb-utils clang libclang-rt-14-dev clang-tools clang-tidy cppcheck perl"
 
-bench_pkgs="python3 curl wrk nginx-light libpcre2-dev zlib1g-dev redis-server redis-tools gnuplot-nox"
+# time: /usr/bin/time, for wrk's own CPU time in bench/cpu_budget.sh
+bench_pkgs="python3 curl wrk nginx-light libpcre2-dev zlib1g-dev redis-server redis-tools gnuplot-nox time"
 
 case "$mode" in
 run) want=$build_pkgs ;;

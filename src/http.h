@@ -135,7 +135,7 @@ void http_suspend(void *r);
  * connection is resumed, and svc->resume answers it on an event thread.
  * A thread that completes a batch calls it for each of the batch's
  * requests, last set on the final call: the connections are then resumed
- * at once by the event thread of that last one (wakes_batch in http.c). */
+ * at once by the event thread of that last one ("waking a batch", http.c). */
 void http_wake(http_request *r, int last);
 
 /* ---- pure parsers (no I/O; unit-tested and fuzzed) ---- */
