@@ -26,50 +26,16 @@ OLD=$(cd "$1" && pwd); NEW=$(cd "$2" && pwd)
 ROUNDS=${3:-5}; SECS=${4:-3}; CONNS=${AB_CONNS:-32}
 BENCH_DIR="$(pwd)/bench"
 export BENCH_DIR
-TMP=$(mktemp -d /tmp/sessiond-ab.XXXXXX)
-trap 'kill $(cat "$TMP"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 0.5; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    i=0
-    until curl -s -o /dev/null "http://127.0.0.1:$1/"; do
-        i=$((i + 1)); [ $i -gt 100 ] && { echo "ab: nothing on port $1" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
-export JWT_SECRET
-
+BENCH_NAME=ab
+. bench/lib.sh
+bench_tmp
+bench_secret
 NGINX=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$NGINX;
-        location / { default_type application/json; return 200 '{"status":"ok"}'; }
-    }
-}
-CONF
-nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -e "$TMP/nginx/error.log"
+start_static_nginx "$NGINX"
 
 if [ "${AB_REDIS:-0}" = 1 ]; then
     REDIS=$(free_port)
-    redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes \
-        --appendfsync always --daemonize no > "$TMP/redis.log" 2>&1 &
-    echo $! > "$TMP/redis.pid"
-    i=0
-    until redis-cli -p "$REDIS" ping > /dev/null 2>&1; do
-        i=$((i + 1)); [ $i -gt 100 ] && { echo "ab: redis-server did not start" >&2; exit 1; }
-        sleep 0.1
-    done
+    start_redis_aof "$REDIS"
 fi
 store_url() { # name -> the STORE_URL of build name (old: db 1, new: db 2)
     if [ -n "${REDIS:-}" ]; then
@@ -93,10 +59,7 @@ wait_port "$NGINX"; wait_port "$PORT_old"; wait_port "$PORT_new"
 
 CALLER=$(scripts/token.sh bench-user)
 for b in old new; do
-    eval "port=\$PORT_$b"
-    made=$(curl -s -X POST "http://127.0.0.1:$port/session" -H "Authorization: Bearer $CALLER")
-    eval "SID_$b=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
-    eval "TOK_$b=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+    eval "first_session $b \$PORT_$b"
 done
 
 run() { # label url [wrk args...]: one measured run, "label rps p99_us"

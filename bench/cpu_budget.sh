@@ -33,49 +33,15 @@ for t in wrk nginx redis-server redis-cli curl; do
     command -v $t > /dev/null || { echo "cpu_budget: $t is not installed (scripts/deps.sh bench)" >&2; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "cpu_budget: /usr/bin/time is not installed (scripts/deps.sh bench)" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/sessiond-cpu.XXXXXX)
-trap 'kill $(cat "$TMP"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 0.5; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    i=0
-    until curl -s -o /dev/null "http://127.0.0.1:$1/"; do
-        i=$((i + 1)); [ $i -gt 100 ] && { echo "cpu_budget: nothing on port $1" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 48)
-export JWT_SECRET
-
+BENCH_NAME=cpu_budget
+. bench/lib.sh
+bench_tmp
+bench_secret
 NGINX=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$NGINX;
-        location / { default_type application/json; return 200 '{"status":"ok"}'; }
-    }
-}
-CONF
-nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -e "$TMP/nginx/error.log"
+start_static_nginx "$NGINX"
 
 REDIS=$(free_port)
-redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes \
-    --appendfsync always --daemonize no > "$TMP/redis.log" 2>&1 &
-echo $! > "$TMP/redis.pid"
-i=0
-until redis-cli -p "$REDIS" ping > /dev/null 2>&1; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "cpu_budget: redis-server did not start" >&2; exit 1; }
-    sleep 0.1
-done
+start_redis_aof "$REDIS"
 
 start() { # name STORE_URL -> port
     port=$(free_port)
@@ -90,10 +56,7 @@ wait_port "$NGINX"; wait_port "$PORT_lmdb"; wait_port "$PORT_redis"
 
 CALLER=$(scripts/token.sh bench-user)
 for s in lmdb redis; do
-    eval "port=\$PORT_$s"
-    made=$(curl -s -X POST "http://127.0.0.1:$port/session" -H "Authorization: Bearer $CALLER")
-    eval "SID_$s=$(echo "$made" | sed 's/.*"id":"\([^"]*\)".*/\1/')"
-    eval "TOK_$s=$(echo "$made" | sed 's/.*"token":"\([^"]*\)".*/\1/')"
+    eval "first_session $s \$PORT_$s"
 done
 
 ticks() { # pid... -> their CPU time in clock ticks (utime + stime, all threads)
@@ -122,18 +85,20 @@ measure() { # label "server pids" url [wrk args...] -> "label rps wrk_us server_
 
 RES="$TMP/results"
 : > "$RES"
-r=1
+r=1; port=""; sid=""; tok=""; pid=""
 while [ $r -le "$ROUNDS" ]; do
     measure nginx "$NGINX_PIDS" "http://127.0.0.1:$NGINX/" >> "$RES"
     for s in lmdb redis; do
         eval "port=\$PORT_$s sid=\$SID_$s tok=\$TOK_$s pid=\$(cat $TMP/sd-$s.pid)"
-        measure "$s-healthz" "$pid" "http://127.0.0.1:$port/healthz" >> "$RES"
-        measure "$s-read" "$pid" "http://127.0.0.1:$port/session/$sid" \
-            -H "Authorization: Bearer $CALLER" >> "$RES"
-        measure "$s-validate" "$pid" "http://127.0.0.1:$port/validate" \
-            -H "Authorization: Bearer $tok" >> "$RES"
-        measure "$s-create" "$pid" "http://127.0.0.1:$port/session" \
-            -H "Authorization: Bearer $CALLER" >> "$RES"
+        {
+            measure "$s-healthz" "$pid" "http://127.0.0.1:$port/healthz"
+            measure "$s-read" "$pid" "http://127.0.0.1:$port/session/$sid" \
+                -H "Authorization: Bearer $CALLER"
+            measure "$s-validate" "$pid" "http://127.0.0.1:$port/validate" \
+                -H "Authorization: Bearer $tok"
+            measure "$s-create" "$pid" "http://127.0.0.1:$port/session" \
+                -H "Authorization: Bearer $CALLER"
+        } >> "$RES"
     done
     r=$((r + 1))
 done
