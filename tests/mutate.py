@@ -22,6 +22,7 @@ Run from the repository's root: /usr/bin/python3 tests/mutate.py [NAME-SUBSTRING
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -97,6 +98,10 @@ def caught(m):
 
 
 def main():
+    # stopped (a timeout, a cancelled run): the finally below still puts the
+    # mutated file back
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     only = sys.argv[1] if len(sys.argv) > 1 else None
     muts = parse((ROOT / "tests" / "mutations.txt").read_text())
     if only:
