@@ -620,6 +620,7 @@ void http_wake(http_request *r, int last)
         n++;
     if (n > 0)
         atomic_fetch_add(&w->held, n);
+    r->nfollowers = n;
     r->followers = r->next_woken;
     MHD_resume_connection(r->conn); /* publishes followers: libmicrohttpd's lock */
 }
@@ -631,11 +632,8 @@ static void wake_followers(http_request *r)
     if (f == NULL)
         return;
     r->followers = NULL;
-    int n = 0;
-    for (http_request *g = f; g != NULL; g = g->next_woken)
-        n++;
     resume_chain(f);
-    atomic_fetch_sub(&r->svc->watch->held, n);
+    atomic_fetch_sub(&r->svc->watch->held, r->nfollowers);
 }
 
 static enum MHD_Result respond(http_request *r)

@@ -89,6 +89,7 @@ struct http_request {
     int suspended;                 /* waiting for the application's work */
     _Atomic int woken;             /* that work is done (http_wake) */
     http_request *followers;       /* woken with this one, resumed by its event thread */
+    int nfollowers;                /* how many (counted in the watch's held) */
     http_request *next_woken;      /* link in a batch's list of woken requests */
     void *state;                   /* the application's, freed with the */
     void (*state_free)(void *);    /* request by state_free */
