@@ -214,6 +214,10 @@ static rc_t load(config *c, config_lookup_fn lookup, void *arg, int need_secret,
     }
     c->jwt_secret_len = c->jwt_secret ? strlen(c->jwt_secret) : 0;
     c->jwt_secret_previous_len = c->jwt_secret_previous ? strlen(c->jwt_secret_previous) : 0;
+    /* SESSION_TTL's default (3600) yields to a lower SESSION_MAX_TTL: only a
+     * SESSION_TTL that was given can conflict with it */
+    if (lookup("SESSION_TTL", arg) == NULL && c->session_ttl > c->session_max_ttl)
+        c->session_ttl = c->session_max_ttl;
     if (c->session_ttl > c->session_max_ttl) {
         snprintf(err, errlen, "SESSION_TTL: %lld is above SESSION_MAX_TTL (%lld)",
                  (long long)c->session_ttl, (long long)c->session_max_ttl);

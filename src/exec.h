@@ -13,7 +13,8 @@
  *      (a TOUCH, before the answer) once last_seen_at is
  *      session_idle_slack old, so that a session used at t lives through
  *      t + idle_timeout on every process; without one, it is noted for the
- *      background writer (touch.h) once it is EXEC_TOUCH_EVERY old.
+ *      background writer (touch.h) once it is SESSION_TOUCH_SOON old, and
+ *      written before the answer once it is EXEC_TOUCH_EVERY old.
  *   2. op (has_op): one store operation, with the retries the executor
  *      owns: a create (fresh != NULL) draws a new session id before each
  *      attempt and tries again, up to EXEC_CREATE_ATTEMPTS, while the id is
@@ -50,7 +51,7 @@
 
 #define EXEC_CREATE_ATTEMPTS 3
 #define EXEC_BATCH_MAX 256
-#define EXEC_TOUCH_EVERY SESSION_TOUCH_EVERY /* seconds: a session's last_seen_at may lag this much */
+#define EXEC_TOUCH_EVERY SESSION_TOUCH_EVERY /* seconds: a session's last_seen_at lags less */
 #define EXEC_SWAP_ATTEMPTS 4
 
 typedef struct exec exec;

@@ -802,10 +802,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         { MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, NULL },
         { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->connection_limit, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->connection_timeout, NULL },
-        /* Large enough that headers well over 8 KiB reach check_request and
-         * get our problem+json 431 (beyond, libmicrohttpd answers 431
-         * itself); small because libmicrohttpd clears the pool between
-         * requests, which costs time on every request. */
+        /* see HTTP_POOL_SIZE: oversized headers answered by us, at a cost */
         { MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_POOL_SIZE, NULL },
         { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
         { MHD_OPTION_STRICT_FOR_CLIENT, -1, NULL }, /* we check, and answer problem+json */

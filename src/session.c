@@ -168,9 +168,11 @@ int64_t session_idle_expires_at(const session_t *s)
 
 session_due session_use_due(const session_t *s, int64_t now)
 {
-    if (s->idle_timeout > 0 && now - s->last_seen_at >= session_idle_slack(s->idle_timeout))
+    int64_t age = now - s->last_seen_at;
+    int64_t most = s->idle_timeout > 0 ? session_idle_slack(s->idle_timeout) : SESSION_TOUCH_EVERY;
+    if (age >= most)
         return SESSION_DUE_NOW;
-    if (now - s->last_seen_at >= SESSION_TOUCH_EVERY)
+    if (age >= SESSION_TOUCH_SOON)
         return SESSION_DUE_LATER;
     return SESSION_DUE_NONE;
 }

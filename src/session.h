@@ -98,16 +98,20 @@ int64_t session_end(const session_t *s);
 /* The contract's idle_expires_at: last_seen_at + idle_timeout, never past
  * expires_at; -1 without an idle timeout. Pure. */
 int64_t session_idle_expires_at(const session_t *s);
-/* A use of a session is written at the latest this many seconds after the
- * last one recorded (the contract's lag of last_seen_at without an idle
- * timeout). */
+/* Without an idle timeout, last_seen_at lags the last use by less than
+ * SESSION_TOUCH_EVERY seconds (the contract's 60): a use this old is
+ * written before its answer, and one SESSION_TOUCH_SOON old is noted for
+ * the background writer (about a second, with one to spare), so that a
+ * session in steady use never waits for the write. */
 #define SESSION_TOUCH_EVERY 60
+#define SESSION_TOUCH_SOON 58
 
 /* What a use of a session at now asks of the store (session_use_due). */
 typedef enum session_due {
     SESSION_DUE_NONE,  /* last_seen_at is recent enough: nothing */
-    SESSION_DUE_LATER, /* SESSION_TOUCH_EVERY old: record it, in the background */
-    SESSION_DUE_NOW    /* idle timeout, session_idle_slack old: record it before answering */
+    SESSION_DUE_LATER, /* SESSION_TOUCH_SOON old: record it, in the background */
+    SESSION_DUE_NOW    /* as old as the lag allowed (session_idle_slack with an idle
+                        * timeout, else SESSION_TOUCH_EVERY): record it before answering */
 } session_due;
 
 /* Whether a use of s at now must be recorded, and how soon: the rule that

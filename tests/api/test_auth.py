@@ -58,6 +58,15 @@ def test_malformed_authorization_header(server, user, value):
     assert r.headers.get("WWW-Authenticate", "").lower().startswith("bearer"), r.headers
 
 
+@pytest.mark.parametrize("value,presented", [
+    ("Basic dXNlcjpwYXNz", False), ("Bearer", False), ("Bearer ", False), ("Token {tok}", False),
+    ("Bearer not-a-token", True), ("bearer {tok} extra", True), ("Bearer {tok}.", True)])
+def test_invalid_token_only_when_a_bearer_token_was_presented(server, user, value, presented):
+    # RFC 6750 3.1: no error code when the request carries no bearer token
+    r = protected(server, user, headers={"Authorization": value.format(tok=make_token(user))})
+    assert_unauthorized(r, token_presented=presented)
+
+
 def test_garbage_token(server, user):
     refused(server, user, "not-a-token")
 

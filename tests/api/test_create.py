@@ -163,6 +163,17 @@ def test_ttl_default_and_max_from_config(ttl_server, user):
     assert_problem(ttl_server.post("/session", token=tok, json={"ttl": 601}), 400)
 
 
+def test_only_a_small_max_ttl_set(spawn, user):
+    # SESSION_MAX_TTL below SESSION_TTL's default (3600), SESSION_TTL unset:
+    # the service starts, and the default lifetime is the largest allowed
+    srv = spawn("sessiond", env={"SESSION_MAX_TTL": "600"})
+    tok = make_token(user)
+    s = srv.create(tok)
+    assert s["expires_at"] == s["created_at"] + 600
+    assert srv.create(tok, {"ttl": 600})["expires_at"] <= now() + 601
+    assert_problem(srv.post("/session", token=tok, json={"ttl": 601}), 400)
+
+
 # ---------------------------------------------------------------- data
 
 NESTED = {

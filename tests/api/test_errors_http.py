@@ -166,6 +166,25 @@ def test_headers_over_8_kib(server):
     assert server.get("/healthz").status_code == 200
 
 
+# Request headers over 8 KiB in the shapes a client (or a test) is likely to
+# send, up to what fits in the connection's memory (HTTP_POOL_SIZE, 40 KiB):
+# each gets the service's own problem+json 431, never a closed connection
+# or the library's page (the teardown's contract check sees the body too).
+@pytest.mark.parametrize("count,size", [(1, 8193), (1, 16384), (1, 20000), (1, 32768),
+                                        (1, 38000), (128, 100), (200, 100), (64, 256),
+                                        (100, 256), (300, 50)])
+def test_oversized_headers_get_a_problem(server, count, size):
+    if count == 1:
+        head = "X-Pad: %s\r\n" % ("p" * size)
+    else:
+        head = "".join("X-H%03d: %s\r\n" % (i, "v" * size) for i in range(count))
+    resp = raw_request(server.port, ("GET /healthz HTTP/1.1\r\nHost: x\r\n%s\r\n" % head).encode())
+    assert resp is not None, "connection closed without an answer"
+    assert resp.status == 431, resp
+    assert resp.header("content-type") == "application/problem+json", resp
+    assert resp.json()["status"] == 431
+
+
 def test_headers_under_8_kib_are_fine(server):
     req = ("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n" % ("p" * 6000)).encode()
     resp = raw_request(server.port, req)

@@ -280,23 +280,43 @@ static void test_one_batch_per_step(void)
     }
 }
 
-/* A use of a session not recorded for EXEC_TOUCH_EVERY seconds is noted. */
+/* Without an idle timeout: a use of a session not recorded for
+ * SESSION_TOUCH_SOON seconds is noted for the background writer, and one
+ * not recorded for EXEC_TOUCH_EVERY is written before the answer (the
+ * contract's lag of last_seen_at: under 60 s). */
 static void test_use_is_noted(void)
 {
     touch_queue *tq = touch_queue_new();
     fake_store f = fresh_store();
+    session_t s;
     exec_job j = { .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
-    f.last_seen = NOW - EXEC_TOUCH_EVERY + 1;
+    f.last_seen = NOW - SESSION_TOUCH_SOON + 1;
     run1(&f, &j, tq);
     touch_queue_flush(tq, &f.base, NOW);
     CHECK_STR_EQ(f.touched, "");
+    CHECK_EQ_INT(f.touches, 0);
+    static const int64_t noted[] = { SESSION_TOUCH_SOON, EXEC_TOUCH_EVERY - 1 };
+    for (size_t i = 0; i < 2; i++) {
+        f.last_seen = NOW - noted[i];
+        f.touched[0] = '\0';
+        buf_free(&j.auth_rec);
+        j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
+        run1(&f, &j, tq);
+        touch_queue_flush(tq, &f.base, NOW);
+        CHECK_STR_EQ(f.touched, SID_ALICE);
+        CHECK_EQ_INT(f.touches, 0); /* not before the answer */
+    }
     f.last_seen = NOW - EXEC_TOUCH_EVERY;
+    f.touched[0] = '\0';
     buf_free(&j.auth_rec);
     j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
     run1(&f, &j, tq);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(f.touches, 1); /* before the answer */
+    CHECK_EQ_INT(record_decode(j.auth_rec.p, j.auth_rec.len, &s), RC_OK);
+    CHECK_EQ_INT(s.last_seen_at, NOW);
     touch_queue_flush(tq, &f.base, NOW);
-    CHECK_STR_EQ(f.touched, SID_ALICE);
-    CHECK_EQ_INT(f.touches, 0); /* never a write before the answer */
+    CHECK_STR_EQ(f.touched, ""); /* not also in the background */
     buf_free(&j.auth_rec);
     touch_queue_free(tq);
 }

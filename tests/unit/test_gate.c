@@ -226,8 +226,10 @@ static void test_verdicts(void)
     CHECK_EQ_INT(check(g, te, NULL, NOW + 4, &r), GATE_LIVE);
     CHECK_EQ_INT(check(g, te, NULL, NOW + 5, &r), GATE_REFUSED);
 
-    /* a use the service must record: 60 s since the last recorded one */
-    CHECK_EQ_INT(check(g, ta, NULL, NOW + 59, &r), GATE_LIVE);
+    /* a use the service must record: SESSION_TOUCH_SOON (58 s) since the
+     * last recorded one (noted in the background), or 60 (before the answer) */
+    CHECK_EQ_INT(check(g, ta, NULL, NOW + SESSION_TOUCH_SOON - 1, &r), GATE_LIVE);
+    CHECK_EQ_INT(check(g, ta, NULL, NOW + SESSION_TOUCH_SOON, &r), GATE_ASK);
     CHECK_EQ_INT(check(g, ta, NULL, NOW + 60, &r), GATE_ASK);
     CHECK_EQ_INT(r.user_len, 0);
 
