@@ -1,5 +1,5 @@
 /* fuzz_cookie -- the Cookie and Authorization header parsers: never crash;
- * what they return lies inside the input. */
+ * what they return lies inside the input, and agrees with itself. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (v.p < h || v.p + v.len > h + size))
         abort();
     if (cred_bearer(h, size, &v) == RC_OK && (v.p < h || v.p + v.len > h + size || v.len == 0))
+        abort();
+    /* a well-formed bearer token is always an offered one */
+    if (cred_bearer(h, size, &v) == RC_OK && !cred_bearer_offered(h, size))
         abort();
     free(h);
     return 0;

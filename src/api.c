@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "api.h"
 #include "cred.h"
 
@@ -43,17 +42,6 @@ static rc_t fail(http_request *r, const route_call *c, rc_t rc)
     return c->detail ? http_fail(r, rc, c->detail) : rc;
 }
 
-/* Whether an Authorization value offers something under the Bearer scheme
- * ("Bearer x y" does, "Basic ..." and a bare "Bearer" do not). */
-static int bearer_offered(const char *h)
-{
-    if (strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
-    h += 7;
-    h += strspn(h, " \t");
-    return *h != '\0';
-}
-
 /* Verifies the caller's token into c->who as mode asks: the Bearer token,
  * or for ROUTE_AUTH_SESSION the session cookie too. Whether a session
  * token's session is live is the executor's first step. */
@@ -61,9 +49,10 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
 {
     const char *h = http_header(r, "Authorization");
     str_t tok;
-    int bearer = h != NULL && cred_bearer(h, strlen(h), &tok) == RC_OK;
-    if (bearer || (h != NULL && bearer_offered(h)))
-        r->token_presented = 1; /* else no token was presented (RFC 6750, 3.1) */
+    size_t hlen = h != NULL ? strlen(h) : 0;
+    int bearer = h != NULL && cred_bearer(h, hlen, &tok) == RC_OK;
+    if (h != NULL && cred_bearer_offered(h, hlen))
+        r->token_presented = 1;
     if (!bearer) {
         int cookie = mode == ROUTE_AUTH_SESSION || mode == ROUTE_AUTH_OWN;
         const char *ck = cookie ? http_header(r, "Cookie") : NULL;

@@ -22,6 +22,18 @@ rc_t cred_bearer(const char *value, size_t len, str_t *token)
     return RC_OK;
 }
 
+int cred_bearer_offered(const char *value, size_t len)
+{
+    static const char scheme[] = "bearer";
+    size_t n = sizeof scheme - 1;
+    if (len <= n || !str_starts_nocase((str_t){ value, len }, scheme) || value[n] != ' ')
+        return 0;
+    for (size_t i = n; i < len; i++)
+        if (value[i] != ' ' && value[i] != '\t')
+            return 1;
+    return 0;
+}
+
 rc_t cred_cookie(const char *value, size_t len, const char *name, size_t nlen, str_t *out)
 {
     size_t i = 0;

@@ -14,6 +14,13 @@
  * RC_INVALID when the value is not of that form. */
 rc_t cred_bearer(const char *value, size_t len, str_t *token);
 
+/* Whether an Authorization header value offers a credential under the
+ * Bearer scheme, well-formed or not: "Bearer" (any case), a space, then
+ * something other than blanks. What makes a 401 say invalid_token: with
+ * another scheme, or a bare "Bearer", no token was presented (RFC 6750,
+ * 3.1). */
+int cred_bearer_offered(const char *value, size_t len);
+
 /* Finds cookie `name` in a Cookie header value ("a=b; c=d"). A value in
  * double quotes is unquoted. RC_NOT_FOUND when absent. */
 rc_t cred_cookie(const char *value, size_t len, const char *name, size_t nlen, str_t *out);

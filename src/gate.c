@@ -106,7 +106,7 @@ static gate_verdict result(gate_result *out, gate_verdict v, const char *why)
 static int find_token(const gate *g, str_t authz, str_t cookie, str_t *tok, int *presented)
 {
     const char *name = g->cfg.session_cookie;
-    *presented = authz.p != NULL;
+    *presented = authz.p != NULL && cred_bearer_offered(authz.p, authz.len);
     if (authz.p != NULL && cred_bearer(authz.p, authz.len, tok) == RC_OK)
         return 1;
     if (cookie.p != NULL && cred_cookie(cookie.p, cookie.len, name, strlen(name), tok) == RC_OK) {

@@ -190,6 +190,10 @@ static void test_verdicts(void)
     CHECK_EQ_INT(check(g, "Bearer x.y.z", NULL, NOW + 1, &r), GATE_ASK); /* not signer's */
     CHECK_EQ_INT(r.presented, 1);
     CHECK_EQ_INT(check(g, "Basic YWxpY2U6eA==", NULL, NOW + 1, &r), GATE_REFUSED);
+    CHECK_EQ_INT(r.presented, 0); /* no bearer token: no invalid_token (RFC 6750 3.1) */
+    CHECK_EQ_INT(check(g, "Bearer ", NULL, NOW + 1, &r), GATE_REFUSED);
+    CHECK_EQ_INT(r.presented, 0);
+    CHECK_EQ_INT(check(g, "Bearer a b", NULL, NOW + 1, &r), GATE_REFUSED);
     CHECK_EQ_INT(r.presented, 1);
     char *short_lived = bearer("alice", SID_A, 0, NOW, NOW + 10);
     CHECK_EQ_INT(check(g, short_lived, NULL, NOW + 10, &r), GATE_LIVE);

@@ -231,6 +231,30 @@ static void test_bearer(void)
     CHECK_EQ_INT(cred_bearer("Bearer abc", 7, &tok), RC_INVALID);
 }
 
+/* cred_bearer_offered: a token under the Bearer scheme, well-formed or not */
+static int offered(const char *value)
+{
+    return cred_bearer_offered(value, strlen(value));
+}
+
+static void test_bearer_offered(void)
+{
+    CHECK(offered("Bearer abc"));
+    CHECK(offered("bEaReR abc"));
+    CHECK(offered("Bearer abc def")); /* malformed, but a token was offered */
+    CHECK(offered("Bearer  \t x"));
+    CHECK(!offered(""));
+    CHECK(!offered("Bearer"));
+    CHECK(!offered("Bearer "));
+    CHECK(!offered("Bearer \t  "));
+    CHECK(!offered("Basic dXNlcjpwYXNz"));
+    CHECK(!offered("Token abc"));
+    CHECK(!offered("Bearerabc"));
+    CHECK(!offered(" Bearer abc"));
+    CHECK(!cred_bearer_offered("Bearer abc", 7)); /* len is honoured */
+    CHECK(cred_bearer_offered("Bearer abc", 8));
+}
+
 /* ---- cred_cookie ---- */
 
 static int cookie(const char *header, const char *name, const char *want)
@@ -296,6 +320,7 @@ int main(void)
     RUN(test_pct_decode);
     RUN(test_path_match);
     RUN(test_bearer);
+    RUN(test_bearer_offered);
     RUN(test_cookie);
     return UNIT_SUMMARY();
 }
