@@ -51,7 +51,7 @@ static rc_t authenticate(http_request *r, route_call *c, route_auth mode)
     str_t tok;
     size_t hlen = h != NULL ? strlen(h) : 0;
     int bearer = h != NULL && cred_bearer(h, hlen, &tok) == RC_OK;
-    if (h != NULL && cred_bearer_offered(h, hlen))
+    if (bearer || (h != NULL && cred_bearer_offered(h, hlen)))
         r->token_presented = 1;
     if (!bearer) {
         int cookie = mode == ROUTE_AUTH_SESSION || mode == ROUTE_AUTH_OWN;

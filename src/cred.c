@@ -2,11 +2,20 @@
 #include <string.h>
 #include "cred.h"
 
-rc_t cred_bearer(const char *value, size_t len, str_t *token)
+/* Whether value begins with the Bearer scheme and a space; its length. */
+static size_t bearer_scheme(const char *value, size_t len)
 {
     static const char scheme[] = "bearer";
-    size_t n = sizeof scheme - 1, i;
+    size_t n = sizeof scheme - 1;
     if (len <= n || !str_starts_nocase((str_t){ value, len }, scheme) || value[n] != ' ')
+        return 0;
+    return n;
+}
+
+rc_t cred_bearer(const char *value, size_t len, str_t *token)
+{
+    size_t n = bearer_scheme(value, len), i;
+    if (n == 0)
         return RC_INVALID;
     for (i = n; i < len && value[i] == ' '; i++)
         ;
@@ -24,9 +33,8 @@ rc_t cred_bearer(const char *value, size_t len, str_t *token)
 
 int cred_bearer_offered(const char *value, size_t len)
 {
-    static const char scheme[] = "bearer";
-    size_t n = sizeof scheme - 1;
-    if (len <= n || !str_starts_nocase((str_t){ value, len }, scheme) || value[n] != ' ')
+    size_t n = bearer_scheme(value, len);
+    if (n == 0)
         return 0;
     for (size_t i = n; i < len; i++)
         if (value[i] != ' ' && value[i] != '\t')
