@@ -13,6 +13,8 @@ their own.  No redis-server installed: every test here fails, saying so.
 """
 
 import re
+import socket
+import struct
 import threading
 import time
 from urllib.parse import quote
@@ -368,6 +370,47 @@ def test_redis_hanging_answers_503_within_the_timeout(spawn, own_redis):
     finally:
         own_redis.resume()
     assert_serving_again(srv, user, tok, kept, closable, ghosts_allowed=True)
+
+
+def test_clients_gone_while_redis_stalls_hold_up_no_one(spawn, own_redis):
+    """The requests of one store batch are resumed together, by the event
+    thread of the one completed last (http.c, "waking a batch"). Redis is
+    stopped while 16 clients send, so every request waits in a batch; some
+    clients then reset their connections, among them the last to send, whose
+    request is likely the one that wakes the rest; Redis resumes, and every
+    client still connected gets its answer (test_hardening.py has the same
+    race without the stall)."""
+    srv = spawn("sessiond", env={"STORE_URL": own_redis.url(0), "REDIS_TIMEOUT_MS": "5000",
+                                 "SESSION_MAX_PER_USER": "0"})
+    tok = make_token(uid())
+    s = srv.create(tok)
+    create = http_request_bytes("POST", "/session", {"Authorization": "Bearer %s" % tok})
+    validate = http_request_bytes("GET", "/validate", {"Authorization": "Bearer %s" % s["token"]})
+    gone_patterns = (range(1, 16, 2), range(15, 16), range(8, 16), range(0, 16, 3))
+    for rnd in range(8):
+        gone = set(gone_patterns[rnd % len(gone_patterns)])
+        conns = [RawConn(srv.port, timeout=10) for _ in range(16)]
+        try:
+            own_redis.pause()
+            try:
+                for i, cn in enumerate(conns):
+                    cn.send(create if (rnd + i) % 3 == 0 else validate)
+                time.sleep(0.2)  # every request is waiting on Redis
+                for i in gone:
+                    conns[i].sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                             struct.pack("ii", 1, 0))
+                    conns[i].close()
+                time.sleep(0.05)
+            finally:
+                own_redis.resume()
+            for i, cn in enumerate(conns):
+                if i not in gone:
+                    r = cn.read_response()
+                    assert r is not None and r.status in (200, 201), (rnd, i, r and r.status)
+        finally:
+            for cn in conns:
+                cn.close()
+    assert srv.get("/validate", token=s["token"]).status_code == 200
 
 
 def test_sessiond_starts_while_redis_is_down(spawn, tmp_path):
