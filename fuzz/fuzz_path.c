@@ -10,7 +10,9 @@
  *     case hex) and putting it in place of its {name} gives a path that
  *     matches again with identical parameters (the second match gets room
  *     for the longer encoded form: room is checked on raw bytes);
- *   - -1 (a malformed escape) only when the input has a '%';
+ *   - -1 (a malformed escape) only when the input has a '%', and then the
+ *     path has the pattern's shape and a capture that does not decode is
+ *     returned empty;
  *   - str_pct_decode: RC_INVALID only with a '%' in the input; on RC_OK the
  *     output is no longer than the input, and encoding it back and decoding
  *     again gives the same bytes. */
@@ -125,6 +127,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((m == 1) != same)
                 abort();
             continue;
+        }
+        if (m == -1) {
+            /* the path has the pattern's shape, and a capture whose escape
+             * does not decode is returned empty */
+            int empty = 0;
+            for (size_t j = 0; j < np; j++) {
+                str_t raw = segment(path, size, idx[j]);
+                char tmp[HTTP_PARAM_SPACE];
+                size_t tn;
+                if (raw.p == NULL || raw.len == 0 || raw.len > sizeof tmp)
+                    abort();
+                if (params[j].len == 0)
+                    empty += str_pct_decode(raw.p, raw.len, tmp, &tn) == RC_INVALID;
+            }
+            if (empty == 0)
+                abort();
         }
         if (m != 1)
             continue;

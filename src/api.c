@@ -134,6 +134,7 @@ static rc_t serve(http_request *r)
     c->now = r->now;
     c->out = &r->out;
     memcpy(c->params, r->params, sizeof c->params);
+    c->bad_escape = r->bad_escape;
     c->raw_body = (str_t){ r->body.p, r->body.len };
 
     rc_t rc = RC_OK;

@@ -23,6 +23,7 @@ int http_path_match(const char *pattern, const char *path, size_t len,
                     char *space, size_t spacelen, str_t *params, size_t maxparams)
 {
     size_t pi = 0, xi = 0, used = 0, np = 0, plen = strlen(pattern);
+    int malformed = 0;
     if (len == 0 || path[0] != '/' || plen == 0 || pattern[0] != '/')
         return 0;
     for (;;) {
@@ -38,8 +39,10 @@ int http_path_match(const char *pattern, const char *path, size_t len,
             if (xe == xi || np == maxparams || spacelen - used < xe - xi)
                 return 0;
             size_t outlen;
-            if (str_pct_decode(path + xi, xe - xi, space + used, &outlen) != RC_OK)
-                return -1;
+            if (str_pct_decode(path + xi, xe - xi, space + used, &outlen) != RC_OK) {
+                malformed = 1;
+                outlen = 0; /* names nothing */
+            }
             params[np++] = (str_t){ space + used, outlen };
             used += outlen;
         } else if (pe - pi != xe - xi || memcmp(pattern + pi, path + xi, pe - pi) != 0) {
@@ -48,7 +51,7 @@ int http_path_match(const char *pattern, const char *path, size_t len,
         pi = pe;
         xi = xe;
         if (pi == plen || xi == len)
-            return pi == plen && xi == len;
+            return pi == plen && xi == len ? (malformed ? -1 : 1) : 0;
     }
 }
 
@@ -469,11 +472,6 @@ static void route_request(http_request *r, const char *url)
         const http_route *rt = &svc->routes[i];
         int m = http_path_match(rt->pattern, url, len, r->param_space,
                                 sizeof r->param_space, r->params, HTTP_MAX_PARAMS);
-        if (m < 0) {
-            r->early_status = 400;
-            r->detail = "malformed percent-encoding in the path";
-            return;
-        }
         if (m == 0)
             continue;
         int mine = rt->served;
@@ -484,6 +482,7 @@ static void route_request(http_request *r, const char *url)
             }
             r->route = rt;
             r->metric = rt->metric;
+            r->bad_escape = m < 0;
             return;
         }
         if (!mine)

@@ -71,6 +71,7 @@ struct http_request {
     const char *method;
     const http_route *route;
     str_t params[HTTP_MAX_PARAMS];
+    int bad_escape;                /* a param's escape was malformed (http_path_match) */
     buf_t body;
     int64_t now;
     uint64_t t0_us;
@@ -148,7 +149,8 @@ void http_wake(http_request *r, int last);
 
 /* Matches path[0..len) against pattern. Captured segments are decoded into
  * space (size spacelen) and returned as params. Returns 1 on match, 0 when
- * it does not match, -1 when a segment's escape is malformed. */
+ * it does not match, -1 when it matches but a captured segment's escape is
+ * malformed (that param is then empty: it names nothing). */
 int http_path_match(const char *pattern, const char *path, size_t len,
                     char *space, size_t spacelen, str_t *params, size_t maxparams);
 

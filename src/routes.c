@@ -185,7 +185,8 @@ static rc_t render_create(route_call *c)
 
 /* ---- GET and DELETE /session/{id} ---- */
 
-/* The {id} of the path into c->id; 404 for a string no id can be. */
+/* The {id} of the path into c->id; 404 for a string no id can be (a
+ * malformed escape included: API.md, "Any id outside the id alphabet"). */
 static rc_t id_param(route_call *c)
 {
     str_t id = c->params[0];
@@ -288,6 +289,8 @@ static rc_t render_refresh(route_call *c)
 static rc_t user_param(route_call *c, str_t *user)
 {
     *user = c->params[0];
+    if (c->bad_escape)
+        return route_fail(c, RC_INVALID, "malformed percent-encoding in the path");
     if (!caller_may_act_for(&c->who, *user))
         return route_fail(c, RC_DENIED, "only that user or an administrator may do this");
     c->job.has_op = session_user_valid(user->p, user->len);
@@ -336,9 +339,9 @@ static rc_t build_close_all(route_call *c)
     rc_t rc = user_param(c, &user);
     if (rc != RC_OK)
         return rc;
+    /* an except that names no live session of the user is ignored, as is
+     * one too long or malformed to name any (RC_INVALID) */
     rc_t q = c->io.query(c->io.arg, "except", c->id, sizeof c->id);
-    if (q == RC_INVALID)
-        return route_fail(c, RC_INVALID, "except must be a session id");
     c->job.op = (store_op){ .kind = STORE_OP_DEL_USER, .user = user,
                             .id = q == RC_OK ? c->id : NULL, .now = c->now };
     return RC_OK;

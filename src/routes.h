@@ -83,6 +83,7 @@ typedef struct route_call {
     route_io io;                    /* the request beyond path and body */
     int64_t now;
     str_t params[ROUTE_PARAMS_MAX];
+    int bad_escape;                 /* a param's escape was malformed: it is "" */
     str_t raw_body;                 /* the request's body, for the decoder */
     token_claims who;               /* the caller (auth != NONE) */
     body_create_t body;         /* the decoded body (decoder) */

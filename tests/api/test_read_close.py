@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from apitools import (SESSION_FIELDS, admin_token, assert_json, assert_problem,
-                      assert_unauthorized, make_token, no_store, uid)
+from apitools import (SESSION_FIELDS, RawConn, admin_token, assert_json, assert_problem,
+                      assert_unauthorized, http_request_bytes, make_token, no_store, uid)
 
 
 def headers_except_date(resp):
@@ -83,6 +83,38 @@ def test_malformed_id_is_404(server, bad):
     tok = admin_token()
     assert_problem(server.get("/session/%s" % bad, token=tok), 404)
     assert_problem(server.delete("/session/%s" % bad, token=tok), 404)
+
+
+def raw_answer(server, method, path, headers):
+    conn = RawConn(server.port)
+    try:
+        conn.send(http_request_bytes(method, path, headers))
+        return conn.read_response()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("bad", ["%zz", "%", "%4", "A" * 21 + "%G0", "%%41"])
+def test_malformed_escape_in_an_id_is_404(server, bad):
+    """An id whose percent-encoding does not decode is outside the id
+    alphabet too: 404 on every /session/{id} route, after the caller is
+    known (401 without a token); a malformed user id is 400."""
+    auth = {"Authorization": "Bearer %s" % admin_token()}
+    own = {"Authorization": "Bearer %s" % server.create(make_token(uid()))["token"]}
+    for method, path, who in (("GET", "/session/%s" % bad, auth),
+                              ("DELETE", "/session/%s" % bad, auth),
+                              ("POST", "/session/%s/refresh" % bad, own)):
+        r = raw_answer(server, method, path, who)
+        assert r is not None and r.status == 404, (method, path, r)
+        assert r.header("Content-Type").startswith("application/problem+json"), r.headers
+        r = raw_answer(server, method, path, {})
+        assert r is not None and r.status == 401, (method, path, r)
+    for method in ("GET", "DELETE"):
+        r = raw_answer(server, method, "/users/%s/sessions" % bad, auth)
+        assert r is not None and r.status == 400, (method, r)
+        assert "percent" in r.json()["detail"], r
+    r = raw_answer(server, "GET", "/session/%s/nothing" % bad, auth)
+    assert r is not None and r.status == 404, r  # no such route
 
 
 def test_well_formed_unknown_ids_are_404(server):

@@ -133,8 +133,13 @@ static void test_path_match(void)
     m = pm("/session/{id}", "/session/a+b");
     CHECK_EQ_INT(m.rc, 1);
     CHECK_STR_EQ(m.p[0], "a+b");
-    /* malformed escapes */
-    CHECK_EQ_INT(pm("/session/{id}", "/session/a%zz").rc, -1);
+    /* malformed escapes: -1 only when the path matches; the capture is "" */
+    m = pm("/session/{id}", "/session/a%zz");
+    CHECK_EQ_INT(m.rc, -1);
+    CHECK_EQ_INT(m.n, 1);
+    CHECK_STR_EQ(m.p[0], "");
+    CHECK_EQ_INT(pm("/session/{id}", "/session/a%zz/x").rc, 0);
+    CHECK_EQ_INT(pm("/sessions/{id}", "/session/a%zz").rc, 0);
     CHECK_EQ_INT(pm("/session/{id}", "/session/a%").rc, -1);
     CHECK_EQ_INT(pm("/session/{id}", "/session/%4").rc, -1);
     CHECK_EQ_INT(pm("/session/{id}", "/session/%").rc, -1);
@@ -154,6 +159,7 @@ static void test_path_match(void)
     CHECK_EQ_INT(pm("/users/{user_id}/sessions", "/users/bob/sessionz").rc, 0);
     CHECK_EQ_INT(pm("/users/{user_id}/sessions", "/users/a/b/sessions").rc, 0);
     CHECK_EQ_INT(pm("/users/{user_id}/sessions", "/users/%zz/sessions").rc, -1);
+    CHECK_EQ_INT(pm("/users/{user_id}/sessions", "/users/%zz/sessionz").rc, 0);
     m = pm("/a/{x}/b/{y}", "/a/1/b/2%2F3");
     CHECK_EQ_INT(m.rc, 1);
     CHECK_EQ_INT(m.n, 2);

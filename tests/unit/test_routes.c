@@ -251,6 +251,17 @@ static void test_user_routes(void)
     done(c);
     c = call("alice", 0, "alice", &out);
     c->io.arg = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    CHECK_EQ_INT(all->build(c), RC_OK); /* too long to name one: ignored */
+    CHECK(c->job.has_op && c->job.op.id == NULL);
+    done(c);
+    /* a user id whose escape did not decode (http_path_match gave "") */
+    c = call("root", 1, "", &out);
+    c->bad_escape = 1;
+    CHECK_EQ_INT(list->build(c), RC_INVALID);
+    CHECK(!c->job.has_op);
+    done(c);
+    c = call("root", 1, "", &out);
+    c->bad_escape = 1;
     CHECK_EQ_INT(all->build(c), RC_INVALID);
     done(c);
     c = call("alice", 0, "alice", &out);
