@@ -5,6 +5,7 @@ project code.  conftest.py turns the process pool into fixtures.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,6 +15,7 @@ import re
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -1129,3 +1131,27 @@ def creates_racing(server, token, meanwhile, total=150, batch=25, workers=2):
         if live_unlisted:
             return made, live_unlisted
     return made, []
+
+
+def answered_despite_resets(port, reqs, gone, stall=None):
+    """Sends reqs[i] on a connection of its own, then resets (RST, not FIN)
+    the connections whose index is in gone, all while stall (a context
+    manager: a paused store, say) holds if one is given. Returns the
+    answers of the others, index -> RawResponse (None: none came)."""
+    conns = [RawConn(port, timeout=10) for _ in reqs]
+    try:
+        with stall if stall is not None else contextlib.nullcontext():
+            for cn, req in zip(conns, reqs):
+                cn.send(req)
+            if stall is not None:
+                time.sleep(0.2)  # every request is waiting
+            for i in gone:
+                conns[i].sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                         struct.pack("ii", 1, 0))
+                conns[i].close()
+            if stall is not None:
+                time.sleep(0.05)
+        return {i: cn.read_response() for i, cn in enumerate(conns) if i not in gone}
+    finally:
+        for cn in conns:
+            cn.close()

@@ -6,6 +6,7 @@ half of the suite must never be skipped silently.
 """
 
 import atexit
+import contextlib
 import os
 import random
 import shutil
@@ -231,6 +232,15 @@ class Redis:
 
     def resume(self):
         self.proc.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """with red.paused(): ... (SIGSTOP, then SIGCONT whatever happens)."""
+        self.pause()
+        try:
+            yield self
+        finally:
+            self.resume()
 
     def _close_log(self):
         if self.log is not None and not self.log.closed:
