@@ -26,11 +26,14 @@
 #define HTTP_LOG_ID_MAX 64
 #define HTTP_PARAM_SPACE 1024
 /* libmicrohttpd's per-connection memory: request headers that fit in it
- * reach check_request and get the service's problem+json 431 (about 40 KB
- * in one header, 30 KB in many: tests/api/test_errors_http.py); larger
- * ones get the library's own page. It is cleared after every request, so
- * its size costs time: 40 KiB against 20 KiB, 4 % of a read (BENCHMARKS). */
-#define HTTP_POOL_SIZE 40960
+ * reach check_request and get the service's problem+json 431 (about 32 KB
+ * in one header, 21 KB in 80 or 15 KB in 250: tests/api/test_errors_http.py);
+ * larger ones get the library's own page. It is cleared after every
+ * request, so its size costs time (32 KiB against 20 KiB: 1-2 % of a
+ * read), and above 32 KiB libmicrohttpd maps each pool of its own, which
+ * at 512 connections put p99 at 0.4-1.3 s, with timeouts (BENCHMARKS,
+ * "Seventh pass"). */
+#define HTTP_POOL_SIZE 32768
 
 typedef struct http_request http_request;
 
