@@ -81,6 +81,31 @@ static size_t capture_segments(const char *pattern, size_t *idx, size_t max)
     return n;
 }
 
+/* Whether path[0..n) is pattern with each {name} replaced by the raw
+ * segment the pattern's captures (at segment numbers idx) stand on. */
+static int same_shape(const char *pattern, const char *path, size_t n, const size_t *idx,
+                      size_t np)
+{
+    size_t k = 0, at = 0;
+    for (const char *p = pattern; *p;) {
+        if (*p == '{') {
+            if (k == np)
+                return 0;
+            str_t raw = segment(path, n, idx[k++]);
+            if (raw.p != path + at || at + raw.len > n)
+                return 0;
+            at += raw.len;
+            p = strchr(p, '}') + 1;
+        } else {
+            if (at >= n || path[at] != *p)
+                return 0;
+            at++;
+            p++;
+        }
+    }
+    return k == np && at == n;
+}
+
 static void join_back(const char *pattern, const str_t *params, size_t np, int all)
 {
     /* the pattern with each {name} replaced by its encoded parameter */
@@ -141,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (params[j].len == 0)
                     empty += str_pct_decode(raw.p, raw.len, tmp, &tn) == RC_INVALID;
             }
-            if (empty == 0)
+            if (empty == 0 || !same_shape(pat, path, size, idx, np))
                 abort();
         }
         if (m != 1)

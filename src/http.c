@@ -207,11 +207,15 @@ rc_t http_query(http_request *r, const char *name, char *out, size_t outlen)
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     if (v == NULL)
         return RC_NOT_FOUND;
+    char tmp[HTTP_QUERY_MAX];
     size_t len = strlen(v), n;
-    if (len >= outlen)
+    if (len >= sizeof tmp)
+        return RC_TOO_LARGE;
+    if (str_pct_decode(v, len, tmp, &n) != RC_OK)
         return RC_INVALID;
-    if (str_pct_decode(v, len, out, &n) != RC_OK)
-        return RC_INVALID;
+    if (n >= outlen || memchr(tmp, '\0', n) != NULL)
+        return RC_TOO_LARGE; /* decoded, it is no string that fits out */
+    memcpy(out, tmp, n);
     out[n] = '\0';
     return RC_OK;
 }

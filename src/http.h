@@ -25,6 +25,7 @@
 #define HTTP_OUT_HEADER_MAX 264
 #define HTTP_LOG_ID_MAX 64
 #define HTTP_PARAM_SPACE 1024
+#define HTTP_QUERY_MAX 512 /* a query argument as sent, for http_query */
 /* libmicrohttpd's per-connection memory: request headers that fit in it
  * reach check_request and get the service's problem+json 431 (about 32 KB
  * in one header, 21 KB in 80 or 15 KB in 250: tests/api/test_errors_http.py);
@@ -127,8 +128,10 @@ void http_stop(http_service *svc);
 
 /* Request accessors for the application. */
 const char *http_header(http_request *r, const char *name);
-/* A query argument, percent-decoded into out (size outlen).
- * RC_NOT_FOUND when absent, RC_INVALID on bad encoding or too long. */
+/* A query argument, percent-decoded into out (size outlen). RC_NOT_FOUND
+ * when absent, RC_INVALID when its percent-encoding is malformed,
+ * RC_TOO_LARGE when it is longer than HTTP_QUERY_MAX as sent, or decoded
+ * does not fit out or holds a NUL byte. */
 rc_t http_query(http_request *r, const char *name, char *out, size_t outlen);
 /* The client address as text (TRUST_PROXY honoured). */
 void http_client_ip(http_request *r, char *out, size_t outlen);

@@ -340,8 +340,11 @@ static rc_t build_close_all(route_call *c)
     if (rc != RC_OK)
         return rc;
     /* an except that names no live session of the user is ignored, as is
-     * one too long or malformed to name any (RC_INVALID) */
+     * one that decodes to no string an id could be (RC_TOO_LARGE); a
+     * malformed one is refused: closing all would lose the one to keep */
     rc_t q = c->io.query(c->io.arg, "except", c->id, sizeof c->id);
+    if (q == RC_INVALID)
+        return route_fail(c, RC_INVALID, "except: malformed percent-encoding");
     c->job.op = (store_op){ .kind = STORE_OP_DEL_USER, .user = user,
                             .id = q == RC_OK ? c->id : NULL, .now = c->now };
     return RC_OK;

@@ -51,7 +51,8 @@ typedef enum route_auth { ROUTE_AUTH_NONE, ROUTE_AUTH_CALLER, ROUTE_AUTH_SESSION
  * answers through the transport). */
 typedef struct route_io {
     const char *(*header)(void *arg, const char *name);
-    /* RC_NOT_FOUND when absent, RC_INVALID when malformed or too long */
+    /* RC_NOT_FOUND when absent, RC_INVALID when its percent-encoding is
+     * malformed, RC_TOO_LARGE when it decodes to no string that fits out */
     rc_t (*query)(void *arg, const char *name, char *out, size_t outlen);
     void (*client_ip)(void *arg, char *out, size_t outlen);
     /* adds a header to the answer (value copied; dropped from an error answer) */

@@ -87,7 +87,7 @@ LIBRARY_PAGES_ALLOWED = False
 
 
 def _library_page(status, ctype, body):
-    return (LIBRARY_PAGES_ALLOWED and status in (400, 413, 414) and ctype == ""
+    return (LIBRARY_PAGES_ALLOWED and status in (400, 413, 414, 431) and ctype == ""
             and b"<html>" in body[:400])
 
 
@@ -1138,8 +1138,10 @@ def answered_despite_resets(port, reqs, gone, stall=None):
     the connections whose index is in gone, all while stall (a context
     manager: a paused store, say) holds if one is given. Returns the
     answers of the others, index -> RawResponse (None: none came)."""
-    conns = [RawConn(port, timeout=10) for _ in reqs]
+    conns = []
     try:
+        for _ in reqs:
+            conns.append(RawConn(port, timeout=10))
         with stall if stall is not None else contextlib.nullcontext():
             for cn, req in zip(conns, reqs):
                 cn.send(req)

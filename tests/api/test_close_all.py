@@ -63,25 +63,66 @@ def test_session_token_closes_its_other_sessions(server, user):
         assert_unauthorized(server.get("/validate", token=s["token"]))
 
 
-@pytest.mark.parametrize("except_", ["AAAAAAAAAAAAAAAAAAAAAA", "not-an-id!", "", "A" * 66,
-                                     "A" * 300, "%zz", "%", "A" * 21 + "%4"])
-def test_except_naming_no_live_session_is_ignored(server, user, except_):
-    """Any value that names none of the user's live sessions, even one too
-    long or too malformed to name any, is ignored (sent as is: requests
-    would re-encode a malformed escape)."""
-    tok = make_token(user)
-    for _ in range(2):
-        server.create(tok)
+def raw_close_all(server, user, tok, except_):
+    """DELETE with ?except= exactly as given (requests would re-encode a
+    malformed escape)."""
     conn = RawConn(server.port)
     try:
         conn.send(http_request_bytes("DELETE", "/users/%s/sessions?except=%s" % (q(user), except_),
                                      {"Authorization": "Bearer %s" % tok}))
-        r = conn.read_response()
+        return conn.read_response()
     finally:
         conn.close()
+
+
+def pct_all(s):
+    return "".join("%%%02X" % b for b in s.encode())
+
+
+@pytest.mark.parametrize("except_", ["AAAAAAAAAAAAAAAAAAAAAA", "not-an-id!", "", "A" * 66,
+                                     "A" * 300, "A" * 600, "%41" * 70, "A" * 22 + "%00"])
+def test_except_naming_no_live_session_is_ignored(server, user, except_):
+    """Any value that names none of the user's live sessions, even one that
+    decodes to no string an id could be (too long, a NUL byte), is ignored."""
+    tok = make_token(user)
+    for _ in range(2):
+        server.create(tok)
+    r = raw_close_all(server, user, tok, except_)
     assert r is not None and r.status == 200, r and (r.status, r.body)
     assert r.json() == {"closed": 2}
     assert ids_of(server, user, tok) == []
+
+
+@pytest.mark.parametrize("how", ["plain", "encoded", "nul"])
+def test_except_is_compared_decoded(server, user, how):
+    """A percent-encoded except names its session however long the encoding
+    (every byte as %XX); one with a NUL byte after a live id names none."""
+    tok = make_token(user)
+    keep = server.create(tok)
+    server.create(tok)
+    value = {"plain": keep["id"], "encoded": pct_all(keep["id"]),
+             "nul": keep["id"] + "%00x"}[how]
+    r = raw_close_all(server, user, tok, value)
+    assert r is not None and r.status == 200, r and (r.status, r.body)
+    if how == "nul":
+        assert r.json() == {"closed": 2}
+        assert ids_of(server, user, tok) == []
+    else:
+        assert r.json() == {"closed": 1}
+        assert ids_of(server, user, tok) == [keep["id"]]
+
+
+@pytest.mark.parametrize("except_", ["%zz", "%", "A" * 21 + "%4", "%G1" + "A" * 20])
+def test_malformed_except_is_400_and_closes_nothing(server, user, except_):
+    """Closing all but a session named in a broken encoding would close the
+    one the caller meant to keep: refused."""
+    tok = make_token(user)
+    made = [server.create(tok)["id"] for _ in range(2)]
+    r = raw_close_all(server, user, tok, except_)
+    assert r is not None and r.status == 400, r and (r.status, r.body)
+    assert r.header("Content-Type").startswith("application/problem+json"), r.headers
+    assert "except" in r.json()["detail"], r.body
+    assert sorted(ids_of(server, user, tok)) == sorted(made)
 
 
 def test_except_naming_another_users_session_is_ignored(server, user):

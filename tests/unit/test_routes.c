@@ -37,8 +37,10 @@ static rc_t io_query(void *arg, const char *name, char *out, size_t outlen)
     (void)name;
     if (v == NULL)
         return RC_NOT_FOUND;
+    if (strchr(v, '%') != NULL)
+        return RC_INVALID; /* the tests' stand-in for a malformed escape */
     if (strlen(v) >= outlen)
-        return RC_INVALID;
+        return RC_TOO_LARGE;
     strcpy(out, v);
     return RC_OK;
 }
@@ -254,6 +256,10 @@ static void test_user_routes(void)
     CHECK_EQ_INT(all->build(c), RC_OK); /* too long to name one: ignored */
     CHECK(c->job.has_op && c->job.op.id == NULL);
     done(c);
+    c = call("alice", 0, "alice", &out);
+    c->io.arg = "AAAA%zz";
+    CHECK_EQ_INT(all->build(c), RC_INVALID); /* malformed: refused, nothing closed */
+    done(c);
     /* a user id whose escape did not decode (http_path_match gave "") */
     c = call("root", 1, "", &out);
     c->bad_escape = 1;
@@ -263,6 +269,7 @@ static void test_user_routes(void)
     c = call("root", 1, "", &out);
     c->bad_escape = 1;
     CHECK_EQ_INT(all->build(c), RC_INVALID);
+    CHECK(!c->job.has_op);
     done(c);
     c = call("alice", 0, "alice", &out);
     CHECK_EQ_INT(all->build(c), RC_OK);
