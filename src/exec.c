@@ -72,10 +72,16 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
             rc = RC_UNAUTHORIZED;
     }
     session_due due = rc == RC_OK ? session_use_due(&s, j->now) : SESSION_DUE_NONE;
-    if (due == SESSION_DUE_NOW)
-        j->auth_write = WRITE_TOUCH; /* before the answer: the idle rule's precision */
-    else if (due == SESSION_DUE_LATER && touches != NULL)
-        touch_queue_add(touches, s.id); /* written in the background */
+    /* A use due now is written before the answer when the session has an
+     * idle timeout (a use lost to a failing background write could end it
+     * early) or when the queue is full; otherwise it is noted, the writer
+     * woken, and this process's reads show it until it is written. */
+    int urgent = due == SESSION_DUE_NOW;
+    if (due != SESSION_DUE_NONE && touches != NULL && !(urgent && s.idle_timeout > 0) &&
+        touch_queue_add(touches, s.id, j->now, urgent) == RC_OK)
+        urgent = 0;
+    if (urgent)
+        j->auth_write = WRITE_TOUCH;
     j->auth_rc = rc;
 }
 
@@ -224,6 +230,27 @@ static int refresh_after(exec_job *j, int attempt)
     return refresh_next(j); /* auth_rec holds the record found */
 }
 
+/* The uses this process noted and has not written yet, shown in what a
+ * read or a list hands back (touch.h): a read right after a use shows it. */
+static void show_noted(touch_queue *touches, const char *id, buf_t *rec)
+{
+    session_t s;
+    int64_t at = touch_queue_noted(touches, id);
+    if (at != 0 && record_decode(rec->p, rec->len, &s) == RC_OK && s.last_seen_at < at)
+        record_set_last_seen(rec->p, rec->len, at);
+}
+
+static int list_noted(const session_t *s, void *arg)
+{
+    exec_job *j = arg;
+    int64_t at = touch_queue_noted(j->touches, s->id);
+    if (at <= s->last_seen_at)
+        return j->list_each(s, j->list_arg);
+    session_t seen = *s;
+    seen.last_seen_at = at;
+    return j->list_each(&seen, j->list_arg);
+}
+
 /* Applies the ops of the jobs in ready[0..n) with one store_batch. */
 static void apply(store_t *st, exec_job **ready, store_op **ops, size_t n)
 {
@@ -275,6 +302,13 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
             continue;
         if (j->fresh != NULL && (j->op.rc = session_id_generate_for(j->fresh->user_id, j->fresh->id)) != RC_OK)
             continue;
+        if (j->op.kind == STORE_OP_LIST && touches != NULL) {
+            j->touches = touches;
+            j->list_each = j->op.each;
+            j->list_arg = j->op.arg;
+            j->op.each = list_noted;
+            j->op.arg = j;
+        }
         ready[k++] = j;
     }
     for (int attempt = 1; k > 0; attempt++) {
@@ -296,9 +330,19 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
         }
         k = again;
     }
-    for (size_t i = 0; i < n; i++)
-        if (jobs[i]->has_op && jobs[i]->auth_rc == RC_OK)
-            count(jobs[i]);
+    for (size_t i = 0; i < n; i++) {
+        exec_job *j = jobs[i];
+        if (!j->has_op || j->auth_rc != RC_OK)
+            continue;
+        count(j);
+        if (j->op.kind == STORE_OP_GET && !j->refresh && j->op.rc == RC_OK && j->op.rec != NULL &&
+            touches != NULL)
+            show_noted(touches, j->op.id, j->op.rec);
+        if (j->op.each == list_noted) {
+            j->op.each = j->list_each;
+            j->op.arg = j->list_arg;
+        }
+    }
 out:
     if (ready != one_job)
         free(ready);

@@ -14,7 +14,10 @@
  *      session_idle_slack old, so that a session used at t lives through
  *      t + idle_timeout on every process; without one, it is noted for the
  *      background writer (touch.h) once it is SESSION_TOUCH_SOON old, and
- *      written before the answer once it is EXEC_TOUCH_EVERY old.
+ *      noted urgent (the writer woken at once) once it is
+ *      SESSION_TOUCH_EVERY old; written before the answer only when the
+ *      queue is full or missing. The reads and lists of step 2 show the
+ *      uses noted and not yet written.
  *   2. op (has_op): one store operation, with the retries the executor
  *      owns: a create (fresh != NULL) draws a new session id before each
  *      attempt and tries again, up to EXEC_CREATE_ATTEMPTS, while the id is
@@ -51,7 +54,6 @@
 
 #define EXEC_CREATE_ATTEMPTS 3
 #define EXEC_BATCH_MAX 256
-#define EXEC_TOUCH_EVERY SESSION_TOUCH_EVERY /* seconds: a session's last_seen_at lags less */
 #define EXEC_SWAP_ATTEMPTS 4
 
 typedef struct exec exec;
@@ -79,6 +81,9 @@ struct exec_job {
     /* the executor's own */
     int authed;         /* step 1 read and judged */
     int auth_write;     /* step 1's write still to make (exec.c) */
+    touch_queue *touches;     /* a list: the uses noted, shown in what it lists */
+    store_each_fn list_each;  /* a list: the route's own callback and its arg */
+    void *list_arg;
     /* completion of a queued job: called on an executor thread, after which
      * the executor no longer touches the job; last is set on the call for
      * the final job of the batch the thread ran (the calls of one batch

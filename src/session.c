@@ -169,8 +169,9 @@ int64_t session_idle_expires_at(const session_t *s)
 session_due session_use_due(const session_t *s, int64_t now)
 {
     int64_t age = now - s->last_seen_at;
-    int64_t most = s->idle_timeout > 0 ? session_idle_slack(s->idle_timeout) : SESSION_TOUCH_EVERY;
-    if (age >= most)
+    if (s->idle_timeout > 0) /* never LATER: see session.h */
+        return age >= session_idle_slack(s->idle_timeout) ? SESSION_DUE_NOW : SESSION_DUE_NONE;
+    if (age >= SESSION_TOUCH_EVERY)
         return SESSION_DUE_NOW;
     if (age >= SESSION_TOUCH_SOON)
         return SESSION_DUE_LATER;

@@ -109,15 +109,18 @@ int64_t session_idle_expires_at(const session_t *s);
 /* What a use of a session at now asks of the store (session_use_due). */
 typedef enum session_due {
     SESSION_DUE_NONE,  /* last_seen_at is recent enough: nothing */
-    SESSION_DUE_LATER, /* SESSION_TOUCH_SOON old: record it, in the background */
+    SESSION_DUE_LATER, /* no idle timeout, SESSION_TOUCH_SOON old: record it soon */
     SESSION_DUE_NOW    /* as old as the lag allowed (session_idle_slack with an idle
-                        * timeout, else SESSION_TOUCH_EVERY): record it before answering */
+                        * timeout, else SESSION_TOUCH_EVERY): record it now */
 } session_due;
 
 /* Whether a use of s at now must be recorded, and how soon: the rule that
  * keeps last_seen_at within the contract's lag and an idle session from
  * ending early (exec.c applies it; gate.c asks the service whenever a use
- * is due). Pure. */
+ * is due). A session with an idle timeout is never LATER: its use is
+ * recorded with the session's new end (a Redis key's expiry, LMDB's expiry
+ * index) when it is a slack old, and not before; the background writer
+ * only moves last_seen_at. Pure. */
 session_due session_use_due(const session_t *s, int64_t now);
 
 /* Live at now: now < session_end(s). */

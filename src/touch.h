@@ -1,9 +1,13 @@
 /* touch.h -- coalesced last_seen_at updates.
  *
- * /validate may record last_seen_at up to a minute late, so it never writes
- * on the request's path: it notes the session here, and a background thread
- * writes every noted session in one store write about once a second. A full
- * queue drops notes (the next validate notes the session again). */
+ * A use of a session is not written on the request's path when the lag rule
+ * allows (session_use_due): the executor notes it here, and a background
+ * thread writes every noted session in one store write, about once a
+ * second, or at once when a note is urgent (a session unused for a minute:
+ * its last_seen_at must move now, not in a second). Until a note is written
+ * the process's own reads see it (touch_queue_noted), so a read right after
+ * a use shows the use. A full queue refuses notes (the caller then writes
+ * the use itself, or lets the next use note it again). */
 #ifndef TOUCH_H
 #define TOUCH_H
 
@@ -18,8 +22,19 @@ typedef struct touch_queue touch_queue;
 /* NULL when out of memory. Free with touch_queue_free. */
 touch_queue *touch_queue_new(void);
 void touch_queue_free(touch_queue *q);
-/* Notes id (a valid session id); duplicates are kept once. Thread-safe. */
-void touch_queue_add(touch_queue *q, const char *id);
+/* Notes a use of id (a valid session id) at time at; a session noted and
+ * not written yet is kept once, with its latest use. urgent wakes the
+ * writer (touch_queue_wait). RC_FULL when the queue is full and the note
+ * was dropped. Thread-safe. */
+rc_t touch_queue_add(touch_queue *q, const char *id, int64_t at, int urgent);
+/* The latest use of id noted and not yet written to the store (a flush
+ * under way included), or 0. Thread-safe; cheap when nothing is noted. */
+int64_t touch_queue_noted(touch_queue *q, const char *id);
+/* The writer's wait: returns when a note is urgent, or at the monotonic
+ * deadline (clock_ms), or once touch_queue_stop was called; 0 in that last
+ * case. */
+int touch_queue_wait(touch_queue *q, uint64_t deadline_ms);
+void touch_queue_stop(touch_queue *q);
 /* Writes last_seen_at = now for every noted session. One caller at a time. */
 rc_t touch_queue_flush(touch_queue *q, store_t *st, int64_t now);
 

@@ -12,6 +12,7 @@ stop, pause or crash Redis, or configure it differently; then they start
 their own.  No redis-server installed: every test here fails, saying so.
 """
 
+import os
 import re
 import threading
 import time
@@ -788,3 +789,40 @@ def test_bad_url_refused_at_start(tmp_path, url):
 @pytest.mark.parametrize("binary", BINARIES)
 def test_every_binary_refuses_a_bad_redis_url(tmp_path, binary):
     refused_at_start(binary, "redis://127.0.0.1:70000", tmp_path)
+
+
+def test_a_use_never_leaves_the_key_expiring_before_the_session(spawn, suite_redis):
+    """A session with a long idle timeout (3600 s: slack 180 s) used 100 s
+    after its recorded use, then 200 s after: whatever the service records
+    of each use, the key must not expire before the session would end by
+    what is recorded (last_seen_at + idle_timeout + slack), or Redis drops
+    a session in steady use early. (A background write of last_seen_at
+    kept the key's old expiry: the key outlived the recorded use by 100 s
+    less than the session.)"""
+    import json
+    import subprocess
+    from apitools import PASSTHROUGH_ENV, binary_path
+    db = suite_redis.new_db()
+    srv = spawn("sessiond", env={"STORE_URL": suite_redis.url(db)})
+    user = uid()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
+    for age in (100, 200):
+        t = int(time.time())
+        sid = "IdleLong" + uid("")[-14:].replace("-", "x")
+        line = json.dumps({"id": sid, "user_id": user, "created_at": t - 1000,
+                           "expires_at": t + 7200, "last_seen_at": t - age,
+                           "idle_timeout": 3600, "ip": "192.0.2.7", "user_agent": None,
+                           "data": {}})
+        out = subprocess.run([str(binary_path("sessionctl")), "--store", srv.store_url, "import"],
+                             input=line.encode() + b"\n", capture_output=True, env=env,
+                             timeout=30, cwd="/")
+        assert out.returncode == 0 and b"imported 1," in out.stderr, out
+        assert srv.get("/validate", token=make_token(user, sid=sid, exp=t + 7200)).status_code == 200
+        time.sleep(2.5)  # past the background writer's second, whatever it does
+        with suite_redis.client(db) as r:
+            raw = r.raw("GETRANGE", "ss:s:" + sid, 20, 27)
+            seen = int.from_bytes(raw, "little")
+            ends = r.call("EXPIRETIME", "ss:s:" + sid)
+        assert t - age <= seen <= int(time.time()), (age, seen)
+        assert ends >= seen + 3600 + 180, (age, seen, ends)

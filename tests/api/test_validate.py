@@ -132,12 +132,31 @@ def import_session(srv, sid, user, created, expires, last_seen):
     assert out.returncode == 0 and b"imported 1," in out.stderr, out
 
 
+def exported_last_seen(srv, sid):
+    """last_seen_at of sid as another process reads it from srv's store
+    (sessionctl export), or None."""
+    import json
+    import os
+    import subprocess
+    from apitools import PASSTHROUGH_ENV, binary_path
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
+    out = subprocess.run([str(binary_path("sessionctl")), "--store", srv.store_url, "export"],
+                         capture_output=True, env=env, timeout=30, cwd="/")
+    assert out.returncode == 0, out
+    for line in out.stdout.decode().splitlines():
+        obj = json.loads(line)
+        if obj["id"] == sid:
+            return obj["last_seen_at"]
+    return None
+
+
 def test_validate_moves_last_seen_of_a_session_unused_for_minutes(server, user):
-    """A session last used 5 minutes ago: a validate records the use before
-    it answers (last_seen_at lags the last use by at most 60 s, so a use
-    that much later than the recorded one cannot wait for the background
-    writer), and a read right after shows it; reading with a caller token
-    changes nothing (it is not a use)."""
+    """A session last used 5 minutes ago: the use is shown at once by a read
+    and a list right after the validate (last_seen_at lags the last use by
+    at most 60 s), and written to the store for every other process (the
+    writer is woken at once; polled here, not timed); reading with a caller
+    token changes nothing (it is not a use)."""
     t = int(time.time())
     sid = "LastSeen" + uid("")[-14:].replace("-", "x")
     import_session(server, sid, user, t - 600, t + 600, t - 300)
@@ -147,6 +166,12 @@ def test_validate_moves_last_seen_of_a_session_unused_for_minutes(server, user):
     assert server.get("/validate", token=stok).status_code == 200
     seen = server.get("/session/%s" % sid, token=tok).json()["last_seen_at"]
     assert t <= seen <= int(time.time()) + 1, "last_seen_at not recorded: %d" % seen
+    listed = server.get("/users/%s/sessions" % user, token=tok).json()["sessions"]
+    assert [x["last_seen_at"] for x in listed if x["id"] == sid] == [seen]
+    deadline = time.time() + 20
+    while (stored := exported_last_seen(server, sid)) == t - 300 and time.time() < deadline:
+        time.sleep(0.2)
+    assert stored is not None and t <= stored <= int(time.time()) + 1, stored
     # reading with a caller token is not use
     time.sleep(1.2)
     assert server.get("/session/%s" % sid, token=tok).json()["last_seen_at"] == seen

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clock.h"
 #include "exec.h"
 #include "unit.h"
 #include "record.h"
@@ -35,6 +36,8 @@ typedef struct fake_store {
     int rotate_first;    /* SWAPs still to lose to another process's refresh */
     int touch_first;     /* SWAPs still to lose to another process's touch */
     store_close_reason why; /* of the last DEL */
+    touch_queue *tq;        /* asked while a background write is under way */
+    int64_t noted_while_written;
 } fake_store;
 
 static void record_of(const fake_store *f, const char *id, const char *user, buf_t *rec)
@@ -138,14 +141,36 @@ static rc_t fake_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], siz
                        int64_t last_seen, int64_t now)
 {
     fake_store *f = (fake_store *)base;
-    (void)last_seen;
     (void)now;
     if (n > 0)
         memcpy(f->touched, ids[0], SESSION_ID_MAX + 1);
+    if (f->tq != NULL)
+        f->noted_while_written = touch_queue_noted(f->tq, SID_ALICE);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], SID_ALICE) == 0)
+            f->last_seen = last_seen;
     return RC_OK;
 }
 
-static const store_ops fake_ops = { .scheme = "fake", .batch = fake_batch, .touch = fake_touch };
+/* A user's list: alice's session, as stored. */
+static rc_t fake_list(store_t *base, str_t user, int64_t now, store_each_fn fn, void *arg)
+{
+    fake_store *f = (fake_store *)base;
+    buf_t rec = BUF_INIT;
+    session_t s;
+    (void)now;
+    if (!str_eq_cstr(user, "alice"))
+        return RC_OK;
+    record_of(f, SID_ALICE, "alice", &rec);
+    rc_t rc = record_decode(rec.p, rec.len, &s);
+    if (rc == RC_OK)
+        fn(&s, arg);
+    buf_free(&rec);
+    return rc;
+}
+
+static const store_ops fake_ops = { .scheme = "fake", .batch = fake_batch, .touch = fake_touch,
+                                    .list = fake_list };
 
 static fake_store fresh_store(void)
 {
@@ -280,45 +305,116 @@ static void test_one_batch_per_step(void)
     }
 }
 
-/* Without an idle timeout: a use of a session not recorded for
- * SESSION_TOUCH_SOON seconds is noted for the background writer, and one
- * not recorded for EXEC_TOUCH_EVERY is written before the answer (the
- * contract's lag of last_seen_at: under 60 s). */
+/* What a read (GET) and a list of alice's session hand back as her
+ * last_seen_at, through the executor with the queue tq. */
+static int64_t read_last_seen(fake_store *f, touch_queue *tq)
+{
+    buf_t rec = BUF_INIT;
+    session_t s;
+    exec_job j = { .now = NOW, .has_op = 1,
+                   .op = { .kind = STORE_OP_GET, .id = SID_ALICE, .now = NOW, .rec = &rec } };
+    run1(f, &j, tq);
+    int64_t seen = j.op.rc == RC_OK && record_decode(rec.p, rec.len, &s) == RC_OK ? s.last_seen_at : -1;
+    buf_free(&rec);
+    return seen;
+}
+
+static int list_one(const session_t *s, void *arg)
+{
+    *(int64_t *)arg = s->last_seen_at;
+    return 0;
+}
+
+static int64_t list_last_seen(fake_store *f, touch_queue *tq)
+{
+    int64_t seen = -1;
+    exec_job j = { .now = NOW, .has_op = 1,
+                   .op = { .kind = STORE_OP_LIST, .user = STR_LIT("alice"), .now = NOW,
+                           .each = list_one, .arg = &seen } };
+    run1(f, &j, tq);
+    CHECK(j.op.each == list_one && j.op.arg == &seen); /* the route's own, given back */
+    return j.op.rc == RC_OK ? seen : -1;
+}
+
+/* Without an idle timeout, no use is written before the answer: one of a
+ * session not recorded for SESSION_TOUCH_SOON seconds is noted for the
+ * background writer; one not recorded for SESSION_TOUCH_EVERY (the
+ * contract's lag of last_seen_at: under 60 s) is noted urgent, which wakes
+ * the writer. Until written, reads and lists in this process show the use,
+ * during the write too; then the store's value again. A full queue: the
+ * urgent use is written before the answer. */
 static void test_use_is_noted(void)
 {
     touch_queue *tq = touch_queue_new();
     fake_store f = fresh_store();
-    session_t s;
     exec_job j = { .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
     f.last_seen = NOW - SESSION_TOUCH_SOON + 1;
     run1(&f, &j, tq);
+    CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), 0);
     touch_queue_flush(tq, &f.base, NOW);
     CHECK_STR_EQ(f.touched, "");
     CHECK_EQ_INT(f.touches, 0);
-    static const int64_t noted[] = { SESSION_TOUCH_SOON, EXEC_TOUCH_EVERY - 1 };
-    for (size_t i = 0; i < 2; i++) {
+    static const int64_t noted[] = { SESSION_TOUCH_SOON, SESSION_TOUCH_EVERY - 1,
+                                     SESSION_TOUCH_EVERY, 600 };
+    for (size_t i = 0; i < sizeof noted / sizeof noted[0]; i++) {
+        int urgent = noted[i] >= SESSION_TOUCH_EVERY;
         f.last_seen = NOW - noted[i];
         f.touched[0] = '\0';
         buf_free(&j.auth_rec);
         j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
         run1(&f, &j, tq);
-        touch_queue_flush(tq, &f.base, NOW);
-        CHECK_STR_EQ(f.touched, SID_ALICE);
+        CHECK_EQ_INT(j.auth_rc, RC_OK);
         CHECK_EQ_INT(f.touches, 0); /* not before the answer */
+        CHECK_EQ_INT(f.last_seen, NOW - noted[i]);
+        CHECK_EQ_INT(read_last_seen(&f, tq), NOW);
+        CHECK_EQ_INT(list_last_seen(&f, tq), NOW);
+        /* an urgent note wakes the writer at once; another lets it sleep */
+        uint64_t deadline = clock_ms() + (urgent ? 5000 : 50);
+        CHECK_EQ_INT(touch_queue_wait(tq, deadline), 1);
+        if (urgent)
+            CHECK(clock_ms() < deadline);
+        else
+            CHECK(clock_ms() >= deadline);
+        f.tq = tq;
+        f.noted_while_written = 0;
+        touch_queue_flush(tq, &f.base, NOW + 1);
+        f.tq = NULL;
+        CHECK_STR_EQ(f.touched, SID_ALICE);
+        CHECK_EQ_INT(f.noted_while_written, NOW); /* shown while it is written */
+        CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), 0);
+        CHECK_EQ_INT(read_last_seen(&f, tq), NOW + 1); /* the store's */
     }
-    f.last_seen = NOW - EXEC_TOUCH_EVERY;
-    f.touched[0] = '\0';
+
+    /* a full queue: the urgent use is written before the answer */
+    for (int i = 0; i < TOUCH_QUEUE_MAX; i++) {
+        char id[SESSION_ID_MAX + 1];
+        snprintf(id, sizeof id, "FILLER%026d", i);
+        CHECK_EQ_INT(touch_queue_add(tq, id, NOW, 0), RC_OK);
+    }
+    CHECK_EQ_INT(touch_queue_add(tq, SID_ALICE, NOW, 1), RC_FULL);
+    f.last_seen = NOW - SESSION_TOUCH_EVERY;
     buf_free(&j.auth_rec);
     j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
     run1(&f, &j, tq);
     CHECK_EQ_INT(j.auth_rc, RC_OK);
     CHECK_EQ_INT(f.touches, 1); /* before the answer */
+    session_t s;
     CHECK_EQ_INT(record_decode(j.auth_rec.p, j.auth_rec.len, &s), RC_OK);
     CHECK_EQ_INT(s.last_seen_at, NOW);
-    touch_queue_flush(tq, &f.base, NOW);
-    CHECK_STR_EQ(f.touched, ""); /* not also in the background */
     buf_free(&j.auth_rec);
+    touch_queue_flush(tq, &f.base, NOW);
+    /* a queue told to stop ends the writer's wait at once */
+    touch_queue_stop(tq);
+    CHECK_EQ_INT(touch_queue_wait(tq, clock_ms() + 5000), 0);
     touch_queue_free(tq);
+
+    /* without a queue (no background thread), the urgent use is written */
+    f = fresh_store();
+    f.last_seen = NOW - SESSION_TOUCH_EVERY;
+    j = (exec_job){ .now = NOW, .auth_sid = SID_ALICE, .auth_user = STR_LIT("alice") };
+    run1(&f, &j, NULL);
+    CHECK_EQ_INT(f.touches, 1);
+    buf_free(&j.auth_rec);
 }
 
 static exec_job alice_job(uint32_t gen)

@@ -438,6 +438,30 @@ static void test_liveness_edges(void)
     CHECK_EQ_INT(session_end(&s), 1700000003);
 }
 
+/* When a use must be recorded: without an idle timeout, noted at 58 s,
+ * due now at 60 (the contract's lag); with one, due now at the slack and
+ * never before, whatever the slack (3600 s: 180), since only a recorded
+ * use moves the session's end in the store. */
+static void test_use_due(void)
+{
+    session_t s = sample();
+    s.last_seen_at = 1700000000;
+    s.idle_timeout = 0;
+    CHECK_EQ_INT(session_use_due(&s, 1700000057), SESSION_DUE_NONE);
+    CHECK_EQ_INT(session_use_due(&s, 1700000058), SESSION_DUE_LATER);
+    CHECK_EQ_INT(session_use_due(&s, 1700000059), SESSION_DUE_LATER);
+    CHECK_EQ_INT(session_use_due(&s, 1700000060), SESSION_DUE_NOW);
+    CHECK_EQ_INT(session_use_due(&s, 1700000600), SESSION_DUE_NOW);
+    s.idle_timeout = 100; /* slack 5 */
+    CHECK_EQ_INT(session_use_due(&s, 1700000004), SESSION_DUE_NONE);
+    CHECK_EQ_INT(session_use_due(&s, 1700000005), SESSION_DUE_NOW);
+    s.idle_timeout = 3600; /* slack 180 */
+    CHECK_EQ_INT(session_use_due(&s, 1700000058), SESSION_DUE_NONE);
+    CHECK_EQ_INT(session_use_due(&s, 1700000100), SESSION_DUE_NONE);
+    CHECK_EQ_INT(session_use_due(&s, 1700000179), SESSION_DUE_NONE);
+    CHECK_EQ_INT(session_use_due(&s, 1700000180), SESSION_DUE_NOW);
+}
+
 /* Token generations against a session at generation 2 rotated at T, grace
  * 10: judged to the second. */
 static void test_token_verdict(void)
@@ -1106,6 +1130,7 @@ int main(void)
     RUN(test_record_round_trip);
     RUN(test_record_v1);
     RUN(test_liveness_edges);
+    RUN(test_use_due);
     RUN(test_token_verdict);
     RUN(test_record_garbled);
     RUN(test_record_fuzz_regressions);
