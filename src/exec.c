@@ -73,12 +73,14 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
     }
     session_due due = rc == RC_OK ? session_use_due(&s, j->now) : SESSION_DUE_NONE;
     /* A use due now is written before the answer when the session has an
-     * idle timeout (a use lost to a failing background write could end it
-     * early) or when the queue is full; otherwise it is noted, the writer
-     * woken, and this process's reads show it until it is written. */
+     * idle timeout (only that write moves its end in the store: session.h)
+     * or when the queue is full; otherwise it is noted, the writer woken,
+     * and this process's reads show it until it is written. */
+    /* A refresh is never noted: its rotation writes the use, and a
+     * background write meanwhile would fail its compare-and-set. */
     int urgent = due == SESSION_DUE_NOW;
-    if (due != SESSION_DUE_NONE && touches != NULL && !(urgent && s.idle_timeout > 0) &&
-        touch_queue_add(touches, s.id, j->now, urgent) == RC_OK)
+    if (due != SESSION_DUE_NONE && touches != NULL && !j->refresh &&
+        !(urgent && s.idle_timeout > 0) && touch_queue_add(touches, s.id, j->now, urgent) == RC_OK)
         urgent = 0;
     if (urgent)
         j->auth_write = WRITE_TOUCH;
@@ -231,11 +233,12 @@ static int refresh_after(exec_job *j, int attempt)
 }
 
 /* The uses this process noted and has not written yet, shown in what a
- * read or a list hands back (touch.h): a read right after a use shows it. */
-static void show_noted(touch_queue *touches, const char *id, buf_t *rec)
+ * read or a list hands back (touch.h): a read right after a use shows it.
+ * A read's is looked up before the store is read (noted_at): a use not
+ * noted then is written, and the read sees it. */
+static void show_noted(int64_t at, buf_t *rec)
 {
     session_t s;
-    int64_t at = touch_queue_noted(touches, id);
     if (at != 0 && record_decode(rec->p, rec->len, &s) == RC_OK && s.last_seen_at < at)
         record_set_last_seen(rec->p, rec->len, at);
 }
@@ -302,6 +305,9 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
             continue;
         if (j->fresh != NULL && (j->op.rc = session_id_generate_for(j->fresh->user_id, j->fresh->id)) != RC_OK)
             continue;
+        j->noted_at = 0;
+        if (j->op.kind == STORE_OP_GET && !j->refresh && j->op.id != NULL && touches != NULL)
+            j->noted_at = touch_queue_noted(touches, j->op.id);
         if (j->op.kind == STORE_OP_LIST && touches != NULL) {
             j->touches = touches;
             j->list_each = j->op.each;
@@ -335,9 +341,8 @@ void exec_run(store_t *st, touch_queue *touches, exec_job *const *jobs, size_t n
         if (!j->has_op || j->auth_rc != RC_OK)
             continue;
         count(j);
-        if (j->op.kind == STORE_OP_GET && !j->refresh && j->op.rc == RC_OK && j->op.rec != NULL &&
-            touches != NULL)
-            show_noted(touches, j->op.id, j->op.rec);
+        if (j->op.kind == STORE_OP_GET && !j->refresh && j->op.rc == RC_OK && j->op.rec != NULL)
+            show_noted(j->noted_at, j->op.rec);
         if (j->op.each == list_noted) {
             j->op.each = j->list_each;
             j->op.arg = j->list_arg;

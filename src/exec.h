@@ -81,6 +81,7 @@ struct exec_job {
     /* the executor's own */
     int authed;         /* step 1 read and judged */
     int auth_write;     /* step 1's write still to make (exec.c) */
+    int64_t noted_at;         /* a read: the use noted for its session (touch.h) */
     touch_queue *touches;     /* a list: the uses noted, shown in what it lists */
     store_each_fn list_each;  /* a list: the route's own callback and its arg */
     void *list_arg;

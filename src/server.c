@@ -26,7 +26,8 @@
  * are all validated after a minute) in batches, not a commit each. With
  * 100,000 such sessions validated at 32 connections on LMDB, writing each
  * batch at once took 2,700 commits and 2.1 s of the writer's 5 s; 2 ms
- * apart, 380 commits and 0.65 s (bench/BENCHMARKS.md, the eighth pass). */
+ * apart, 380 commits and 0.65 s (docs/BENCHMARKS.md, the eighth pass). A
+ * purge runs on this thread too: urgent writes wait behind it. */
 #define URGENT_GAP_US 2000
 typedef struct housekeeper {
     store_t *store;
@@ -38,14 +39,14 @@ static void flush_touches(housekeeper *h)
 {
     rc_t rc = touch_queue_flush(h->touches, h->store, clock_wall());
     if (rc != RC_OK)
-        log_msg(LOG_WARN, "last_seen_at not recorded: %s", rc_str(rc));
+        log_msg(LOG_WARN, "last_seen_at not recorded (kept for the next write): %s", rc_str(rc));
 }
 
 static void *housekeeping(void *arg)
 {
     housekeeper *h = arg;
     int64_t next_purge = clock_wall() + h->purge_interval;
-    uint64_t next_tick = clock_ms() + 1000, flushed = 0;
+    uint64_t next_tick = clock_ms() + 1000, flushed = clock_us() - URGENT_GAP_US;
     while (touch_queue_wait(h->touches, next_tick)) {
         uint64_t since = clock_us() - flushed;
         if (since < URGENT_GAP_US) {

@@ -99,10 +99,10 @@ int64_t session_end(const session_t *s);
  * expires_at; -1 without an idle timeout. Pure. */
 int64_t session_idle_expires_at(const session_t *s);
 /* Without an idle timeout, last_seen_at lags the last use by less than
- * SESSION_TOUCH_EVERY seconds (the contract's 60): a use this old is
- * written before its answer, and one SESSION_TOUCH_SOON old is noted for
- * the background writer (about a second, with one to spare), so that a
- * session in steady use never waits for the write. */
+ * SESSION_TOUCH_EVERY seconds (the contract's 60): a use SESSION_TOUCH_SOON
+ * old is noted for the background writer (about a second, with one to
+ * spare), and one this old is noted urgent (the writer woken at once), so
+ * that no use waits for a write (touch.h). */
 #define SESSION_TOUCH_EVERY 60
 #define SESSION_TOUCH_SOON 58
 

@@ -1,4 +1,5 @@
 /* touch.c -- coalesced last_seen_at updates (see touch.h). */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,7 +27,9 @@ struct touch_queue {
     pthread_cond_t wake;
     notes cur;       /* noted since the last flush began */
     notes flying;    /* being written by the flush under way */
-    atomic_size_t noted; /* cur.n + flying.n, read without the lock */
+    notes landed;    /* written by the last flush (shown until the next) */
+    session_id *scratch; /* the flush's: the ids of one time */
+    atomic_size_t noted; /* cur.n + flying.n + landed.n, read without the lock */
     int urgent, stop;
 };
 
@@ -73,7 +76,9 @@ touch_queue *touch_queue_new(void)
     pthread_cond_init(&q->wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&q->lock, NULL);
-    if (!notes_init(&q->cur) || !notes_init(&q->flying)) {
+    q->scratch = calloc(TOUCH_QUEUE_MAX, sizeof *q->scratch);
+    if (q->scratch == NULL || !notes_init(&q->cur) || !notes_init(&q->flying) ||
+        !notes_init(&q->landed)) {
         touch_queue_free(q);
         return NULL;
     }
@@ -88,7 +93,42 @@ void touch_queue_free(touch_queue *q)
     pthread_cond_destroy(&q->wake);
     notes_free(&q->cur);
     notes_free(&q->flying);
+    notes_free(&q->landed);
+    free(q->scratch);
     free(q);
+}
+
+/* Notes id (len bytes, hash h) in ns at time at, or moves its time later.
+ * RC_FULL when ns is full. Under the lock. */
+static rc_t note(notes *ns, const char *id, size_t len, uint32_t h, int64_t at)
+{
+    uint32_t slot;
+    size_t e = find(ns, id, h, &slot);
+    if (e != 0) {
+        if (ns->at[e - 1] < at)
+            ns->at[e - 1] = at;
+        return RC_OK;
+    }
+    if (ns->n == TOUCH_QUEUE_MAX)
+        return RC_FULL;
+    size_t i = ns->n++;
+    memcpy(ns->ids[i], id, len + 1);
+    ns->at[i] = at;
+    ns->slot_of[i] = slot;
+    ns->set[slot] = (uint32_t)(i + 1);
+    return RC_OK;
+}
+
+static void notes_clear(notes *ns)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        ns->set[ns->slot_of[i]] = 0;
+    ns->n = 0;
+}
+
+static void count_noted(touch_queue *q)
+{
+    atomic_store(&q->noted, q->cur.n + q->flying.n + q->landed.n);
 }
 
 rc_t touch_queue_add(touch_queue *q, const char *id, int64_t at, int urgent)
@@ -98,31 +138,31 @@ rc_t touch_queue_add(touch_queue *q, const char *id, int64_t at, int urgent)
         return RC_INVALID;
     uint32_t h = str_hash(id, len), slot;
     rc_t rc = RC_OK;
-    int pending = 1; /* in cur: for the next flush */
     pthread_mutex_lock(&q->lock);
-    size_t e;
-    if (find(&q->flying, id, h, &slot) != 0) {
-        pending = 0; /* being written now, with the flush's clock: within a second of at */
-    } else if ((e = find(&q->cur, id, h, &slot)) != 0) {
-        if (q->cur.at[e - 1] < at)
-            q->cur.at[e - 1] = at;
-    } else if (q->cur.n == TOUCH_QUEUE_MAX) {
-        rc = RC_FULL;
-        pending = 0;
+    size_t e = find(&q->flying, id, h, &slot);
+    if (e != 0 && q->flying.at[e - 1] >= at) {
+        urgent = 0; /* being written now, this use with it */
     } else {
-        size_t i = q->cur.n++;
-        memcpy(q->cur.ids[i], id, len + 1);
-        q->cur.at[i] = at;
-        q->cur.slot_of[i] = slot;
-        q->cur.set[slot] = (uint32_t)(i + 1);
-        atomic_store(&q->noted, q->cur.n + q->flying.n);
+        if (e != 0)
+            urgent = 0; /* being written now, a little earlier: this use later */
+        if ((rc = note(&q->cur, id, len, h, at)) == RC_OK)
+            count_noted(q);
+        else
+            urgent = 0;
     }
-    if (pending && urgent && !q->urgent) {
+    if (urgent && !q->urgent) {
         q->urgent = 1;
         pthread_cond_signal(&q->wake);
     }
     pthread_mutex_unlock(&q->lock);
     return rc;
+}
+
+static int64_t noted_in(const notes *ns, const char *id, uint32_t h)
+{
+    uint32_t slot;
+    size_t e = find(ns, id, h, &slot);
+    return e != 0 ? ns->at[e - 1] : 0;
 }
 
 int64_t touch_queue_noted(touch_queue *q, const char *id)
@@ -132,14 +172,13 @@ int64_t touch_queue_noted(touch_queue *q, const char *id)
     size_t len = strlen(id);
     if (len > SESSION_ID_MAX)
         return 0;
-    uint32_t h = str_hash(id, len), slot;
-    int64_t seen = 0;
+    uint32_t h = str_hash(id, len);
     pthread_mutex_lock(&q->lock);
-    size_t e = find(&q->cur, id, h, &slot);
-    if (e != 0)
-        seen = q->cur.at[e - 1];
-    if ((e = find(&q->flying, id, h, &slot)) != 0 && q->flying.at[e - 1] > seen)
-        seen = q->flying.at[e - 1];
+    int64_t seen = noted_in(&q->cur, id, h), t;
+    if ((t = noted_in(&q->flying, id, h)) > seen)
+        seen = t;
+    if ((t = noted_in(&q->landed, id, h)) > seen)
+        seen = t;
     pthread_mutex_unlock(&q->lock);
     return seen;
 }
@@ -166,22 +205,56 @@ void touch_queue_stop(touch_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* Writes the notes of b, each with its own use's time: one store write per
+ * distinct time (a batch spans a second or two). The first failure is the
+ * answer; the other times are written all the same. */
+static rc_t write_notes(touch_queue *q, const notes *b, store_t *st, int64_t now)
+{
+    rc_t rc = RC_OK;
+    int64_t done = INT64_MIN; /* every time up to here is written */
+    for (;;) {
+        int64_t t = INT64_MAX;
+        for (size_t i = 0; i < b->n; i++)
+            if (b->at[i] > done && b->at[i] < t)
+                t = b->at[i];
+        if (t == INT64_MAX)
+            return rc;
+        size_t k = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (b->at[i] == t)
+                memcpy(q->scratch[k++], b->ids[i], sizeof *q->scratch);
+        rc_t got = store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])q->scratch, k, t, now);
+        if (rc == RC_OK)
+            rc = got;
+        done = t;
+    }
+}
+
 rc_t touch_queue_flush(touch_queue *q, store_t *st, int64_t now)
 {
     pthread_mutex_lock(&q->lock);
-    notes batch = q->cur; /* flying is empty: one flush at a time */
+    assert(q->flying.n == 0); /* one flush at a time */
+    notes batch = q->cur;
     q->cur = q->flying;
     q->flying = batch;
     pthread_mutex_unlock(&q->lock);
-    if (batch.n == 0)
-        return RC_OK;
-    rc_t rc = store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])batch.ids, batch.n,
-                               now, now);
-    pthread_mutex_lock(&q->lock); /* written (or lost): reads see the store again */
-    for (size_t i = 0; i < q->flying.n; i++)
-        q->flying.set[q->flying.slot_of[i]] = 0;
-    q->flying.n = 0;
-    atomic_store(&q->noted, q->cur.n);
+    rc_t rc = batch.n > 0 ? write_notes(q, &batch, st, now) : RC_OK;
+    pthread_mutex_lock(&q->lock);
+    notes_clear(&q->landed);
+    if (rc != RC_OK) {
+        /* not written: noted again for the next flush (a use can wait) */
+        for (size_t i = 0; i < q->flying.n; i++)
+            note(&q->cur, q->flying.ids[i], strlen(q->flying.ids[i]),
+                 str_hash(q->flying.ids[i], strlen(q->flying.ids[i])), q->flying.at[i]);
+        notes_clear(&q->flying);
+    } else {
+        /* written: still shown until the next flush, to reads that took
+         * their snapshot before this write landed (a long list) */
+        batch = q->landed;
+        q->landed = q->flying;
+        q->flying = batch;
+    }
+    count_noted(q);
     pthread_mutex_unlock(&q->lock);
     return rc;
 }

@@ -28,14 +28,19 @@ void touch_queue_free(touch_queue *q);
  * was dropped. Thread-safe. */
 rc_t touch_queue_add(touch_queue *q, const char *id, int64_t at, int urgent);
 /* The latest use of id noted and not yet written to the store (a flush
- * under way included), or 0. Thread-safe; cheap when nothing is noted. */
+ * under way included), or written by the last flush (shown until the next
+ * one, for reads whose snapshot came before it landed); 0 when none.
+ * Thread-safe; cheap when nothing is noted. */
 int64_t touch_queue_noted(touch_queue *q, const char *id);
 /* The writer's wait: returns when a note is urgent, or at the monotonic
  * deadline (clock_ms), or once touch_queue_stop was called; 0 in that last
  * case. */
 int touch_queue_wait(touch_queue *q, uint64_t deadline_ms);
 void touch_queue_stop(touch_queue *q);
-/* Writes last_seen_at = now for every noted session. One caller at a time. */
+/* Writes every noted session's last_seen_at, each the time of its latest
+ * use noted (one store write per distinct time); now judges which sessions
+ * still live. When the store fails, the notes are kept for the next flush.
+ * One caller at a time. */
 rc_t touch_queue_flush(touch_queue *q, store_t *st, int64_t now);
 
 #endif

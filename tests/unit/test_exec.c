@@ -38,6 +38,10 @@ typedef struct fake_store {
     store_close_reason why; /* of the last DEL */
     touch_queue *tq;        /* asked while a background write is under way */
     int64_t noted_while_written;
+    int64_t use_while_written; /* != 0: a use of alice's noted then, at this time */
+    rc_t touch_many_fails;  /* RC_OK: background writes succeed */
+    int writes;             /* background writes (store_touch_many calls) */
+    int64_t written_at[4];  /* the last_seen_at of each */
 } fake_store;
 
 static void record_of(const fake_store *f, const char *id, const char *user, buf_t *rec)
@@ -142,10 +146,17 @@ static rc_t fake_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], siz
 {
     fake_store *f = (fake_store *)base;
     (void)now;
+    if (f->writes < 4)
+        f->written_at[f->writes] = last_seen;
+    f->writes++;
     if (n > 0)
         memcpy(f->touched, ids[0], SESSION_ID_MAX + 1);
     if (f->tq != NULL)
         f->noted_while_written = touch_queue_noted(f->tq, SID_ALICE);
+    if (f->tq != NULL && f->use_while_written != 0)
+        touch_queue_add(f->tq, SID_ALICE, f->use_while_written, 0);
+    if (f->touch_many_fails != RC_OK)
+        return f->touch_many_fails;
     for (size_t i = 0; i < n; i++)
         if (strcmp(ids[i], SID_ALICE) == 0)
             f->last_seen = last_seen;
@@ -377,12 +388,16 @@ static void test_use_is_noted(void)
             CHECK(clock_ms() >= deadline);
         f.tq = tq;
         f.noted_while_written = 0;
-        touch_queue_flush(tq, &f.base, NOW + 1);
+        CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW + 1), RC_OK);
         f.tq = NULL;
         CHECK_STR_EQ(f.touched, SID_ALICE);
         CHECK_EQ_INT(f.noted_while_written, NOW); /* shown while it is written */
+        CHECK_EQ_INT(f.last_seen, NOW); /* the use's time, not the flush's */
+        /* shown until the next flush, for reads whose snapshot is older */
+        CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), NOW);
+        CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW + 1), RC_OK);
         CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), 0);
-        CHECK_EQ_INT(read_last_seen(&f, tq), NOW + 1); /* the store's */
+        CHECK_EQ_INT(read_last_seen(&f, tq), NOW); /* the store's */
     }
 
     /* a full queue: the urgent use is written before the answer */
@@ -415,6 +430,77 @@ static void test_use_is_noted(void)
     run1(&f, &j, NULL);
     CHECK_EQ_INT(f.touches, 1);
     buf_free(&j.auth_rec);
+}
+
+/* The background writer: each note written with its own use's time (one
+ * store write per time); a failed write keeps its notes for the next one;
+ * a use made while its session is being written is written after it when
+ * it is later, and not again when it is not. */
+static void test_touch_queue_writes(void)
+{
+    touch_queue *tq = touch_queue_new();
+    fake_store f = fresh_store();
+    f.last_seen = NOW - 100;
+    CHECK_EQ_INT(touch_queue_add(tq, SID_ALICE, NOW - 1, 0), RC_OK);
+    CHECK_EQ_INT(touch_queue_add(tq, SID_GONE, NOW - 2, 0), RC_OK);
+    CHECK_EQ_INT(touch_queue_add(tq, SID_ALICE, NOW - 3, 0), RC_OK); /* earlier: kept NOW - 1 */
+    CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW), RC_OK);
+    CHECK_EQ_INT(f.writes, 2);
+    CHECK_EQ_INT(f.written_at[0], NOW - 2);
+    CHECK_EQ_INT(f.written_at[1], NOW - 1);
+    CHECK_EQ_INT(f.last_seen, NOW - 1);
+
+    /* a failed write: noted still, and written by the next flush */
+    f = fresh_store();
+    touch_queue_flush(tq, &f.base, NOW); /* the landed notes go */
+    f.last_seen = NOW - 100;
+    f.touch_many_fails = RC_UNAVAILABLE;
+    touch_queue_add(tq, SID_ALICE, NOW, 1);
+    CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW), RC_UNAVAILABLE);
+    CHECK_EQ_INT(f.last_seen, NOW - 100);
+    CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), NOW);
+    f.touch_many_fails = RC_OK;
+    CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW), RC_OK);
+    CHECK_EQ_INT(f.last_seen, NOW);
+
+    /* a later use during the write: written next; an equal one: not again */
+    touch_queue_flush(tq, &f.base, NOW);
+    f = fresh_store();
+    f.tq = tq;
+    f.use_while_written = NOW + 5;
+    touch_queue_add(tq, SID_ALICE, NOW, 0);
+    touch_queue_flush(tq, &f.base, NOW);
+    f.use_while_written = NOW + 5;
+    CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW + 5), RC_OK); /* noted again: NOW + 5 */
+    CHECK_EQ_INT(f.writes, 2);
+    CHECK_EQ_INT(f.written_at[1], NOW + 5);
+    f.use_while_written = 0;
+    touch_queue_flush(tq, &f.base, NOW + 5);
+    CHECK_EQ_INT(f.writes, 2); /* the use during the second write was not later */
+    touch_queue_free(tq);
+}
+
+static exec_job alice_job(uint32_t gen);
+
+/* A refresh of a session unused for a minute is never noted for the
+ * background writer (whose write would fail the rotation's compare-and-set
+ * once): the use is written before, and the rotation succeeds at once. */
+static void test_refresh_not_noted(void)
+{
+    touch_queue *tq = touch_queue_new();
+    fake_store f = fresh_store();
+    f.last_seen = NOW - 600;
+    exec_job j = alice_job(0);
+    j.refresh = 1;
+    j.grace = 10;
+    run1(&f, &j, tq);
+    CHECK_EQ_INT(j.auth_rc, RC_OK);
+    CHECK_EQ_INT(j.op.rc, RC_OK);
+    CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), 0);
+    CHECK_EQ_INT(f.swaps, 1);
+    CHECK_EQ_INT(j.cur.last_seen_at, NOW);
+    buf_free(&j.auth_rec);
+    touch_queue_free(tq);
 }
 
 static exec_job alice_job(uint32_t gen)
@@ -686,6 +772,8 @@ int main(void)
     RUN(test_close_as_admin);
     RUN(test_one_batch_per_step);
     RUN(test_use_is_noted);
+    RUN(test_touch_queue_writes);
+    RUN(test_refresh_not_noted);
     RUN(test_idle_use_is_written);
     RUN(test_token_generations);
     RUN(test_refresh);
