@@ -76,9 +76,10 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
      * idle timeout (only that write moves its end in the store: session.h)
      * or when the queue is full; otherwise it is noted, the writer woken,
      * and this process's reads show it until it is written. */
-    /* A refresh is never noted: its rotation writes the use, and a
-     * background write meanwhile would fail its compare-and-set. */
-    int urgent = due == SESSION_DUE_NOW;
+    /* A refresh is never noted (a background write meanwhile would fail
+     * its compare-and-set), nor written first without an idle timeout:
+     * its rotation writes the use. */
+    int urgent = due == SESSION_DUE_NOW && !(j->refresh && s.idle_timeout == 0);
     if (due != SESSION_DUE_NONE && touches != NULL && !j->refresh &&
         !(urgent && s.idle_timeout > 0) && touch_queue_add(touches, s.id, j->now, urgent) == RC_OK)
         urgent = 0;

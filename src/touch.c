@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "log.h"
 #include "touch.h"
 
 #define SET_SLOTS (2 * TOUCH_QUEUE_MAX) /* open addressing, at most half full */
@@ -206,11 +207,10 @@ void touch_queue_stop(touch_queue *q)
 }
 
 /* Writes the notes of b, each with its own use's time: one store write per
- * distinct time (a batch spans a second or two). The first failure is the
- * answer; the other times are written all the same. */
+ * distinct time (a batch spans a second or two), stopping at the first
+ * that fails. */
 static rc_t write_notes(touch_queue *q, const notes *b, store_t *st, int64_t now)
 {
-    rc_t rc = RC_OK;
     int64_t done = INT64_MIN; /* every time up to here is written */
     for (;;) {
         int64_t t = INT64_MAX;
@@ -218,14 +218,14 @@ static rc_t write_notes(touch_queue *q, const notes *b, store_t *st, int64_t now
             if (b->at[i] > done && b->at[i] < t)
                 t = b->at[i];
         if (t == INT64_MAX)
-            return rc;
+            return RC_OK;
         size_t k = 0;
         for (size_t i = 0; i < b->n; i++)
             if (b->at[i] == t)
                 memcpy(q->scratch[k++], b->ids[i], sizeof *q->scratch);
-        rc_t got = store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])q->scratch, k, t, now);
-        if (rc == RC_OK)
-            rc = got;
+        rc_t rc = store_touch_many(st, (const char (*)[SESSION_ID_MAX + 1])q->scratch, k, t, now);
+        if (rc != RC_OK)
+            return rc; /* all noted again: no store call per time while it fails */
         done = t;
     }
 }
@@ -243,9 +243,15 @@ rc_t touch_queue_flush(touch_queue *q, store_t *st, int64_t now)
     notes_clear(&q->landed);
     if (rc != RC_OK) {
         /* not written: noted again for the next flush (a use can wait) */
-        for (size_t i = 0; i < q->flying.n; i++)
-            note(&q->cur, q->flying.ids[i], strlen(q->flying.ids[i]),
-                 str_hash(q->flying.ids[i], strlen(q->flying.ids[i])), q->flying.at[i]);
+        size_t dropped = 0;
+        for (size_t i = 0; i < q->flying.n; i++) {
+            size_t len = strlen(q->flying.ids[i]);
+            if (note(&q->cur, q->flying.ids[i], len, str_hash(q->flying.ids[i], len),
+                     q->flying.at[i]) != RC_OK)
+                dropped++;
+        }
+        if (dropped > 0)
+            log_msg(LOG_WARN, "touch: %zu use(s) not recorded: the queue is full", dropped);
         notes_clear(&q->flying);
     } else {
         /* written: still shown until the next flush, to reads that took

@@ -2,11 +2,12 @@
  *
  * A use of a session is not written on the request's path when the lag rule
  * allows (session_use_due): the executor notes it here, and a background
- * thread writes every noted session in one store write, about once a
- * second, or at once when a note is urgent (a session unused for a minute:
+ * thread writes the noted sessions (a store write per distinct use time),
+ * about once a second, or at once when a note is urgent (a session unused for a minute:
  * its last_seen_at must move now, not in a second). Until a note is written
  * the process's own reads see it (touch_queue_noted), so a read right after
- * a use shows the use. A full queue refuses notes (the caller then writes
+ * a use shows the use; a list whose snapshot is older than the write before
+ * last may not. A full queue refuses notes (the caller then writes
  * the use itself, or lets the next use note it again). */
 #ifndef TOUCH_H
 #define TOUCH_H

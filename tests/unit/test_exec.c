@@ -470,7 +470,6 @@ static void test_touch_queue_writes(void)
     f.use_while_written = NOW + 5;
     touch_queue_add(tq, SID_ALICE, NOW, 0);
     touch_queue_flush(tq, &f.base, NOW);
-    f.use_while_written = NOW + 5;
     CHECK_EQ_INT(touch_queue_flush(tq, &f.base, NOW + 5), RC_OK); /* noted again: NOW + 5 */
     CHECK_EQ_INT(f.writes, 2);
     CHECK_EQ_INT(f.written_at[1], NOW + 5);
@@ -482,9 +481,10 @@ static void test_touch_queue_writes(void)
 
 static exec_job alice_job(uint32_t gen);
 
-/* A refresh of a session unused for a minute is never noted for the
- * background writer (whose write would fail the rotation's compare-and-set
- * once): the use is written before, and the rotation succeeds at once. */
+/* A refresh of a session unused for a minute (no idle timeout) is never
+ * noted for the background writer (whose write would fail the rotation's
+ * compare-and-set once), nor written before the rotation: the rotation
+ * records the use, and succeeds at once. */
 static void test_refresh_not_noted(void)
 {
     touch_queue *tq = touch_queue_new();
@@ -497,6 +497,7 @@ static void test_refresh_not_noted(void)
     CHECK_EQ_INT(j.auth_rc, RC_OK);
     CHECK_EQ_INT(j.op.rc, RC_OK);
     CHECK_EQ_INT(touch_queue_noted(tq, SID_ALICE), 0);
+    CHECK_EQ_INT(f.touches, 0);
     CHECK_EQ_INT(f.swaps, 1);
     CHECK_EQ_INT(j.cur.last_seen_at, NOW);
     buf_free(&j.auth_rec);
