@@ -72,18 +72,22 @@ static void judge_auth(exec_job *j, rc_t rc, touch_queue *touches)
             rc = RC_UNAUTHORIZED;
     }
     session_due due = rc == RC_OK ? session_use_due(&s, j->now) : SESSION_DUE_NONE;
-    /* A use due now is written before the answer when the session has an
-     * idle timeout (only that write moves its end in the store: session.h)
-     * or when the queue is full; otherwise it is noted, the writer woken,
-     * and this process's reads show it until it is written. */
-    /* A refresh is never noted (a background write meanwhile would fail
-     * its compare-and-set), nor written first without an idle timeout:
-     * its rotation writes the use. */
-    int urgent = due == SESSION_DUE_NOW && !(j->refresh && s.idle_timeout == 0);
-    if (due != SESSION_DUE_NONE && touches != NULL && !j->refresh &&
-        !(urgent && s.idle_timeout > 0) && touch_queue_add(touches, s.id, j->now, urgent) == RC_OK)
-        urgent = 0;
-    if (urgent)
+    /* Where a use due goes:
+     *  - a refresh: its rotation records it (a background write meanwhile
+     *    would fail its compare-and-set); with an idle timeout, a use due
+     *    now is written first too, for the answer of the grace path;
+     *  - a session with an idle timeout (never LATER): written before the
+     *    answer, the only write that moves its end in the store;
+     *  - else noted for the background writer, urgent when due now (this
+     *    process's reads show it until written); written before the answer
+     *    when the queue is full or missing. */
+    int write_now = due == SESSION_DUE_NOW;
+    if (j->refresh)
+        write_now = write_now && s.idle_timeout > 0;
+    else if (due != SESSION_DUE_NONE && s.idle_timeout == 0 && touches != NULL &&
+             touch_queue_add(touches, s.id, j->now, write_now) == RC_OK)
+        write_now = 0;
+    if (write_now)
         j->auth_write = WRITE_TOUCH;
     j->auth_rc = rc;
 }
