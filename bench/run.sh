@@ -384,6 +384,32 @@ measure_wide() {
         record "$label validate@$WIDE" "$@"
     done
     CONNS=$saved
+    measure_churn
+}
+
+# New connections under load: while wrk -c$WIDE reads one session on LMDB
+# over keep-alive connections, 8 clients each open a connection per request
+# (GET /healthz, "Connection: close"), as a gateway does beyond its pool of
+# idle upstream connections; the same beside nginx's static answer. Their
+# requests/s and p99 are reported below the table (CHURN).
+CHURN="$TMP/churn"
+: > "$CHURN"
+measure_churn() {
+    [ "$WIDE" -gt 0 ] || return 0
+    for target in nginx lmdb; do
+        if [ "$target" = nginx ]; then
+            bg="http://127.0.0.1:$NGINX1_PORT/"; fg="http://127.0.0.1:$NGINX1_PORT/"
+        else
+            bg="http://127.0.0.1:$LMDB_PORT/session/$SID_lmdb"; fg="http://127.0.0.1:$LMDB_PORT/healthz"
+        fi
+        wrk -t1 -c"$WIDE" -d"$((SECS + 2))s" -H "Authorization: Bearer $CALLER" "$bg" > /dev/null 2>&1 &
+        busy=$!
+        sleep 1
+        set -- $(wrk -t1 -c8 -d"${SECS}s" --latency -s bench/get.lua -H "Connection: close" "$fg" 2>&1 |
+                 awk '/^RESULT/ { print $2, $3, $4, $5 }')
+        wait "$busy" || true
+        echo "$target $*" >> "$CHURN"
+    done
 }
 
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -536,6 +562,23 @@ if command -v gnuplot > /dev/null 2>&1; then
     echo "bench: chart of the table above: $BUILD/bench/bench.svg"
 else
     echo "bench: no gnuplot (scripts/deps.sh bench installs it): no chart"
+fi
+
+if [ -s "$CHURN" ]; then
+    awk -v wide="$WIDE" '
+        function median(list, n,    i, j, t, a) {
+            split(list, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        { n[$1]++; rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4 }
+        END {
+            printf "new connections under load (8 clients, a connection per request, beside %d busy keep-alive connections; medians of %d rounds):\n", wide, n["lmdb"]
+            for (t in n)
+                printf "  %-6s %8.0f connections/s, p50 %.2f ms, p99 %.2f ms\n", t == "lmdb" ? "lmdb" : "nginx",
+                    median(rps[t], n[t]), median(p50[t], n[t]) / 1000, median(p99[t], n[t]) / 1000
+        }' "$CHURN"
 fi
 
 # ---- store micro-benchmark (in process, one thread) ----

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
@@ -75,6 +76,9 @@ struct http_watch {
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic int draining;  /* shutting down: close connections after answers */
     _Atomic int held;      /* woken requests whose leader has not resumed them yet */
+    _Atomic int stopping;  /* http_stop has begun: no connection is swept in */
+    int listen_fd;         /* libmicrohttpd's listening socket (non-blocking) */
+    unsigned share;        /* an event thread's share of CONNECTION_LIMIT */
 };
 
 /* ---- answers ---- */
@@ -292,12 +296,75 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail)
  * sent the deadline is off (the idle timeout covers clients that do not
  * read). */
 
+/* ---- accepting under load ----
+ * libmicrohttpd 0.9.75's poll loop accepts one connection per turn, and a
+ * turn first serves every ready connection: behind 512 busy connections a
+ * turn lasts milliseconds, and a new connection waited 57-106 ms (median)
+ * while the loop took in 80-150 new connections a second (docs/
+ * BENCHMARKS.md, "Ninth pass"). So when an event thread's loop has not
+ * accepted by itself for SLOW_US, the thread, at most once per SWEEP_US and
+ * when it completes a request, takes every connection still waiting
+ * (accept4, non-blocking) and gives it to its own loop (MHD_add_connection
+ * on its own daemon: queued, and set up at the start of its next turn,
+ * before that turn's own accept). A loop whose turns are short keeps
+ * accepting alone: handed-over connections wait for a turn more, which
+ * costs where connections come and go fast (one request each).
+ *
+ * What it takes keeps the thread one connection short of its share of
+ * CONNECTION_LIMIT: libmicrohttpd must never be full when it sets up a
+ * connection handed to it (0.9.75 then returns with its cleanup mutex held,
+ * and the thread deadlocks), nor when its own accept runs (it would close
+ * the connection, where a full loop leaves it waiting in the kernel's
+ * queue). Until that set-up, the loop's count only falls. */
+#define SWEEP_US 1000
+#define SLOW_US 1000
+static _Thread_local uint64_t next_sweep_us;
+static _Thread_local uint64_t own_accept_us; /* this loop's last accept of its own */
+static _Thread_local unsigned swept;          /* handed over, not yet set up */
+
+/* on_connection's part: a connection set up by this thread's loop is one
+ * handed over (those come first in a turn) or one it accepted itself. */
+static void note_started(uint64_t now)
+{
+    if (swept > 0)
+        swept--;
+    else
+        own_accept_us = now;
+}
+
+static void sweep_accept(struct http_watch *w, struct MHD_Connection *c, uint64_t now)
+{
+    if (now < next_sweep_us || now - own_accept_us < SLOW_US || atomic_load(&w->draining) ||
+        atomic_load(&w->stopping))
+        return;
+    next_sweep_us = now + SWEEP_US;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+    if (ci == NULL || w->listen_fd < 0)
+        return;
+    struct MHD_Daemon *d = ci->daemon; /* this thread's own: a pool's worker */
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (di == NULL)
+        return;
+    /* those handed over before and not yet set up are not counted there */
+    for (unsigned used = di->num_connections + swept; used + 1 < w->share; used++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break; /* none waiting (EAGAIN), or that one failed: the loop's turn */
+        if (MHD_add_connection(d, fd, (struct sockaddr *)&ss, len) == MHD_YES)
+            swept++; /* else it closed it (draining) */
+    }
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_watch *w = ((http_service *)cls)->watch;
     struct http_conn *hc = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        uint64_t now = clock_us();
+        note_started(now);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         hc = calloc(1, sizeof *hc);
@@ -306,7 +373,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return; /* untracked: the idle timeout still applies */
         }
         hc->fd = ci->connect_fd;
-        atomic_store(&hc->deadline_us, clock_us() + w->timeout_us);
+        atomic_store(&hc->deadline_us, now + w->timeout_us);
         pthread_mutex_lock(&w->lock);
         hc->next = w->head;
         if (w->head)
@@ -724,7 +791,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     http_request *r = *con_cls;
     (void)cls;
-    (void)c;
     (void)toe;
     if (r == NULL)
         return;
@@ -743,6 +809,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* the next request on this connection must arrive within the timeout */
     set_deadline(r, now + r->svc->watch->timeout_us);
     atomic_fetch_sub(&r->svc->watch->in_flight, 1);
+    sweep_accept(r->svc->watch, c, now);
     if (r->state_free)
         r->state_free(r->state);
     buf_free(&r->body);
@@ -822,6 +889,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     w->timeout_us = (uint64_t)cfg->connection_timeout * 1000000u;
+    w->listen_fd = -1;
     svc->watch = w;
     if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the connection watcher");
@@ -836,6 +904,13 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
                  cfg->host, (long long)cfg->port);
         return RC_ERR;
     }
+    const union MHD_DaemonInfo *li = MHD_get_daemon_info(svc->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    w->listen_fd = li != NULL ? li->listen_fd : -1;
+    if (w->listen_fd >= 0 && (fcntl(w->listen_fd, F_GETFL) & O_NONBLOCK) == 0)
+        w->listen_fd = -1; /* a sweep must never block: the loop alone accepts */
+    /* libmicrohttpd gives each thread of a pool CONNECTION_LIMIT / threads
+     * (the first few one more) */
+    w->share = (unsigned)cfg->connection_limit / threads;
     log_msg(LOG_INFO, "listening on %s:%lld (%u threads)", cfg->host, (long long)cfg->port,
             threads);
     log_flush();
@@ -866,6 +941,8 @@ void http_stop(http_service *svc)
      * and the requests woken with a leader resumed by its event thread. */
     for (int i = 0; w != NULL && i < 2000 && atomic_load(&w->held) > 0; i++)
         usleep(1000);
+    if (w != NULL)
+        atomic_store(&w->stopping, 1);
     if (svc->daemon)
         MHD_stop_daemon(svc->daemon);
     svc->daemon = NULL;

@@ -3,6 +3,7 @@
 
 import re
 import secrets
+import socket
 
 import pytest
 
@@ -102,6 +103,29 @@ def test_secret_of_exactly_32_bytes_is_enough(spawn, user):
     r = srv.get("/users/%s/sessions" % user, token=make_token(user, secret=key))
     assert r.status_code == 200
     assert_problem(srv.get("/users/%s/sessions" % user, token=make_token(user)), 401)
+
+
+@pytest.mark.parametrize("binary", BINARIES)
+def test_a_port_in_use_is_refused_with_one_line(tmp_path, binary):
+    """Another server holds the port: the binary exits 1 with one line
+    naming PORT and the address, and does not take the port over."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(8)
+        port = holder.getsockname()[1]
+        rc, out, err = run_until_exit(binary, {"PORT": str(port)}, tmp_path)
+        assert rc == 1, "exit status %s (want 1); stderr:\n%s" % (rc, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, "want exactly one stderr line, got:\n%s" % err
+        assert "PORT: cannot listen on 127.0.0.1:%d" % port in lines[0], lines[0]
+        assert SECRET not in err
+        # the holder still gets the connections
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            got, _ = holder.accept()
+            got.close()
+    finally:
+        holder.close()
 
 
 def test_listening_line(spawn):

@@ -331,3 +331,86 @@ def test_connection_closed_mid_request_is_released_at_once(spawn):
         resp = exc
     assert held <= 2, "%d connections the client had closed still held 1 s later" % held
     assert resp is not None and getattr(resp, "status", None) == 200, resp
+
+
+def test_connections_beyond_the_limit_wait_their_turn(spawn):
+    """CONNECTION_LIMIT=3: a fourth connection is not served while three are
+    open (it waits in the kernel's queue), and is served, on the same
+    connection, as soon as one of the three closes."""
+    srv = spawn("sessiond", env={"CONNECTION_LIMIT": "3", "CONNECTION_TIMEOUT": "30"})
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = [RawConn(srv.port, timeout=10) for _ in range(3)]
+    try:
+        for cn in held:
+            cn.send(req)
+            assert cn.read_response().status == 200
+        late = RawConn(srv.port, timeout=1.0)  # the kernel completes the handshake
+        late.send(req)
+        try:
+            early = late.read_response()
+        except (socket.timeout, TimeoutError):
+            early = None
+        assert early is None, "a fourth connection was served at CONNECTION_LIMIT=3"
+        held.pop().close()
+        late.sock.settimeout(10)
+        assert late.read_response().status == 200
+        late.close()
+        for cn in held:  # the others still served
+            cn.send(req)
+            assert cn.read_response().status == 200
+    finally:
+        for cn in held:
+            cn.close()
+
+
+def test_new_connections_beside_busy_ones_are_all_served(spawn):
+    """100 keep-alive connections send pipelined requests without pause
+    while 40 clients open, ask once and close, 3 times each;
+    CONNECTION_LIMIT=110, so that the server runs at its limit and some of
+    those wait their turn in the kernel's queue. Busy loops hand waiting connections to
+    themselves (http.c, "accepting under load"), never beyond the limit:
+    every request is answered, nothing is reset, and the server then stops
+    cleanly (a loop handed more than it may take would hang)."""
+    import threading
+    srv = spawn("sessiond", env={"CONNECTION_LIMIT": "110", "CONNECTION_TIMEOUT": "30"})
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    stop = threading.Event()
+    errors, served = [], []
+
+    def busy():
+        try:
+            with RawConn(srv.port, timeout=30) as cn:
+                while not stop.is_set():
+                    cn.send(req * 20)
+                    for _ in range(20):
+                        assert cn.read_response().status == 200
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(("busy", repr(exc)))
+
+    def churn():
+        for _ in range(3):
+            try:
+                with RawConn(srv.port, timeout=30) as cn:
+                    cn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    served.append(cn.read_response().status)
+            except Exception as exc:  # noqa: BLE001 -- reported below
+                errors.append(("churn", repr(exc)))
+
+    busy_threads = [threading.Thread(target=busy) for _ in range(100)]
+    for t in busy_threads:
+        t.start()
+    time.sleep(0.5)
+    churners = [threading.Thread(target=churn) for _ in range(40)]
+    for t in churners:
+        t.start()
+    for t in churners:
+        t.join(60)
+    stop.set()
+    for t in busy_threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert served == [200] * 120, served
+    r = RawConn(srv.port, timeout=10)
+    r.send(req)
+    assert r.read_response().status == 200
+    r.close()
