@@ -390,13 +390,15 @@ measure_wide() {
 # New connections under load: while wrk -c$WIDE reads one session on LMDB
 # over keep-alive connections, 8 clients each open a connection per request
 # (GET /healthz, "Connection: close"), as a gateway does beyond its pool of
-# idle upstream connections; the same beside nginx's static answer. Their
-# requests/s and p99 are reported below the table (CHURN).
+# idle upstream connections; the same beside nginx's static answer, the two
+# in turns. Their connections/s, p50, p99 and failed requests are reported
+# below the table ($CHURN: target rps p50 p99 failed per round).
 CHURN="$TMP/churn"
 : > "$CHURN"
 measure_churn() {
     [ "$WIDE" -gt 0 ] || return 0
-    for target in nginx lmdb; do
+    if [ $((r % 2)) = 0 ]; then order="nginx lmdb"; else order="lmdb nginx"; fi
+    for target in $order; do
         if [ "$target" = nginx ]; then
             bg="http://127.0.0.1:$NGINX1_PORT/"; fg="http://127.0.0.1:$NGINX1_PORT/"
         else
@@ -404,11 +406,12 @@ measure_churn() {
         fi
         wrk -t1 -c"$WIDE" -d"$((SECS + 2))s" -H "Authorization: Bearer $CALLER" "$bg" > /dev/null 2>&1 &
         busy=$!
+        PIDS="$PIDS $busy"
         sleep 1
         set -- $(wrk -t1 -c8 -d"${SECS}s" --latency -s bench/get.lua -H "Connection: close" "$fg" 2>&1 |
                  awk '/^RESULT/ { print $2, $3, $4, $5 }')
         wait "$busy" || true
-        echo "$target $*" >> "$CHURN"
+        if [ $# -eq 4 ]; then echo "$target $*" >> "$CHURN"; fi
     done
 }
 
@@ -572,12 +575,15 @@ if [ -s "$CHURN" ]; then
                 if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
-        { n[$1]++; rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4 }
+        { n[$1]++; rps[$1] = rps[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4; bad[$1] += $5 }
         END {
-            printf "new connections under load (8 clients, a connection per request, beside %d busy keep-alive connections; medians of %d rounds):\n", wide, n["lmdb"]
-            for (t in n)
-                printf "  %-6s %8.0f connections/s, p50 %.2f ms, p99 %.2f ms\n", t == "lmdb" ? "lmdb" : "nginx",
-                    median(rps[t], n[t]), median(p50[t], n[t]) / 1000, median(p99[t], n[t]) / 1000
+            printf "new connections under load (8 clients, a connection per request, beside %d busy keep-alive connections; medians of the rounds):\n", wide
+            split("nginx lmdb", t, " ")
+            for (i = 1; i <= 2; i++)
+                if (t[i] in n)
+                    printf "  %-6s %8.0f connections/s, p50 %.2f ms, p99 %.2f ms, %d failed (%d rounds)\n", t[i],
+                        median(rps[t[i]], n[t[i]]), median(p50[t[i]], n[t[i]]) / 1000,
+                        median(p99[t[i]], n[t[i]]) / 1000, bad[t[i]], n[t[i]]
         }' "$CHURN"
 fi
 

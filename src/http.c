@@ -1,5 +1,6 @@
 /* http.c -- the HTTP edge on libmicrohttpd (see http.h). */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
@@ -77,8 +77,8 @@ struct http_watch {
     _Atomic int draining;  /* shutting down: close connections after answers */
     _Atomic int held;      /* woken requests whose leader has not resumed them yet */
     _Atomic int stopping;  /* http_stop has begun: no connection is swept in */
-    int listen_fd;         /* libmicrohttpd's listening socket (non-blocking) */
-    unsigned share;        /* an event thread's share of CONNECTION_LIMIT */
+    _Atomic int listen_fd; /* libmicrohttpd's listening socket, once known non-blocking; -1: no sweep */
+    unsigned share;        /* CONNECTION_LIMIT with one event thread, else 0: no sweep */
 };
 
 /* ---- answers ---- */
@@ -299,23 +299,25 @@ rc_t http_fail(http_request *r, rc_t rc, const char *detail)
 /* ---- accepting under load ----
  * libmicrohttpd 0.9.75's poll loop accepts one connection per turn, and a
  * turn first serves every ready connection: behind 512 busy connections a
- * turn lasts milliseconds, and a new connection waited 57-106 ms (median)
- * while the loop took in 80-150 new connections a second (docs/
- * BENCHMARKS.md, "Ninth pass"). So when an event thread's loop has not
- * accepted by itself for SLOW_US, the thread, at most once per SWEEP_US and
- * when it completes a request, takes every connection still waiting
- * (accept4, non-blocking) and gives it to its own loop (MHD_add_connection
- * on its own daemon: queued, and set up at the start of its next turn,
- * before that turn's own accept). A loop whose turns are short keeps
- * accepting alone: handed-over connections wait for a turn more, which
- * costs where connections come and go fast (one request each).
+ * turn lasts milliseconds, and new connections waited 45-106 ms (median)
+ * while the loop took in 120-190 of them a second (docs/BENCHMARKS.md,
+ * "Ninth pass"). So when the loop has not accepted a connection by itself
+ * for SLOW_US, the event thread, at most once per SWEEP_US and when it
+ * completes a request, takes every connection still waiting (accept4,
+ * non-blocking) and gives it to its own loop (MHD_add_connection: queued,
+ * and set up at the start of the loop's next turn, before that turn's own
+ * accept). Only with one event thread (THREADS=1, the default on 2 CPUs):
+ * in a pool the threads race for each connection, and one that keeps losing
+ * would sweep every millisecond; not measured, so not done.
  *
- * What it takes keeps the thread one connection short of its share of
- * CONNECTION_LIMIT: libmicrohttpd must never be full when it sets up a
- * connection handed to it (0.9.75 then returns with its cleanup mutex held,
- * and the thread deadlocks), nor when its own accept runs (it would close
- * the connection, where a full loop leaves it waiting in the kernel's
- * queue). Until that set-up, the loop's count only falls. */
+ * What it takes keeps the loop one connection short of CONNECTION_LIMIT:
+ * libmicrohttpd must never be full when it sets up a connection handed to
+ * it (0.9.75 then returns with its cleanup mutex held, and the thread
+ * deadlocks), nor when its own accept runs (it would close the connection,
+ * where a full loop leaves it waiting in the kernel's queue). Until that
+ * set-up, the loop's count only falls. A handed-over connection that fails
+ * to be set up (no memory for its pool) stays counted in `swept`: the
+ * budget shrinks by one, never grows. */
 #define SWEEP_US 1000
 #define SLOW_US 1000
 static _Thread_local uint64_t next_sweep_us;
@@ -339,9 +341,10 @@ static void sweep_accept(struct http_watch *w, struct MHD_Connection *c, uint64_
         return;
     next_sweep_us = now + SWEEP_US;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
-    if (ci == NULL || w->listen_fd < 0)
+    int lfd = atomic_load(&w->listen_fd);
+    if (ci == NULL || lfd < 0)
         return;
-    struct MHD_Daemon *d = ci->daemon; /* this thread's own: a pool's worker */
+    struct MHD_Daemon *d = ci->daemon;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     if (di == NULL)
         return;
@@ -349,11 +352,11 @@ static void sweep_accept(struct http_watch *w, struct MHD_Connection *c, uint64_
     for (unsigned used = di->num_connections + swept; used + 1 < w->share; used++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break; /* none waiting (EAGAIN), or that one failed: the loop's turn */
         if (MHD_add_connection(d, fd, (struct sockaddr *)&ss, len) == MHD_YES)
-            swept++; /* else it closed it (draining) */
+            swept++; /* else it closed it (draining, no memory) */
     }
 }
 
@@ -890,6 +893,7 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
     pthread_cond_init(&w->wake, NULL);
     w->timeout_us = (uint64_t)cfg->connection_timeout * 1000000u;
     w->listen_fd = -1;
+    w->share = threads == 1 ? (unsigned)cfg->connection_limit : 0;
     svc->watch = w;
     if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the connection watcher");
@@ -905,12 +909,9 @@ rc_t http_start(http_service *svc, char *err, size_t errlen)
         return RC_ERR;
     }
     const union MHD_DaemonInfo *li = MHD_get_daemon_info(svc->daemon, MHD_DAEMON_INFO_LISTEN_FD);
-    w->listen_fd = li != NULL ? li->listen_fd : -1;
-    if (w->listen_fd >= 0 && (fcntl(w->listen_fd, F_GETFL) & O_NONBLOCK) == 0)
-        w->listen_fd = -1; /* a sweep must never block: the loop alone accepts */
-    /* libmicrohttpd gives each thread of a pool CONNECTION_LIMIT / threads
-     * (the first few one more) */
-    w->share = (unsigned)cfg->connection_limit / threads;
+    /* a sweep must never block: with a blocking socket the loop alone accepts */
+    if (li != NULL && (fcntl(li->listen_fd, F_GETFL) & O_NONBLOCK) != 0)
+        atomic_store(&w->listen_fd, li->listen_fd);
     log_msg(LOG_INFO, "listening on %s:%lld (%u threads)", cfg->host, (long long)cfg->port,
             threads);
     log_flush();

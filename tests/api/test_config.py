@@ -111,6 +111,7 @@ def test_a_port_in_use_is_refused_with_one_line(tmp_path, binary):
     naming PORT and the address, and does not take the port over."""
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
+        holder.settimeout(5)
         holder.bind(("127.0.0.1", 0))
         holder.listen(8)
         port = holder.getsockname()[1]
