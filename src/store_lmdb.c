@@ -12,6 +12,7 @@
  * before the caller is answered. Readers reuse a per-thread read-only
  * transaction (mdb_txn_reset/renew). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "clock.h"
 #include "log.h"
 #include "store_lmdb.h"
@@ -27,6 +29,10 @@
 
 #define PURGE_BATCH 1000
 #define FREE_DBI 0 /* LMDB's own freelist database */
+#define GROW_SECONDS 4      /* grow_ahead: seconds of growth written ahead */
+#define GROW_MAX (64u << 20) /* at most this far past LMDB's last page */
+#define GROW_STEP (8u << 20) /* at most this much written per tick */
+#define GROW_CHUNK (256u << 10) /* written per hold of the writer lock */
 
 typedef struct lmdb_store {
     store_t base;
@@ -35,6 +41,8 @@ typedef struct lmdb_store {
     _Atomic int64_t failed_at; /* when the last commit failed; 0: it succeeded */
     pthread_key_t reader_key;
     int sync_after; /* LMDB_SYNC=full: see write_batch */
+    int direct_fd;  /* data.mdb with O_DIRECT for grow_ahead; -1: not grown */
+    uint64_t grown_to; /* grow_ahead: the end of LMDB's pages at the last tick */
     /* write transactions take turns in arrival order (take_turn) */
     pthread_mutex_t turn_lock;
     pthread_cond_t turn_wake;
@@ -944,15 +952,84 @@ static rc_t lmdb_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], siz
     return write_op((lmdb_store *)base, touch_in, &a);
 }
 
+/* The end of LMDB's pages in data.mdb, in bytes; 0 if unknown. */
+static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info(st->env, &info) != MDB_SUCCESS || mdb_env_stat(st->env, &stat) != MDB_SUCCESS)
+        return 0;
+    *mapsize = info.me_mapsize;
+    return ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+}
+
+/* Growing data.mdb ahead of LMDB. A commit whose pages land past the end
+ * of the file makes the file system record new blocks and a new size, and
+ * its fdatasync then also waits for a journal commit (on this machine's
+ * ext4 a 4 KiB write and fdatasync took 0.22 ms past the end, 0.14 ms over
+ * blocks the file has). So while the store grows, every tick writes zeros
+ * after the file's end until GROW_SECONDS of the last tick's growth lie
+ * ahead of LMDB's last page (within GROW_MAX and the map size), at most
+ * GROW_STEP a tick: commits then overwrite blocks the file already has.
+ * LMDB reads nothing past its last page. Each GROW_CHUNK is written inside
+ * a write transaction of its own, under LMDB's writer lock (no process
+ * writes pages meanwhile), and with O_DIRECT: zeros left dirty in the page
+ * cache would be written by the next commit's fdatasync, which flushes all
+ * of the file. A file system that refuses O_DIRECT is not grown; nor is a
+ * store with LMDB_SYNC=none, whose commits wait for no sync. */
+static void grow_ahead(lmdb_store *st)
+{
+    uint64_t mapsize = 0, end = pages_end(st, &mapsize);
+    uint64_t grew = st->grown_to && end > st->grown_to ? end - st->grown_to : 0;
+    st->grown_to = end;
+    struct stat sb;
+    if (grew == 0 || st->direct_fd < 0 || fstat(st->direct_fd, &sb) != 0)
+        return;
+    uint64_t want = end + (grew * GROW_SECONDS < GROW_MAX ? grew * GROW_SECONDS : GROW_MAX);
+    if (want > mapsize)
+        want = mapsize;
+    if ((uint64_t)sb.st_size >= want)
+        return;
+    if (want > (uint64_t)sb.st_size + GROW_STEP)
+        want = (uint64_t)sb.st_size + GROW_STEP;
+    void *zeros = NULL;
+    if (posix_memalign(&zeros, 4096, GROW_CHUNK) != 0)
+        return;
+    memset(zeros, 0, GROW_CHUNK);
+    int wrote = 0;
+    for (;;) {
+        MDB_txn *txn;
+        if (mdb_txn_begin(st->env, NULL, 0, &txn) != MDB_SUCCESS)
+            break;
+        /* under the lock, from the file's end as it is now */
+        ssize_t w = -1;
+        if (fstat(st->direct_fd, &sb) == 0 && (uint64_t)sb.st_size < want &&
+            sb.st_size % 4096 == 0) {
+            uint64_t n = want - (uint64_t)sb.st_size;
+            n = n < GROW_CHUNK ? (n + 4095) / 4096 * 4096 : GROW_CHUNK;
+            w = pwrite(st->direct_fd, zeros, (size_t)n, sb.st_size);
+        }
+        mdb_txn_abort(txn);
+        if (w <= 0)
+            break; /* done, or a full disk: commits extend the file as before */
+        wrote = 1;
+    }
+    free(zeros);
+    if (wrote && fdatasync(st->direct_fd) != 0) /* the new size, in the journal */
+        log_msg(LOG_DEBUG, "lmdb: sync of the space written ahead: %s", strerror(errno));
+}
+
 /* A process killed inside a read transaction (kill -9 of a split process,
  * of sessionctl export) leaves its reader slot behind: the snapshot it
  * pinned keeps every page freed since from reuse, and the map fills. */
 static void lmdb_tend(store_t *base)
 {
+    lmdb_store *st = (lmdb_store *)base;
     int dead = 0;
-    mdb_reader_check(((lmdb_store *)base)->env, &dead);
+    mdb_reader_check(st->env, &dead);
     if (dead)
         log_msg(LOG_INFO, "lmdb: cleared %d stale reader slot(s)", dead);
+    grow_ahead(st);
 }
 
 /* One batch of purge: deletes up to max expired sessions. */
@@ -1095,6 +1172,8 @@ static void lmdb_close(store_t *base)
     pthread_key_delete(st->reader_key);
     mdb_env_sync(st->env, 1); /* with LMDB_SYNC=meta|none: flush on the way out */
     mdb_env_close(st->env);
+    if (st->direct_fd >= 0)
+        close(st->direct_fd);
     pthread_mutex_destroy(&st->turn_lock);
     pthread_cond_destroy(&st->turn_wake);
     buf_free(&st->closing);
@@ -1133,6 +1212,7 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
         return RC_NOMEM;
     }
     st->base.ops = &store_lmdb_ops;
+    st->direct_fd = -1;
     if (*path == '\0') {
         snprintf(err, errlen, "STORE_URL: lmdb:// needs a directory path");
         free(st);
@@ -1178,6 +1258,9 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     }
     pthread_mutex_init(&st->turn_lock, NULL);
     pthread_cond_init(&st->turn_wake, NULL);
+    char data[4096]; /* grow_ahead's; without syncs nothing waits for the journal */
+    if (opt->sync != STORE_SYNC_NONE && (size_t)snprintf(data, sizeof data, "%s/data.mdb", path) < sizeof data)
+        st->direct_fd = open(data, O_WRONLY | O_DIRECT | O_CLOEXEC);
     *out = &st->base;
     return RC_OK;
 fail:

@@ -1,12 +1,14 @@
 /* test_store.c -- the LMDB store, through store.h's interface only, in a
  * temporary directory that is removed at the end. */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "store.h"
 #include "store_lmdb.h"
@@ -536,6 +538,105 @@ static void test_reopen(void)
     store_close(st);
 }
 
+static long long file_size(const char *sub)
+{
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s/data.mdb", tmpdir, sub);
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* n sessions of user with ids tag00...; each record about 1 KiB. */
+static void put_many(store_t *st, const char *tag, int from, int n)
+{
+    static const char pad[] = "{\"pad\":\""
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "\"}";
+    for (int i = from; i < from + n; i++) {
+        char id[SESSION_ID_MAX + 1], user[16];
+        idn(id, tag, i);
+        snprintf(user, sizeof user, "u%d", i % 50);
+        session_t s = mk(id, user, NOW + i, NOW + 100000);
+        s.data = (str_t){ pad, sizeof pad - 1 };
+        CHECK_EQ_INT(store_put(st, &s), RC_OK);
+    }
+}
+
+/* While the store grows, the housekeeping tick writes space ahead of
+ * LMDB's pages (grow_ahead), so that commits overwrite blocks the file
+ * has; a store that does not grow is left as it is; never past the map. */
+static void test_grow_ahead(void)
+{
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s/direct-probe", tmpdir);
+    int fd = open(probe, O_CREAT | O_WRONLY | O_DIRECT, 0600);
+    if (fd < 0) {
+        printf("  skipped: %s does not take O_DIRECT, so the store is not grown there\n", tmpdir);
+        return;
+    }
+    close(fd);
+    unlink(probe);
+    store_t *st = open_at("grow", 64 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    put_many(st, "grow", 0, 100);
+    store_tend(st); /* the first tick only notes where the pages end */
+    long long s0 = file_size("grow");
+    store_tend(st);
+    CHECK_EQ_INT(file_size("grow"), s0); /* not growing: untouched */
+    put_many(st, "grow", 100, 1000);
+    long long s1 = file_size("grow");
+    CHECK(s1 > s0 + 512 * 1024); /* LMDB extended the file itself */
+    store_tend(st);
+    long long s2 = file_size("grow");
+    CHECK(s2 >= s1 + (s1 - s0)); /* at least one tick's growth ahead */
+    CHECK(s2 <= s1 + 8 * MiB);
+    put_many(st, "grow", 1100, 500); /* fits in what was written ahead */
+    CHECK_EQ_INT(file_size("grow"), s2);
+    store_close(st);
+
+    st = open_at("grow", 64 * MiB); /* LMDB reads nothing past its pages */
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    size_t n = 0;
+    CHECK_EQ_INT(store_count(st, &n), RC_OK);
+    CHECK_EQ_INT((long long)n, 1600);
+    buf_t rec = BUF_INIT;
+    int read = 0;
+    for (int i = 0; i < 1600; i++) {
+        session_t d;
+        char id[SESSION_ID_MAX + 1];
+        idn(id, "grow", i);
+        read += get_session(st, id, NOW, &rec, &d) == RC_OK && d.created_at == NOW + i;
+    }
+    CHECK_EQ_INT(read, 1600);
+    put_many(st, "grow", 1600, 10);
+    buf_free(&rec);
+    store_close(st);
+
+    /* a map of 2 MiB: the space written ahead stops at its end */
+    st = open_at("grow-small", 2 * MiB);
+    CHECK(st != NULL);
+    if (st == NULL)
+        return;
+    put_many(st, "small", 0, 10);
+    store_tend(st);
+    put_many(st, "small", 10, 1000);
+    store_tend(st);
+    CHECK(file_size("grow-small") > 1 * MiB);
+    CHECK(file_size("grow-small") <= 2 * MiB);
+    store_close(st);
+}
+
 static void test_full(void)
 {
     static char data[SESSION_DATA_MAX + 1];
@@ -1032,6 +1133,7 @@ int main(void)
     RUN(test_del_user);
     RUN(test_touch_purge);
     RUN(test_reopen);
+    RUN(test_grow_ahead);
     RUN(test_full);
     RUN(test_write_batch);
     RUN(test_close_listener);
