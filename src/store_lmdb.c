@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@
 #define GROW_MAX (64u << 20) /* at most this far past LMDB's last page */
 #define GROW_STEP (8u << 20) /* at most this much written per tick */
 #define GROW_CHUNK (256u << 10) /* written per hold of the writer lock */
+#define DIRECT_ALIGN 4096 /* O_DIRECT: offset, length and buffer aligned to the
+                             logical block size (512 or 4096) */
 
 typedef struct lmdb_store {
     store_t base;
@@ -971,14 +974,15 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
  * after the file's end until GROW_SECONDS of the last tick's growth lie
  * ahead of LMDB's last page (within GROW_MAX and the map size), at most
  * GROW_STEP a tick: commits then overwrite blocks the file already has.
- * LMDB reads nothing past its last page. Each GROW_CHUNK is written inside
- * a write transaction of its own, under LMDB's writer lock (no process
- * writes pages meanwhile), and with O_DIRECT: zeros left dirty in the page
- * cache would be written by the next commit's fdatasync, which flushes all
- * of the file. A file system that refuses O_DIRECT is not grown; nor is a
- * store with LMDB_SYNC=none, whose commits wait for no sync. */
+ * The zeros stay when the growth stops, until LMDB's pages fill them; LMDB
+ * reads nothing past its last page. Each GROW_CHUNK is written in a write
+ * transaction of its own, taking its turn with the commit lanes, under
+ * LMDB's writer lock (no process writes pages meanwhile), and with
+ * O_DIRECT: zeros left dirty in the page cache would be written by the
+ * next commit's fdatasync, which flushes all of the file. */
 static void grow_ahead(lmdb_store *st)
 {
+    static _Alignas(DIRECT_ALIGN) char zeros[GROW_CHUNK]; /* never written */
     uint64_t mapsize = 0, end = pages_end(st, &mapsize);
     uint64_t grew = st->grown_to && end > st->grown_to ? end - st->grown_to : 0;
     st->grown_to = end;
@@ -986,37 +990,61 @@ static void grow_ahead(lmdb_store *st)
     if (grew == 0 || st->direct_fd < 0 || fstat(st->direct_fd, &sb) != 0)
         return;
     uint64_t want = end + (grew * GROW_SECONDS < GROW_MAX ? grew * GROW_SECONDS : GROW_MAX);
-    if (want > mapsize)
-        want = mapsize;
-    if ((uint64_t)sb.st_size >= want)
-        return;
     if (want > (uint64_t)sb.st_size + GROW_STEP)
         want = (uint64_t)sb.st_size + GROW_STEP;
-    void *zeros = NULL;
-    if (posix_memalign(&zeros, 4096, GROW_CHUNK) != 0)
-        return;
-    memset(zeros, 0, GROW_CHUNK);
-    int wrote = 0;
-    for (;;) {
+    if (want > mapsize)
+        want = mapsize;
+    want -= want % DIRECT_ALIGN;
+    int wrote = 0, err = 0;
+    while ((uint64_t)sb.st_size < want) {
         MDB_txn *txn;
-        if (mdb_txn_begin(st->env, NULL, 0, &txn) != MDB_SUCCESS)
+        take_turn(st);
+        if (mdb_txn_begin(st->env, NULL, 0, &txn) != MDB_SUCCESS) {
+            end_turn(st);
             break;
+        }
         /* under the lock, from the file's end as it is now */
         ssize_t w = -1;
         if (fstat(st->direct_fd, &sb) == 0 && (uint64_t)sb.st_size < want &&
-            sb.st_size % 4096 == 0) {
+            sb.st_size % DIRECT_ALIGN == 0) {
             uint64_t n = want - (uint64_t)sb.st_size;
-            n = n < GROW_CHUNK ? (n + 4095) / 4096 * 4096 : GROW_CHUNK;
-            w = pwrite(st->direct_fd, zeros, (size_t)n, sb.st_size);
+            w = pwrite(st->direct_fd, zeros, n < GROW_CHUNK ? (size_t)n : GROW_CHUNK, sb.st_size);
+            err = w < 0 ? errno : 0;
         }
         mdb_txn_abort(txn);
+        end_turn(st);
         if (w <= 0)
             break; /* done, or a full disk: commits extend the file as before */
+        sb.st_size += w;
         wrote = 1;
     }
-    free(zeros);
     if (wrote && fdatasync(st->direct_fd) != 0) /* the new size, in the journal */
-        log_msg(LOG_DEBUG, "lmdb: sync of the space written ahead: %s", strerror(errno));
+        log_msg(LOG_WARN, "lmdb: sync of the space written ahead: %s", strerror(errno));
+    if (err == EINVAL) { /* the file system takes O_DIRECT opens, not writes */
+        log_msg(LOG_INFO, "lmdb: data.mdb takes no O_DIRECT writes: not written ahead");
+        close(st->direct_fd);
+        st->direct_fd = -1;
+    }
+}
+
+/* grow_ahead's descriptor: data.mdb opened again with O_DIRECT, checked to
+ * be the file LMDB has open; -1 if that fails (a file system that refuses
+ * O_DIRECT is not grown). */
+static int open_direct(MDB_env *env, const char *path)
+{
+    char data[PATH_MAX];
+    struct stat a, b;
+    int lfd, fd = -1;
+    if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", path) >= sizeof data ||
+        mdb_env_get_fd(env, &lfd) != MDB_SUCCESS ||
+        (fd = open(data, O_WRONLY | O_DIRECT | O_CLOEXEC)) < 0 || fstat(fd, &a) != 0 ||
+        fstat(lfd, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        log_msg(LOG_INFO, "lmdb: %s not opened for O_DIRECT writes: not written ahead", data);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* A process killed inside a read transaction (kill -9 of a split process,
@@ -1258,9 +1286,8 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     }
     pthread_mutex_init(&st->turn_lock, NULL);
     pthread_cond_init(&st->turn_wake, NULL);
-    char data[4096]; /* grow_ahead's; without syncs nothing waits for the journal */
-    if (opt->sync != STORE_SYNC_NONE && (size_t)snprintf(data, sizeof data, "%s/data.mdb", path) < sizeof data)
-        st->direct_fd = open(data, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (opt->sync != STORE_SYNC_NONE) /* without syncs nothing waits for the journal */
+        st->direct_fd = open_direct(st->env, path);
     *out = &st->base;
     return RC_OK;
 fail:
