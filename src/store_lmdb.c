@@ -32,7 +32,7 @@
 #define FREE_DBI 0 /* LMDB's own freelist database */
 #define GROW_SECONDS 4      /* grow_ahead: seconds of growth written ahead */
 #define GROW_MAX (64u << 20) /* at most this far past LMDB's last page */
-#define GROW_STEP (8u << 20) /* at most this much written per tick */
+#define GROW_GAP_US 10000 /* between two chunks: up to 25 MiB/s */
 #define GROW_CHUNK (256u << 10) /* written per hold of the writer lock */
 #define DIRECT_ALIGN 4096 /* O_DIRECT: offset, length and buffer aligned to the
                              logical block size (512 or 4096) */
@@ -46,6 +46,9 @@ typedef struct lmdb_store {
     int sync_after; /* LMDB_SYNC=full: see write_batch */
     int direct_fd;  /* data.mdb with O_DIRECT for grow_ahead; -1: not grown */
     uint64_t grown_to; /* grow_ahead: the end of LMDB's pages at the last tick */
+    _Atomic uint64_t grow_target; /* grow_step: the file size wanted; 0: none */
+    _Atomic uint64_t grow_next_us; /* grow_step: no chunk before then */
+    _Atomic int grow_off; /* the file system refused an O_DIRECT write */
     /* write transactions take turns in arrival order (take_turn) */
     pthread_mutex_t turn_lock;
     pthread_cond_t turn_wake;
@@ -392,8 +395,47 @@ static void end_turn(lmdb_store *st)
  * meta sync instead of waiting behind both. The batch is answered only
  * after that second sync: as durable as LMDB's own two-sync commit, in the
  * same order. */
+/* One GROW_CHUNK of zeros past the end of data.mdb, when grow_ahead has
+ * set a size and the last chunk is GROW_GAP_US old (one thread at a time;
+ * see grow_ahead). It is written in a write transaction taking its turn
+ * with the lanes, under LMDB's writer lock, so that no process writes pages
+ * meanwhile, and with O_DIRECT: zeros left dirty in the page cache would be
+ * written by the next commit's fdatasync, which flushes all of the file.
+ * The new size reaches the journal with the next commit's sync. */
+static void grow_step(lmdb_store *st)
+{
+    static _Alignas(DIRECT_ALIGN) char zeros[GROW_CHUNK]; /* never written */
+    uint64_t want = atomic_load_explicit(&st->grow_target, memory_order_relaxed);
+    uint64_t next = atomic_load_explicit(&st->grow_next_us, memory_order_relaxed), now = clock_us();
+    if (want == 0 || now < next ||
+        !atomic_compare_exchange_strong(&st->grow_next_us, &next, now + GROW_GAP_US))
+        return;
+    MDB_txn *txn;
+    struct stat sb;
+    ssize_t w = -1;
+    int err = 0;
+    take_turn(st);
+    if (mdb_txn_begin(st->env, NULL, 0, &txn) == MDB_SUCCESS) {
+        /* under the lock, from the file's end as it is now */
+        if (fstat(st->direct_fd, &sb) == 0 && (uint64_t)sb.st_size < want &&
+            sb.st_size % DIRECT_ALIGN == 0) {
+            uint64_t n = want - (uint64_t)sb.st_size;
+            w = pwrite(st->direct_fd, zeros, n < GROW_CHUNK ? (size_t)n : GROW_CHUNK, sb.st_size);
+            err = w < 0 ? errno : 0;
+        }
+        mdb_txn_abort(txn);
+    }
+    end_turn(st);
+    if (w <= 0 || (uint64_t)(sb.st_size + w) >= want) /* done, or failing: until the next tick */
+        atomic_compare_exchange_strong(&st->grow_target, &want, 0);
+    if (err == EINVAL && !atomic_exchange(&st->grow_off, 1)) /* O_DIRECT opens, not writes */
+        log_msg(LOG_INFO, "lmdb: data.mdb takes no O_DIRECT writes: not written ahead");
+}
+
 static void write_batch(lmdb_store *st, wop *batch)
 {
+    if (atomic_load_explicit(&st->grow_target, memory_order_relaxed))
+        grow_step(st);
     take_turn(st);
     run_batch(st, batch);
     buf_t closed = st->closed; /* told once durable, outside the turn */
@@ -970,61 +1012,28 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
  * of the file makes the file system record new blocks and a new size, and
  * its fdatasync then also waits for a journal commit (on this machine's
  * ext4 a 4 KiB write and fdatasync took 0.22 ms past the end, 0.14 ms over
- * blocks the file has). So while the store grows, every tick writes zeros
- * after the file's end until GROW_SECONDS of the last tick's growth lie
- * ahead of LMDB's last page (within GROW_MAX and the map size), at most
- * GROW_STEP a tick: commits then overwrite blocks the file already has.
- * The zeros stay when the growth stops, until LMDB's pages fill them; LMDB
- * reads nothing past its last page. Each GROW_CHUNK is written in a write
- * transaction of its own, taking its turn with the commit lanes, under
- * LMDB's writer lock (no process writes pages meanwhile), and with
- * O_DIRECT: zeros left dirty in the page cache would be written by the
- * next commit's fdatasync, which flushes all of the file. */
+ * blocks the file has). So while the store grows, every tick sets a size
+ * for the file: GROW_SECONDS of the last tick's growth ahead of LMDB's last
+ * page (within GROW_MAX and the map size); and the commits (grow_step,
+ * before a batch) write zeros up to it, a GROW_CHUNK at most every
+ * GROW_GAP_US, so that the writing is spread over the second instead of
+ * holding up a burst of batches. Commits then overwrite blocks the file
+ * already has. The zeros stay when the growth stops, until LMDB's pages
+ * fill them; LMDB reads nothing past its last page. */
 static void grow_ahead(lmdb_store *st)
 {
-    static _Alignas(DIRECT_ALIGN) char zeros[GROW_CHUNK]; /* never written */
     uint64_t mapsize = 0, end = pages_end(st, &mapsize);
     uint64_t grew = st->grown_to && end > st->grown_to ? end - st->grown_to : 0;
     st->grown_to = end;
     struct stat sb;
-    if (grew == 0 || st->direct_fd < 0 || fstat(st->direct_fd, &sb) != 0)
+    if (grew == 0 || st->direct_fd < 0 || atomic_load(&st->grow_off) || fstat(st->direct_fd, &sb) != 0)
         return;
     uint64_t want = end + (grew * GROW_SECONDS < GROW_MAX ? grew * GROW_SECONDS : GROW_MAX);
-    if (want > (uint64_t)sb.st_size + GROW_STEP)
-        want = (uint64_t)sb.st_size + GROW_STEP;
     if (want > mapsize)
         want = mapsize;
     want -= want % DIRECT_ALIGN;
-    int wrote = 0, err = 0;
-    while ((uint64_t)sb.st_size < want) {
-        MDB_txn *txn;
-        take_turn(st);
-        if (mdb_txn_begin(st->env, NULL, 0, &txn) != MDB_SUCCESS) {
-            end_turn(st);
-            break;
-        }
-        /* under the lock, from the file's end as it is now */
-        ssize_t w = -1;
-        if (fstat(st->direct_fd, &sb) == 0 && (uint64_t)sb.st_size < want &&
-            sb.st_size % DIRECT_ALIGN == 0) {
-            uint64_t n = want - (uint64_t)sb.st_size;
-            w = pwrite(st->direct_fd, zeros, n < GROW_CHUNK ? (size_t)n : GROW_CHUNK, sb.st_size);
-            err = w < 0 ? errno : 0;
-        }
-        mdb_txn_abort(txn);
-        end_turn(st);
-        if (w <= 0)
-            break; /* done, or a full disk: commits extend the file as before */
-        sb.st_size += w;
-        wrote = 1;
-    }
-    if (wrote && fdatasync(st->direct_fd) != 0) /* the new size, in the journal */
-        log_msg(LOG_WARN, "lmdb: sync of the space written ahead: %s", strerror(errno));
-    if (err == EINVAL) { /* the file system takes O_DIRECT opens, not writes */
-        log_msg(LOG_INFO, "lmdb: data.mdb takes no O_DIRECT writes: not written ahead");
-        close(st->direct_fd);
-        st->direct_fd = -1;
-    }
+    if ((uint64_t)sb.st_size < want)
+        atomic_store(&st->grow_target, want);
 }
 
 /* grow_ahead's descriptor: data.mdb opened again with O_DIRECT, checked to
