@@ -13,8 +13,8 @@
  * transaction (mdb_txn_reset/renew). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -382,23 +382,11 @@ static void end_turn(lmdb_store *st)
     pthread_mutex_unlock(&st->turn_lock);
 }
 
-/* Applies the operations of batch (linked by next) in one transaction and
- * one commit, durable when it returns. Batches come from the executor's
- * commit lane (exec.h), which gathers the request path's writes: that is
- * the group commit. Two lane threads may call this at once; LMDB's writer
- * lock orders their transactions.
- *
- * With LMDB_SYNC=full the environment is opened with MDB_NOMETASYNC: a
- * commit syncs its data pages, then writes the meta page without waiting
- * for it; the meta page is synced here, after the writer lock is released,
- * so that the next batch's transaction and data sync overlap this one's
- * meta sync instead of waiting behind both. The batch is answered only
- * after that second sync: as durable as LMDB's own two-sync commit, in the
- * same order. */
-/* One GROW_CHUNK of zeros past the end of data.mdb, when grow_ahead has
- * set a size and the last chunk is GROW_GAP_US old (one thread at a time;
- * see grow_ahead). It is written in a write transaction taking its turn
- * with the lanes, under LMDB's writer lock, so that no process writes pages
+/* One GROW_CHUNK of zeros past the end of data.mdb (grow_ahead below),
+ * when a size is set and GROW_GAP_US have passed since the last chunk
+ * ended; one thread at a time (it claims grow_next_us while it writes).
+ * The chunk is written in a write transaction taking its turn with the
+ * lanes, under LMDB's writer lock, so that no process writes pages
  * meanwhile, and with O_DIRECT: zeros left dirty in the page cache would be
  * written by the next commit's fdatasync, which flushes all of the file.
  * The new size reaches the journal with the next commit's sync. */
@@ -408,10 +396,10 @@ static void grow_step(lmdb_store *st)
     uint64_t want = atomic_load_explicit(&st->grow_target, memory_order_relaxed);
     uint64_t next = atomic_load_explicit(&st->grow_next_us, memory_order_relaxed), now = clock_us();
     if (want == 0 || now < next ||
-        !atomic_compare_exchange_strong(&st->grow_next_us, &next, now + GROW_GAP_US))
+        !atomic_compare_exchange_strong(&st->grow_next_us, &next, UINT64_MAX))
         return;
     MDB_txn *txn;
-    struct stat sb;
+    struct stat sb = { 0 };
     ssize_t w = -1;
     int err = 0;
     take_turn(st);
@@ -426,12 +414,26 @@ static void grow_step(lmdb_store *st)
         mdb_txn_abort(txn);
     }
     end_turn(st);
+    atomic_store(&st->grow_next_us, clock_us() + GROW_GAP_US);
     if (w <= 0 || (uint64_t)(sb.st_size + w) >= want) /* done, or failing: until the next tick */
         atomic_compare_exchange_strong(&st->grow_target, &want, 0);
     if (err == EINVAL && !atomic_exchange(&st->grow_off, 1)) /* O_DIRECT opens, not writes */
         log_msg(LOG_INFO, "lmdb: data.mdb takes no O_DIRECT writes: not written ahead");
 }
 
+/* Applies the operations of batch (linked by next) in one transaction and
+ * one commit, durable when it returns. Batches come from the executor's
+ * commit lane (exec.h), which gathers the request path's writes: that is
+ * the group commit. Two lane threads may call this at once; LMDB's writer
+ * lock orders their transactions.
+ *
+ * With LMDB_SYNC=full the environment is opened with MDB_NOMETASYNC: a
+ * commit syncs its data pages, then writes the meta page without waiting
+ * for it; the meta page is synced here, after the writer lock is released,
+ * so that the next batch's transaction and data sync overlap this one's
+ * meta sync instead of waiting behind both. The batch is answered only
+ * after that second sync: as durable as LMDB's own two-sync commit, in the
+ * same order. */
 static void write_batch(lmdb_store *st, wop *batch)
 {
     if (atomic_load_explicit(&st->grow_target, memory_order_relaxed))
@@ -1018,7 +1020,8 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
  * before a batch) write zeros up to it, a GROW_CHUNK at most every
  * GROW_GAP_US, so that the writing is spread over the second instead of
  * holding up a burst of batches. Commits then overwrite blocks the file
- * already has. The zeros stay when the growth stops, until LMDB's pages
+ * already has (but the first after each chunk, which carries the new size
+ * to the journal). The zeros stay when the growth stops, until LMDB's pages
  * fill them; LMDB reads nothing past its last page. */
 static void grow_ahead(lmdb_store *st)
 {

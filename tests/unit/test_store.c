@@ -577,7 +577,7 @@ static long long settle(store_t *st, const char *sub, const char *tag, int *next
     long long last = -1;
     for (int i = 0, same = 0; i < 500 && same < 3; i++) {
         put_many(st, tag, (*next)++, 1);
-        usleep(11000);
+        usleep(11000); /* grow_step's GROW_GAP_US (10 ms), and a little */
         long long now = file_size(sub);
         same = now == last ? same + 1 : 0;
         last = now;
