@@ -549,22 +549,16 @@ static long long file_size(const char *sub)
 /* n sessions of user with ids tag00...; each record about 1 KiB. */
 static void put_many(store_t *st, const char *tag, int from, int n)
 {
-    static const char pad[] = "{\"pad\":\""
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "\"}";
+    static char pad[810];
+    memset(pad, 'x', sizeof pad);
+    memcpy(pad, "{\"pad\":\"", 8);
+    memcpy(pad + sizeof pad - 2, "\"}", 2);
     for (int i = from; i < from + n; i++) {
         char id[SESSION_ID_MAX + 1], user[16];
         idn(id, tag, i);
         snprintf(user, sizeof user, "u%d", i % 50);
         session_t s = mk(id, user, NOW + i, NOW + 100000);
-        s.data = (str_t){ pad, sizeof pad - 1 };
+        s.data = (str_t){ pad, sizeof pad };
         CHECK_EQ_INT(store_put(st, &s), RC_OK);
     }
 }
