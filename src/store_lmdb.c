@@ -10,7 +10,8 @@
  * commit lane) is one transaction and one commit; any other write is a
  * transaction of its own. Either is durable as LMDB_SYNC asks (write_batch)
  * before the caller is answered. Readers reuse a per-thread read-only
- * transaction (mdb_txn_reset/renew). */
+ * transaction (mdb_txn_reset/renew). Processes on one file share its map
+ * size, the largest any of them set (map_hold below). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +44,7 @@ typedef struct lmdb_store {
     MDB_dbi sessions, by_user, by_exp;
     _Atomic int64_t failed_at; /* when the last commit failed; 0: it succeeded */
     pthread_key_t reader_key;
+    pthread_rwlock_t map_lock; /* see map_hold */
     int sync_after; /* LMDB_SYNC=full: see write_batch */
     int direct_fd;  /* data.mdb with O_DIRECT for grow_ahead; -1: not grown */
     uint64_t grown_to; /* grow_ahead: the end of LMDB's pages at the last tick */
@@ -71,7 +73,7 @@ rc_t store_lmdb_rc(int rc, const char *what)
     case ENOMEM: return RC_NOMEM;
     default:
         /* MDB_READERS_FULL, MDB_MAP_RESIZED (another process grew the map
-         * past ours: restart with the larger LMDB_MAP_SIZE), MDB_PANIC,
+         * past ours, and adopt_map could not take it on), MDB_PANIC,
          * MDB_CORRUPTED, and the OS's errors (ENOSPC, EIO, EFBIG...): the
          * store fails the command, which is 503, never a 500 */
         log_msg(LOG_ERROR, "lmdb: %s: %s", what, mdb_strerror(rc));
@@ -99,36 +101,110 @@ static void reader_free(void *txn)
     mdb_txn_abort(txn);
 }
 
-/* The calling thread's read transaction, renewed; release with
- * mdb_txn_reset. */
+/* ---- the map, shared by the processes on one file ----
+ * They may have set different LMDB_MAP_SIZE (a new size rolled out one
+ * process at a time). When one grows the data past another's map, LMDB
+ * refuses the other's transactions (MDB_MAP_RESIZED) until it takes on the
+ * size the file records, the largest any process set: mdb_env_set_mapsize
+ * (0) maps the file again, so no thread of this process may be in a
+ * transaction or reading the environment meanwhile. Each does so holding
+ * map_lock shared (map_hold); adopt_map takes it exclusive. A read inside
+ * a write transaction holds it twice: the lock prefers readers, so the
+ * second hold never waits behind adopt_map (which would wait for the
+ * first). */
+static _Thread_local int map_holds; /* this thread's holds, of any store */
+
+static void map_hold(lmdb_store *st)
+{
+    pthread_rwlock_rdlock(&st->map_lock);
+    map_holds++;
+}
+
+static void map_release(lmdb_store *st)
+{
+    map_holds--;
+    pthread_rwlock_unlock(&st->map_lock);
+}
+
+/* After a transaction's begin met MDB_MAP_RESIZED: takes on the file's map
+ * size, unless this thread holds the map (then it cannot wait for the
+ * others to let go, and the error stands). 1: begin again. */
+static int adopt_map(lmdb_store *st)
+{
+    MDB_envinfo before, after;
+    if (map_holds > 0)
+        return 0;
+    pthread_rwlock_wrlock(&st->map_lock);
+    mdb_env_info(st->env, &before);
+    int rc = mdb_env_set_mapsize(st->env, 0);
+    mdb_env_info(st->env, &after);
+    pthread_rwlock_unlock(&st->map_lock);
+    if (rc != MDB_SUCCESS) {
+        log_msg(LOG_ERROR, "lmdb: cannot take on the map size another process set: %s",
+                mdb_strerror(rc));
+        return 0;
+    }
+    if (after.me_mapsize != before.me_mapsize)
+        log_msg(LOG_INFO, "lmdb: another process grew the store: map size %zu bytes (was %zu)",
+                after.me_mapsize, before.me_mapsize);
+    return 1;
+}
+
+/* The calling thread's read transaction, renewed, holding the map; end it
+ * with reader_end. */
 static rc_t reader(lmdb_store *st, MDB_txn **out)
 {
     MDB_txn *txn = pthread_getspecific(st->reader_key);
-    int rc;
-    if (txn == NULL) {
-        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-        if (rc != MDB_SUCCESS)
-            return store_lmdb_rc(rc, "begin read");
-        if (pthread_setspecific(st->reader_key, txn) != 0) {
-            mdb_txn_abort(txn);
-            return RC_NOMEM;
-        }
-    } else if ((rc = mdb_txn_renew(txn)) != MDB_SUCCESS) {
-        return store_lmdb_rc(rc, "renew read");
+    int rc, fresh = txn == NULL;
+    for (int again = 1;; again = 0) {
+        map_hold(st);
+        rc = fresh ? mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) : mdb_txn_renew(txn);
+        if (rc == MDB_SUCCESS)
+            break;
+        map_release(st);
+        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st))
+            return store_lmdb_rc(rc, fresh ? "begin read" : "renew read");
+    }
+    if (fresh && pthread_setspecific(st->reader_key, txn) != 0) {
+        mdb_txn_abort(txn);
+        map_release(st);
+        return RC_NOMEM;
     }
     *out = txn;
     return RC_OK;
 }
 
+static void reader_end(lmdb_store *st, MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+    map_release(st);
+}
+
+/* A write transaction, holding the map; end it with commit or writer_abort. */
 static rc_t writer(lmdb_store *st, MDB_txn **out)
 {
     buf_reset(&st->closing); /* an aborted transaction's closes never happened */
-    return store_lmdb_rc(mdb_txn_begin(st->env, NULL, 0, out), "begin write");
+    for (int again = 1;; again = 0) {
+        map_hold(st);
+        int rc = mdb_txn_begin(st->env, NULL, 0, out);
+        if (rc == MDB_SUCCESS)
+            return RC_OK;
+        map_release(st);
+        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st))
+            return store_lmdb_rc(rc, "begin write");
+    }
+}
+
+static void writer_abort(lmdb_store *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    map_release(st);
 }
 
 static rc_t commit(lmdb_store *st, MDB_txn *txn)
 {
     rc_t rc = store_lmdb_rc(mdb_txn_commit(txn), "commit");
+    map_release(st);
     if (rc == RC_OK && st->closing.len > 0 &&
         buf_append(&st->closed, st->closing.p, st->closing.len) != RC_OK)
         log_msg(LOG_WARN, "lmdb: out of memory: closes committed but not told");
@@ -272,7 +348,7 @@ static int room_left(lmdb_store *st)
                 free_pages += *(const size_t *)v.mv_data; /* an IDL: count, then ids */
         mdb_cursor_close(cur);
     }
-    mdb_txn_reset(rtxn);
+    reader_end(st, rtxn);
     return tail + free_pages >= 2 * reserve;
 }
 
@@ -327,7 +403,7 @@ static void run_one_by_one(lmdb_store *st, wop *batch)
             if (rc != RC_OK)
                 w->rc = rc;
         } else {
-            mdb_txn_abort(txn);
+            writer_abort(st, txn);
         }
     }
 }
@@ -349,7 +425,7 @@ static void run_batch(lmdb_store *st, wop *batch)
     for (wop *w = batch; w; w = w->next) {
         w->rc = w->apply(st, txn, w->arg);
         if (!clean(w->rc)) {
-            mdb_txn_abort(txn);
+            writer_abort(st, txn);
             run_one_by_one(st, batch);
             return;
         }
@@ -403,7 +479,7 @@ static void grow_step(lmdb_store *st)
     ssize_t w = -1;
     int err = 0;
     take_turn(st);
-    if (mdb_txn_begin(st->env, NULL, 0, &txn) == MDB_SUCCESS) {
+    if (writer(st, &txn) == RC_OK) {
         /* under the lock, from the file's end as it is now */
         if (fstat(st->direct_fd, &sb) == 0 && (uint64_t)sb.st_size < want &&
             sb.st_size % DIRECT_ALIGN == 0) {
@@ -411,7 +487,7 @@ static void grow_step(lmdb_store *st)
             w = pwrite(st->direct_fd, zeros, n < GROW_CHUNK ? (size_t)n : GROW_CHUNK, sb.st_size);
             err = w < 0 ? errno : 0;
         }
-        mdb_txn_abort(txn);
+        writer_abort(st, txn);
     }
     end_turn(st);
     atomic_store(&st->grow_next_us, clock_us() + GROW_GAP_US);
@@ -640,7 +716,7 @@ static rc_t lmdb_get(store_t *base, const char *id, int64_t now, buf_t *rec)
         buf_reset(rec);
         rc = buf_append(rec, v.mv_data, v.mv_size);
     }
-    mdb_txn_reset(txn);
+    reader_end(st, txn);
     return rc;
 }
 
@@ -706,7 +782,7 @@ static rc_t lmdb_list(store_t *base, str_t user, int64_t now, store_each_fn fn, 
 out:
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_reset(txn);
+    reader_end(st, txn);
     return rc;
 }
 
@@ -1004,7 +1080,10 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
 {
     MDB_envinfo info;
     MDB_stat stat;
-    if (mdb_env_info(st->env, &info) != MDB_SUCCESS || mdb_env_stat(st->env, &stat) != MDB_SUCCESS)
+    map_hold(st);
+    int rc = mdb_env_info(st->env, &info) != MDB_SUCCESS || mdb_env_stat(st->env, &stat) != MDB_SUCCESS;
+    map_release(st);
+    if (rc)
         return 0;
     *mapsize = info.me_mapsize;
     return ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
@@ -1107,7 +1186,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
         (*done)++;
     }
     if (n == 0) {
-        mdb_txn_abort(txn);
+        writer_abort(st, txn);
         return RC_OK;
     }
     rc = commit(st, txn);
@@ -1117,7 +1196,7 @@ static rc_t purge_batch(lmdb_store *st, int64_t now, size_t max, size_t *done)
 abort:
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    writer_abort(st, txn);
     *done = 0;
     return rc;
 }
@@ -1158,7 +1237,7 @@ static rc_t lmdb_ping(store_t *base)
     rc_t rc = reader(st, &txn);
     if (rc != RC_OK)
         return rc;
-    mdb_txn_reset(txn);
+    reader_end(st, txn);
     int64_t failed = atomic_load(&st->failed_at);
     return failed && clock_wall() - failed < PING_FAILED_FOR ? RC_UNAVAILABLE : RC_OK;
 }
@@ -1184,7 +1263,7 @@ static rc_t lmdb_scan(store_t *base, int64_t now, store_each_fn fn, void *arg)
             rc = store_lmdb_rc(mrc, "scan");
         mdb_cursor_close(cur);
     }
-    mdb_txn_reset(txn);
+    reader_end(st, txn);
     return rc;
 }
 
@@ -1199,7 +1278,7 @@ static rc_t lmdb_count(store_t *base, size_t *n)
     rc = store_lmdb_rc(mdb_stat(txn, st->sessions, &stat), "stat");
     if (rc == RC_OK)
         *n = stat.ms_entries;
-    mdb_txn_reset(txn);
+    reader_end(st, txn);
     return rc;
 }
 
@@ -1216,6 +1295,7 @@ static void lmdb_close(store_t *base)
         close(st->direct_fd);
     pthread_mutex_destroy(&st->turn_lock);
     pthread_cond_destroy(&st->turn_wake);
+    pthread_rwlock_destroy(&st->map_lock);
     buf_free(&st->closing);
     buf_free(&st->closed);
     free(st);
@@ -1298,6 +1378,11 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     }
     pthread_mutex_init(&st->turn_lock, NULL);
     pthread_cond_init(&st->turn_wake, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP); /* see map_hold */
+    pthread_rwlock_init(&st->map_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     if (opt->sync != STORE_SYNC_NONE) /* without syncs nothing waits for the journal */
         st->direct_fd = open_direct(st->env, path);
     *out = &st->base;
