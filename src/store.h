@@ -50,7 +50,9 @@ typedef struct store_options {
 } store_options;
 
 /* Called once per session by list; s is valid only during the call.
- * Return non-zero to stop early. */
+ * Return non-zero to stop early. It must not write to the store it is
+ * called from (on LMDB a write could wait behind the read it runs in:
+ * store_lmdb.c, map_hold). */
 typedef int (*store_each_fn)(const session_t *s, void *arg);
 
 /* One operation of a batch (store_batch): the arguments of the single call

@@ -45,6 +45,10 @@ typedef struct lmdb_store {
     _Atomic int64_t failed_at; /* when the last commit failed; 0: it succeeded */
     pthread_key_t reader_key;
     pthread_rwlock_t map_lock; /* see map_hold */
+    pthread_mutex_t adopt_lock; /* adopt_map: one thread at a time */
+    unsigned map_gen; /* maps taken on; written holding both locks */
+    int map_lost;     /* a new map failed: the environment is unusable */
+    size_t map_limit; /* LMDB_MAP_SIZE: this process's writes stay within it */
     int sync_after; /* LMDB_SYNC=full: see write_batch */
     int direct_fd;  /* data.mdb with O_DIRECT for grow_ahead; -1: not grown */
     uint64_t grown_to; /* grow_ahead: the end of LMDB's pages at the last tick */
@@ -103,21 +107,31 @@ static void reader_free(void *txn)
 
 /* ---- the map, shared by the processes on one file ----
  * They may have set different LMDB_MAP_SIZE (a new size rolled out one
- * process at a time). When one grows the data past another's map, LMDB
- * refuses the other's transactions (MDB_MAP_RESIZED) until it takes on the
- * size the file records, the largest any process set: mdb_env_set_mapsize
- * (0) maps the file again, so no thread of this process may be in a
- * transaction or reading the environment meanwhile. Each does so holding
- * map_lock shared (map_hold); adopt_map takes it exclusive. A read inside
- * a write transaction holds it twice: the lock prefers readers, so the
- * second hold never waits behind adopt_map (which would wait for the
- * first). */
+ * process at a time). Each keeps its own writes within its own size
+ * (map_limit: room_left, grow_ahead), but when another grows the data past
+ * its map, LMDB refuses all its transactions (MDB_MAP_RESIZED), reads too,
+ * until it maps the size the file records, the largest any process set.
+ * mdb_env_set_mapsize(0) maps the file again, so no thread of this process
+ * may be in a transaction or reading the environment meanwhile: each does
+ * so holding map_lock shared (map_hold), and adopt_map takes it exclusive.
+ * A read inside a write transaction holds it twice: glibc's rwlock, made
+ * to prefer readers, lets the second hold in even while adopt_map waits
+ * (POSIX does not promise it). So a thread inside a read of a store must
+ * never wait for that store's write turn. */
 static _Thread_local int map_holds; /* this thread's holds, of any store */
 
-static void map_hold(lmdb_store *st)
+/* Takes the map shared; RC_UNAVAILABLE (and nothing held) once a new map
+ * failed. *gen: the maps taken on so far. */
+static rc_t map_hold(lmdb_store *st, unsigned *gen)
 {
     pthread_rwlock_rdlock(&st->map_lock);
+    if (st->map_lost) {
+        pthread_rwlock_unlock(&st->map_lock);
+        return RC_UNAVAILABLE;
+    }
     map_holds++;
+    *gen = st->map_gen;
+    return RC_OK;
 }
 
 static void map_release(lmdb_store *st)
@@ -126,28 +140,39 @@ static void map_release(lmdb_store *st)
     pthread_rwlock_unlock(&st->map_lock);
 }
 
-/* After a transaction's begin met MDB_MAP_RESIZED: takes on the file's map
- * size, unless this thread holds the map (then it cannot wait for the
- * others to let go, and the error stands). 1: begin again. */
-static int adopt_map(lmdb_store *st)
+/* After a transaction's begin, holding the map at generation gen, met
+ * MDB_MAP_RESIZED: takes on the file's map size, unless another thread did
+ * since (those that met it at once queue here, not on map_lock, so each
+ * remap waits only for the transactions under way) or this thread holds
+ * the map (it cannot wait for the others to let go: the error stands).
+ * 1: begin again. */
+static int adopt_map(lmdb_store *st, unsigned gen)
 {
     MDB_envinfo before, after;
+    int rc = MDB_SUCCESS;
     if (map_holds > 0)
         return 0;
-    pthread_rwlock_wrlock(&st->map_lock);
-    mdb_env_info(st->env, &before);
-    int rc = mdb_env_set_mapsize(st->env, 0);
-    mdb_env_info(st->env, &after);
-    pthread_rwlock_unlock(&st->map_lock);
-    if (rc != MDB_SUCCESS) {
-        log_msg(LOG_ERROR, "lmdb: cannot take on the map size another process set: %s",
-                mdb_strerror(rc));
-        return 0;
+    pthread_mutex_lock(&st->adopt_lock);
+    if (st->map_gen == gen && !st->map_lost) {
+        pthread_rwlock_wrlock(&st->map_lock);
+        mdb_env_info(st->env, &before);
+        rc = mdb_env_set_mapsize(st->env, 0);
+        if (rc == MDB_SUCCESS)
+            mdb_env_info(st->env, &after);
+        else
+            st->map_lost = 1; /* LMDB unmapped the file and could not map it again */
+        st->map_gen++;
+        pthread_rwlock_unlock(&st->map_lock);
+        if (rc != MDB_SUCCESS)
+            log_msg(LOG_ERROR, "lmdb: cannot map the store again at the size another process "
+                               "set (%s): every request to the store fails until a restart",
+                    mdb_strerror(rc));
+        else if (after.me_mapsize != before.me_mapsize)
+            log_msg(LOG_INFO, "lmdb: another process grew the store: map size %zu bytes (was %zu)",
+                    after.me_mapsize, before.me_mapsize);
     }
-    if (after.me_mapsize != before.me_mapsize)
-        log_msg(LOG_INFO, "lmdb: another process grew the store: map size %zu bytes (was %zu)",
-                after.me_mapsize, before.me_mapsize);
-    return 1;
+    pthread_mutex_unlock(&st->adopt_lock);
+    return rc == MDB_SUCCESS;
 }
 
 /* The calling thread's read transaction, renewed, holding the map; end it
@@ -156,13 +181,15 @@ static rc_t reader(lmdb_store *st, MDB_txn **out)
 {
     MDB_txn *txn = pthread_getspecific(st->reader_key);
     int rc, fresh = txn == NULL;
+    unsigned gen;
     for (int again = 1;; again = 0) {
-        map_hold(st);
+        if (map_hold(st, &gen) != RC_OK)
+            return RC_UNAVAILABLE;
         rc = fresh ? mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) : mdb_txn_renew(txn);
         if (rc == MDB_SUCCESS)
             break;
         map_release(st);
-        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st))
+        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st, gen))
             return store_lmdb_rc(rc, fresh ? "begin read" : "renew read");
     }
     if (fresh && pthread_setspecific(st->reader_key, txn) != 0) {
@@ -184,13 +211,15 @@ static void reader_end(lmdb_store *st, MDB_txn *txn)
 static rc_t writer(lmdb_store *st, MDB_txn **out)
 {
     buf_reset(&st->closing); /* an aborted transaction's closes never happened */
+    unsigned gen;
     for (int again = 1;; again = 0) {
-        map_hold(st);
+        if (map_hold(st, &gen) != RC_OK)
+            return RC_UNAVAILABLE;
         int rc = mdb_txn_begin(st->env, NULL, 0, out);
         if (rc == MDB_SUCCESS)
             return RC_OK;
         map_release(st);
-        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st))
+        if (rc != MDB_MAP_RESIZED || !again || !adopt_map(st, gen))
             return store_lmdb_rc(rc, "begin write");
     }
 }
@@ -314,8 +343,8 @@ static rc_t rewrite(lmdb_store *st, MDB_txn *txn, const session_t *old, const vo
     return store_lmdb_rc(mdb_put(txn, st->by_exp, &nk, &ev, 0), "move by_exp");
 }
 
-/* Room left for new data, in pages: the untouched tail of the map plus the
- * freelist. Inserts stop while less than a reserve is left, so that deletes
+/* Room left for new data, in pages: the untouched tail of the map (within
+ * this process's LMDB_MAP_SIZE, map_limit) plus the freelist. Inserts stop while less than a reserve is left, so that deletes
  * and purges (which need fresh pages too: LMDB copies on write) always
  * succeed and can make room again. Only counts the freelist when the tail
  * alone is short, so the common case is one mdb_env_info call. */
@@ -325,7 +354,8 @@ static int room_left(lmdb_store *st)
     MDB_stat stat;
     mdb_env_info(st->env, &info);
     mdb_env_stat(st->env, &stat);
-    size_t pages = info.me_mapsize / stat.ms_psize;
+    size_t pages = (info.me_mapsize < st->map_limit ? info.me_mapsize : st->map_limit) /
+                   stat.ms_psize;
     size_t reserve = pages / 10;
     if (reserve < 32)
         reserve = 32;
@@ -521,6 +551,7 @@ static void write_batch(lmdb_store *st, wop *batch)
     end_turn(st);
     rc_t rc = RC_OK;
     if (st->sync_after) {
+        /* outside map_lock: without MDB_WRITEMAP this is an fdatasync */
         rc = store_lmdb_rc(mdb_env_sync(st->env, 1), "sync");
         for (wop *w = batch; w && rc != RC_OK; w = w->next)
             w->rc = rc;
@@ -1080,12 +1111,14 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
 {
     MDB_envinfo info;
     MDB_stat stat;
-    map_hold(st);
+    unsigned gen;
+    if (map_hold(st, &gen) != RC_OK)
+        return 0;
     int rc = mdb_env_info(st->env, &info) != MDB_SUCCESS || mdb_env_stat(st->env, &stat) != MDB_SUCCESS;
     map_release(st);
     if (rc)
         return 0;
-    *mapsize = info.me_mapsize;
+    *mapsize = info.me_mapsize < st->map_limit ? info.me_mapsize : st->map_limit;
     return ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
 }
 
@@ -1296,6 +1329,7 @@ static void lmdb_close(store_t *base)
     pthread_mutex_destroy(&st->turn_lock);
     pthread_cond_destroy(&st->turn_wake);
     pthread_rwlock_destroy(&st->map_lock);
+    pthread_mutex_destroy(&st->adopt_lock);
     buf_free(&st->closing);
     buf_free(&st->closed);
     free(st);
@@ -1333,6 +1367,7 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     }
     st->base.ops = &store_lmdb_ops;
     st->direct_fd = -1;
+    st->map_limit = (size_t)opt->map_size;
     if (*path == '\0') {
         snprintf(err, errlen, "STORE_URL: lmdb:// needs a directory path");
         free(st);
@@ -1383,6 +1418,7 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP); /* see map_hold */
     pthread_rwlock_init(&st->map_lock, &ra);
     pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&st->adopt_lock, NULL);
     if (opt->sync != STORE_SYNC_NONE) /* without syncs nothing waits for the journal */
         st->direct_fd = open_direct(st->env, path);
     *out = &st->base;
