@@ -10,8 +10,9 @@
  * commit lane) is one transaction and one commit; any other write is a
  * transaction of its own. Either is durable as LMDB_SYNC asks (write_batch)
  * before the caller is answered. Readers reuse a per-thread read-only
- * transaction (mdb_txn_reset/renew). Processes on one file share its map
- * size, the largest any of them set (map_hold below). */
+ * transaction (mdb_txn_reset/renew). Processes on one file each map the
+ * largest size it records and keep their new sessions within their own
+ * LMDB_MAP_SIZE (map_hold below). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -46,9 +47,9 @@ typedef struct lmdb_store {
     pthread_key_t reader_key;
     pthread_rwlock_t map_lock; /* see map_hold */
     pthread_mutex_t adopt_lock; /* adopt_map: one thread at a time */
-    unsigned map_gen; /* maps taken on; written holding both locks */
-    int map_lost;     /* a new map failed: the environment is unusable */
-    size_t map_limit; /* LMDB_MAP_SIZE: this process's writes stay within it */
+    unsigned map_gen; /* remaps tried; written holding both locks */
+    int map_lost;     /* a remap failed: the environment is unusable */
+    size_t map_limit; /* LMDB_MAP_SIZE: this process's new sessions stay within it */
     int sync_after; /* LMDB_SYNC=full: see write_batch */
     int direct_fd;  /* data.mdb with O_DIRECT for grow_ahead; -1: not grown */
     uint64_t grown_to; /* grow_ahead: the end of LMDB's pages at the last tick */
@@ -107,10 +108,11 @@ static void reader_free(void *txn)
 
 /* ---- the map, shared by the processes on one file ----
  * They may have set different LMDB_MAP_SIZE (a new size rolled out one
- * process at a time). Each keeps its own writes within its own size
+ * process at a time). Each keeps its new sessions within its own size
  * (map_limit: room_left, grow_ahead), but when another grows the data past
  * its map, LMDB refuses all its transactions (MDB_MAP_RESIZED), reads too,
- * until it maps the size the file records, the largest any process set.
+ * until it maps the size the file records, the largest any process set
+ * (lmdb_open does so when the data is already past its own size).
  * mdb_env_set_mapsize(0) maps the file again, so no thread of this process
  * may be in a transaction or reading the environment meanwhile: each does
  * so holding map_lock shared (map_hold), and adopt_map takes it exclusive.
@@ -120,8 +122,8 @@ static void reader_free(void *txn)
  * never wait for that store's write turn. */
 static _Thread_local int map_holds; /* this thread's holds, of any store */
 
-/* Takes the map shared; RC_UNAVAILABLE (and nothing held) once a new map
- * failed. *gen: the maps taken on so far. */
+/* Takes the map shared; RC_UNAVAILABLE (and nothing held) once a remap
+ * failed. *gen (if not NULL): the remaps tried so far. */
 static rc_t map_hold(lmdb_store *st, unsigned *gen)
 {
     pthread_rwlock_rdlock(&st->map_lock);
@@ -130,7 +132,8 @@ static rc_t map_hold(lmdb_store *st, unsigned *gen)
         return RC_UNAVAILABLE;
     }
     map_holds++;
-    *gen = st->map_gen;
+    if (gen != NULL)
+        *gen = st->map_gen;
     return RC_OK;
 }
 
@@ -141,38 +144,44 @@ static void map_release(lmdb_store *st)
 }
 
 /* After a transaction's begin, holding the map at generation gen, met
- * MDB_MAP_RESIZED: takes on the file's map size, unless another thread did
- * since (those that met it at once queue here, not on map_lock, so each
- * remap waits only for the transactions under way) or this thread holds
- * the map (it cannot wait for the others to let go: the error stands).
- * 1: begin again. */
+ * MDB_MAP_RESIZED: maps the file's size, unless another thread did since
+ * (those that met it at once queue here, not on map_lock, so each remap
+ * waits only for the transactions under way) or this thread holds the map
+ * (it cannot wait for the others to let go: 0, the error stands). 1: begin
+ * again (after a failed remap, map_hold refuses). */
 static int adopt_map(lmdb_store *st, unsigned gen)
 {
     MDB_envinfo before, after;
-    int rc = MDB_SUCCESS;
     if (map_holds > 0)
         return 0;
     pthread_mutex_lock(&st->adopt_lock);
     if (st->map_gen == gen && !st->map_lost) {
         pthread_rwlock_wrlock(&st->map_lock);
         mdb_env_info(st->env, &before);
-        rc = mdb_env_set_mapsize(st->env, 0);
+        int rc = mdb_env_set_mapsize(st->env, 0);
         if (rc == MDB_SUCCESS)
             mdb_env_info(st->env, &after);
         else
-            st->map_lost = 1; /* LMDB unmapped the file and could not map it again */
+            st->map_lost = 1; /* LMDB may have unmapped the file */
         st->map_gen++;
         pthread_rwlock_unlock(&st->map_lock);
         if (rc != MDB_SUCCESS)
             log_msg(LOG_ERROR, "lmdb: cannot map the store again at the size another process "
                                "set (%s): every request to the store fails until a restart",
                     mdb_strerror(rc));
-        else if (after.me_mapsize != before.me_mapsize)
-            log_msg(LOG_INFO, "lmdb: another process grew the store: map size %zu bytes (was %zu)",
+        else
+            log_msg(LOG_INFO, "lmdb: another process grew the store: mapped %zu bytes (was %zu)",
                     after.me_mapsize, before.me_mapsize);
     }
     pthread_mutex_unlock(&st->adopt_lock);
-    return rc == MDB_SUCCESS;
+    return 1;
+}
+
+/* The part of the map this process fills with new sessions: its own
+ * LMDB_MAP_SIZE, or less while LMDB maps less. */
+static size_t own_map(const lmdb_store *st, const MDB_envinfo *info)
+{
+    return info->me_mapsize < st->map_limit ? info->me_mapsize : st->map_limit;
 }
 
 /* The calling thread's read transaction, renewed, holding the map; end it
@@ -315,7 +324,7 @@ static store_close_reason dead_why(const session_t *s, int64_t now)
     return session_ended_idle(s, now) ? STORE_IDLE : STORE_EXPIRED;
 }
 
-static int room_left(lmdb_store *st);
+static int room_left(lmdb_store *st, int fresh);
 
 /* Replaces the record of the session old (as decoded from txn) by rec, the
  * record of s (the same session, other header fields), moving its by_exp
@@ -330,7 +339,7 @@ static rc_t rewrite(lmdb_store *st, MDB_txn *txn, const session_t *old, const vo
     be64(nkey, end);
     memcpy(okey + 8, s->id, idlen);
     memcpy(nkey + 8, s->id, idlen);
-    if (!room_left(st))
+    if (!room_left(st, 0))
         return RC_FULL; /* keep the reserve for deletes */
     MDB_val k = { idlen, (void *)s->id }, v = { len, (void *)rec };
     rc_t rc = store_lmdb_rc(mdb_put(txn, st->sessions, &k, &v, 0), "rewrite");
@@ -343,19 +352,20 @@ static rc_t rewrite(lmdb_store *st, MDB_txn *txn, const session_t *old, const vo
     return store_lmdb_rc(mdb_put(txn, st->by_exp, &nk, &ev, 0), "move by_exp");
 }
 
-/* Room left for new data, in pages: the untouched tail of the map (within
- * this process's LMDB_MAP_SIZE, map_limit) plus the freelist. Inserts stop while less than a reserve is left, so that deletes
- * and purges (which need fresh pages too: LMDB copies on write) always
- * succeed and can make room again. Only counts the freelist when the tail
- * alone is short, so the common case is one mdb_env_info call. */
-static int room_left(lmdb_store *st)
+/* Room left for new data, in pages: the untouched tail of the map plus
+ * the freelist. Inserts stop while less than a reserve is left, so that
+ * deletes and purges (which need fresh pages too: LMDB copies on write)
+ * always succeed and can make room again. A new session (fresh) counts
+ * the map up to this process's own LMDB_MAP_SIZE (own_map); a rewrite of
+ * one, like a delete, the whole map. Only counts the freelist when the
+ * tail alone is short, so the common case is one mdb_env_info call. */
+static int room_left(lmdb_store *st, int fresh)
 {
     MDB_envinfo info;
     MDB_stat stat;
     mdb_env_info(st->env, &info);
     mdb_env_stat(st->env, &stat);
-    size_t pages = (info.me_mapsize < st->map_limit ? info.me_mapsize : st->map_limit) /
-                   stat.ms_psize;
+    size_t pages = (fresh ? own_map(st, &info) : info.me_mapsize) / stat.ms_psize;
     size_t reserve = pages / 10;
     if (reserve < 32)
         reserve = 32;
@@ -705,7 +715,7 @@ static rc_t put_in(lmdb_store *st, MDB_txn *txn, void *arg)
         buf_reset(a->evicted);
     unsigned char ukey[8 + SESSION_ID_MAX], ekey[8 + SESSION_ID_MAX];
     rc_t rc;
-    if (!room_left(st))
+    if (!room_left(st, 1))
         return RC_FULL;
     MDB_val k = { idlen, (void *)s->id }, v = { a->rec->len, a->rec->p }, old;
     /* decided before anything is written: a taken id changes nothing */
@@ -1106,19 +1116,20 @@ static rc_t lmdb_touch(store_t *base, const char (*ids)[SESSION_ID_MAX + 1], siz
     return write_op((lmdb_store *)base, touch_in, &a);
 }
 
-/* The end of LMDB's pages in data.mdb, in bytes; 0 if unknown. */
+/* The end of LMDB's pages in data.mdb, in bytes, and own_map in *mapsize;
+ * 0 if unknown. */
 static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
 {
     MDB_envinfo info;
     MDB_stat stat;
-    unsigned gen;
-    if (map_hold(st, &gen) != RC_OK)
+    if (map_hold(st, NULL) != RC_OK)
         return 0;
-    int rc = mdb_env_info(st->env, &info) != MDB_SUCCESS || mdb_env_stat(st->env, &stat) != MDB_SUCCESS;
+    int failed = mdb_env_info(st->env, &info) != MDB_SUCCESS ||
+                 mdb_env_stat(st->env, &stat) != MDB_SUCCESS;
     map_release(st);
-    if (rc)
+    if (failed)
         return 0;
-    *mapsize = info.me_mapsize < st->map_limit ? info.me_mapsize : st->map_limit;
+    *mapsize = own_map(st, &info);
     return ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
 }
 
@@ -1128,7 +1139,7 @@ static uint64_t pages_end(lmdb_store *st, uint64_t *mapsize)
  * ext4 a 4 KiB write and fdatasync took 0.22 ms past the end, 0.14 ms over
  * blocks the file has). So while the store grows, every tick sets a size
  * for the file: GROW_SECONDS of the last tick's growth ahead of LMDB's last
- * page (within GROW_MAX and the map size); and the commits (grow_step,
+ * page (within GROW_MAX and own_map); and the commits (grow_step,
  * before a batch) write zeros up to it, a GROW_CHUNK at most every
  * GROW_GAP_US, so that the writing is spread over the second instead of
  * holding up a burst of batches. Commits then overwrite blocks the file
@@ -1398,6 +1409,13 @@ static rc_t lmdb_open(const char *path, const store_options *opt, store_t **out,
     mdb_reader_check(st->env, &dead); /* clear slots of dead processes */
     if (dead)
         log_msg(LOG_INFO, "lmdb: cleared %d stale reader slot(s)", dead);
+    /* Data already past our size (another process's larger LMDB_MAP_SIZE):
+     * LMDB maps just the data, and a delete would find no page to copy
+     * into; map the size the file records, at least the data's. */
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info) == MDB_SUCCESS && info.me_mapsize > (size_t)opt->map_size &&
+        (rc = mdb_env_set_mapsize(st->env, 0)) != MDB_SUCCESS)
+        goto fail;
     if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != MDB_SUCCESS ||
         (rc = mdb_dbi_open(txn, STORE_LMDB_SESSIONS, MDB_CREATE, &st->sessions)) != MDB_SUCCESS ||
         (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE | MDB_DUPSORT, &st->by_user)) != MDB_SUCCESS ||

@@ -60,31 +60,39 @@ def test_kill_9_loses_nothing_that_was_answered(pool, tmp_path, user):
     assert len(listed) == 30
 
 
+FULL = "the session store is full; retry later"
+
+
 @pytest.mark.concurrency
-@pytest.mark.lmdb_only(reason="LMDB's map: two processes on one file with different LMDB_MAP_SIZE")
+@pytest.mark.lmdb_only(reason="LMDB's map: processes on one file with different LMDB_MAP_SIZE")
 def test_a_process_adopts_the_map_another_grew(pool, tmp_path, user):
     """Processes on one LMDB file may run with different LMDB_MAP_SIZE (a
     raised size rolled out one process at a time). When the larger one grows
-    the data past the smaller one's map, the smaller one maps the file's size
-    and goes on serving, requests racing as it does: reads and closes
-    succeed, no 503 until it is restarted; its own creates still keep within
-    its own LMDB_MAP_SIZE (503 with Retry-After, as a full map)."""
+    the data past a smaller one's map, the smaller one maps the file's size
+    and serves on, without a restart: reads, validates, closes and token
+    rotations succeed, requests racing as it remaps; only its creates keep
+    within its own LMDB_MAP_SIZE (503, as a full map)."""
     store = tmp_path / "store"
-    small = pool.start("sessiond", store=store, env={"LMDB_MAP_SIZE": str(1 << 20)})
+    small_env = {"LMDB_MAP_SIZE": str(1 << 20)}
+    small = pool.start("sessiond", store=store, env=small_env)
+    closer = pool.start("sessiond", store=store, env=small_env)
     big = pool.start("sessiond", store=store, env={"LMDB_MAP_SIZE": str(16 << 20)})
     tok = make_token(user)
     first = small.create(tok, {"data": {"by": "small"}})
-    # ~4 KB each, over 2 MiB in all: past the small process's 1 MiB map
+    # ~4 KB each, over 2 MiB in all: past the small processes' 1 MiB map
     made = [big.create(tok, {"data": {"x": "a" * 3900, "i": i}}) for i in range(600)]
-    # the small process's first requests since, from 8 clients at once
+    # closer's first request since is a close: a write transaction remaps
+    assert closer.delete("/session/%s" % made[2]["id"], token=tok).status_code == 204
+    # small's first requests since, from 8 clients at once
     answers, lock = [], threading.Lock()
 
     def go(k):
         for i in range(5):
-            s = made[(k * 5 + i) * 7 % len(made)]
+            s = made[3 + (k * 5 + i) * 7 % (len(made) - 3)]
             if k % 4 == 0:
                 r = small.post("/session", token=tok, json={"data": {"x": "b" * 3900}})
-                ok = r.status_code == 503 and (r.headers.get("Retry-After") or "").isdigit()
+                ok = (r.status_code == 503 and r.json().get("detail") == FULL and
+                      (r.headers.get("Retry-After") or "").isdigit())
             elif k % 4 == 1:
                 r = small.get("/validate", token=s["token"])
                 ok = r.status_code == 200
@@ -105,16 +113,28 @@ def test_a_process_adopts_the_map_another_grew(pool, tmp_path, user):
     got = assert_json(small.get("/session/%s" % first["id"], token=tok), 200)
     assert got["data"] == first["data"]
     listed = assert_json(small.get("/users/%s/sessions" % user, token=tok), 200)["sessions"]
-    assert len(listed) == 1 + len(made)
+    assert len(listed) == len(made)  # first, and all made but the one closed
+    # a rotation rewrites a session: not bounded by the process's own size
+    r = small.post("/session/%s/refresh" % made[0]["id"], token=made[0]["token"])
+    assert assert_json(r, 200)["token"] != made[0]["token"]
     assert small.delete("/session/%s" % made[1]["id"], token=tok).status_code == 204
     assert_problem(big.get("/session/%s" % made[1]["id"], token=tok), 404)
     assert small.get("/healthz").status_code == 200
-    big.create(tok, {"data": {"x": "c" * 3900}})  # the larger process still writes
+    big.create(tok, {"data": {"x": "c" * 3900}})  # the larger process still creates
     # info lines reach stderr with the housekeeper's next flush (every second)
     grew = "another process grew the store"
-    wait_until(lambda: grew in small.stderr_text(), timeout=10)
-    took = small.stderr_text().count(grew)
-    assert took == 1, "the new map was taken on %d times" % took
+    for srv in (small, closer):
+        wait_until(lambda: grew in srv.stderr_text(), timeout=10)
+        took = srv.stderr_text().count(grew)
+        assert took == 1, "the file was mapped again %d times" % took
+    # started after the growth: the same, from its first request
+    late = pool.start("sessiond", store=store, env=small_env)
+    assert late.delete("/session/%s" % made[3]["id"], token=tok).status_code == 204
+    r = late.post("/session/%s/refresh" % made[4]["id"], token=made[4]["token"])
+    assert assert_json(r, 200)["token"] != made[4]["token"]
+    r = late.post("/session", token=tok, json={"data": {"x": "d" * 3900}})
+    assert_problem(r, 503)
+    assert r.json()["detail"] == FULL
 
 
 def fill_until_full(srv, tok, ttl=None, attempts=2000):
