@@ -191,9 +191,12 @@ def test_cluster_with_password(cluster):
 def test_cluster_failover_promotes_a_replica(cluster):
     cl = cluster
     victim = cl.primaries()[0]
-    view = cl.cluster_nodes()
-    victim_id = next(v["id"] for v in view if v["port"] == victim.port)
-    replica_port = next(v["port"] for v in view if v["master"] == victim_id)
+    victim_id = next(v["id"] for v in cl.cluster_nodes() if v["port"] == victim.port)
+    # the node asked learns who replicates whom by gossip: under the whole
+    # suite's load it listed no replica of the victim yet, once
+    replica_port = wait_until(lambda: next((v["port"] for v in cl.cluster_nodes()
+                                            if v["master"] == victim_id), None), timeout=10)
+    assert replica_port, "no node is listed as a replica of %d" % victim.port
     first = min(a for a, b, p, _ in cl.cluster_slots() if p == victim.port)
     keys = [k for k in ("{k%d}" % i for i in range(2000))
             if cl.primary_for_slot(slot_of(k)) is victim][:20]
